@@ -1,0 +1,1 @@
+//! SmartRaiden: an off-chain payment channel network for ERC-20 tokens.

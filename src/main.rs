@@ -1,0 +1,3 @@
+fn main() {
+    println!("smartraiden {}", env!("CARGO_PKG_VERSION"));
+}
