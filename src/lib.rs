@@ -1,1 +1,8 @@
 //! SmartRaiden: an off-chain payment channel network for ERC-20 tokens.
+//!
+//! The protocol core ([`core`]) is deterministic and free of I/O; everything else is a thin shell
+//! that carries out what the core decides.
+
+pub mod crypto;
+pub mod primitives;
+pub mod proofs;
