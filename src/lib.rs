@@ -4,5 +4,6 @@
 //! that carries out what the core decides.
 
 pub mod crypto;
+pub mod messages;
 pub mod primitives;
 pub mod proofs;
