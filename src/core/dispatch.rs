@@ -20,7 +20,10 @@ impl Core {
             Message::Ack(a) => {
                 if self.state.delivery.acknowledge(msg.sender, a.echo) {
                     if self.state.direct_pending.remove(&a.echo).is_some() {
-                        self.emit(Notification::TransferSucceeded { id: a.echo });
+                        self.emit(Notification::TransferSucceeded {
+                            id: a.echo,
+                            fee: Default::default(),
+                        });
                     }
                 } else {
                     log::debug!("ignoring Ack from {:?} for nothing we sent it", msg.sender);

@@ -377,6 +377,8 @@ pub enum Notification {
     TransferSucceeded {
         /// Identifier.
         id: H256,
+        /// Fees actually paid (the route may have changed since `TransferStarted`).
+        fee: TokenAmount,
     },
     /// A transfer we initiated failed; no tokens moved.
     TransferFailed {

@@ -283,7 +283,7 @@ impl Core {
                 }
             }
         }
-        self.forget_payments_on(id);
+        self.payments_on_closed_channel(id);
     }
 
     /// Claims the partner's lock `h` on a closed channel.
@@ -323,6 +323,16 @@ impl Core {
         if let Some(i) = end.locks.iter().position(|l| l.lockhash() == lockhash) {
             let lock = end.locks.remove(i);
             end.transferred_amount = end.transferred_amount.saturating_add(amount);
+            let our_lock = payer == ch.our.address;
+            if our_lock {
+                self.our_lock_claimed_on_chain(id, lock);
+            } else {
+                self.target_on_unlock(id, lock.secrethash);
+                self.mediator_on_payer_unlock(id, lock.secrethash);
+            }
+            let Some(ch) = self.state.channel_mut(&id) else {
+                return;
+            };
             // A lock the partner gave back and then claimed anyway: punish it.
             if payer == ch.our.address {
                 if let Some(d) = ch.disposed_to_us.get(&lock.secrethash).copied() {
@@ -356,7 +366,61 @@ impl Core {
         }
     }
 
-    /// Transfers whose locks sit on a closed channel end off chain; the chain decides the rest.
+    /// Our lock was claimed on chain by the payee: the transfer it served is paid.
+    fn our_lock_claimed_on_chain(&mut self, id: ChannelId, lock: crate::proofs::Lock) {
+        let h = lock.secrethash;
+        if self
+            .state
+            .initiators
+            .get(&h)
+            .is_some_and(|i| i.current.is_some_and(|a| a.channel == id))
+        {
+            let init = self.state.initiators.remove(&h).expect("present");
+            let fee = lock.amount.saturating_sub(init.amount);
+            self.emit(Notification::TransferSucceeded { id: h.0, fee });
+        }
+        if let Some(m) = self.state.mediators.get_mut(&h) {
+            if m.payee.is_some_and(|a| a.channel == id) {
+                m.payee_paid = true;
+                m.payee_done = true;
+                self.finish_mediator_if_done(h);
+            }
+        }
+    }
+
+    /// A channel closed: transfers on it whose outcome can no longer change end now (no
+    /// secret known to anyone who could claim); the rest wait for an on-chain unlock or the
+    /// settlement.
+    fn payments_on_closed_channel(&mut self, id: ChannelId) {
+        let unrevealed: Vec<SecretHash> = self
+            .state
+            .initiators
+            .iter()
+            .filter(|(_, i)| !i.revealed && i.current.is_some_and(|a| a.channel == id))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in unrevealed {
+            self.state.initiators.remove(&h);
+            self.emit(Notification::TransferFailed {
+                id: h.0,
+                reason: "channel closed before the secret was revealed".into(),
+            });
+        }
+        self.state
+            .targets
+            .retain(|_, t| t.payer_channel != id || t.secret.is_some());
+        let meds: Vec<SecretHash> = self.state.mediators.keys().copied().collect();
+        for h in meds {
+            let m = self.state.mediators.get_mut(&h).expect("listed");
+            if m.payer_channel == id && m.secret.is_none() {
+                m.payer_done = true;
+            }
+            self.finish_mediator_if_done(h);
+        }
+    }
+
+    /// Transfers whose locks sat on a settled channel are over: unclaimed locks went back to
+    /// their payers.
     fn forget_payments_on(&mut self, id: ChannelId) {
         let initiators: Vec<SecretHash> = self
             .state

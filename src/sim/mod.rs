@@ -94,6 +94,8 @@ pub struct Simulation {
     next_tick_ms: u64,
     /// Messages handed to the network (for statistics).
     pub messages_sent: u64,
+    /// Print every input and output (`SIM_TRACE=1`), to debug a failing scenario.
+    trace: bool,
 }
 
 impl Simulation {
@@ -135,6 +137,7 @@ impl Simulation {
             tick_ms: 100,
             next_tick_ms: 100,
             messages_sent: 0,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
         }
     }
 
@@ -320,7 +323,29 @@ impl Simulation {
             now_ms: self.now_ms,
             rng: &mut rng,
         };
+        if self.trace && !matches!(input, Input::Tick | Input::Block(_)) {
+            eprintln!(
+                "[{} ms, block {}] node {i} <- {}",
+                self.now_ms,
+                self.chain.block,
+                self.describe(&input)
+            );
+        }
         let outputs = self.nodes[i].core.step(input, &mut ctx);
+        if self.trace {
+            for o in &outputs {
+                match o {
+                    Output::Send { to, bytes } => {
+                        eprintln!(
+                            "    node {i} -> {}",
+                            self.describe(&Input::Receive(bytes.clone()))
+                        );
+                        let _ = to;
+                    }
+                    other => eprintln!("    node {i} => {other:?}"),
+                }
+            }
+        }
         self.commit(i, outputs);
     }
 
@@ -391,8 +416,27 @@ impl Simulation {
         self.network.is_empty() && self.nodes.iter().all(|n| n.down || n.core.state.is_quiet())
     }
 
+    /// A one-line description of an input, for traces.
+    fn describe(&self, input: &Input) -> String {
+        match input {
+            Input::Receive(b) => match crate::messages::decode(b, self.chain.chain_id) {
+                Ok(m) => format!(
+                    "{} signed by node {} {:?}",
+                    m.message.kind(),
+                    self.index.get(&m.sender).copied().unwrap_or(99),
+                    m.message.balance_proof().map(|bp| bp.nonce)
+                ),
+                Err(e) => e.to_string(),
+            },
+            other => format!("{other:?}"),
+        }
+    }
+
     /// Kills node `i` (its in-memory state is lost; the persisted state remains).
     pub fn crash(&mut self, i: usize) {
+        if self.trace {
+            eprintln!("[{} ms] node {i} CRASH", self.now_ms);
+        }
         self.nodes[i].down = true;
     }
 

@@ -69,8 +69,8 @@ impl EndState {
     /// deposit − what it paid + what the other end paid it.
     pub fn balance(&self, other: &EndState) -> TokenAmount {
         self.deposit
-            .saturating_sub(self.transferred_amount)
             .saturating_add(other.transferred_amount)
+            .saturating_sub(self.transferred_amount)
     }
 
     /// Sum of its pending locks.

@@ -5,7 +5,7 @@ use crate::core::channel::ChannelStatus;
 use crate::core::routing::Route;
 use crate::core::{ContractCall, Core, Notification};
 use crate::messages::{AnnounceDisposed, Message, RemoveExpiredHashlock, Unlock};
-use crate::primitives::{Address, ChannelId, Secret, SecretHash, TokenAmount};
+use crate::primitives::{Address, BlockCount, ChannelId, Secret, SecretHash, TokenAmount};
 use crate::proofs::Lock;
 use std::collections::BTreeSet;
 
@@ -89,9 +89,10 @@ impl Core {
             .get(&h)
             .is_some_and(|i| i.current.is_some_and(|a| a.channel == channel))
         {
-            self.state.initiators.remove(&h);
+            let init = self.state.initiators.remove(&h).expect("present");
+            let fee = lock.amount.saturating_sub(init.amount);
             log::info!("transfer {h:?} succeeded");
-            self.emit(Notification::TransferSucceeded { id: h.0 });
+            self.emit(Notification::TransferSucceeded { id: h.0, fee });
         }
         if let Some(m) = self.state.mediators.get_mut(&h) {
             if m.payee.is_some_and(|a| a.channel == channel) {
@@ -164,7 +165,13 @@ impl Core {
                         register.push(*secret);
                     }
                 }
-                if registered && block > l.expiration && ch.status == ChannelStatus::Opened {
+                // The payer had the lock's whole life plus a grace to unlock off chain after the
+                // registration; past that, claim on chain.
+                let grace = BlockCount(ch.reveal_timeout.0 * 2);
+                if registered
+                    && block > l.expiration.plus(grace)
+                    && ch.status == ChannelStatus::Opened
+                {
                     close.push(ch.identifier);
                 }
             }
