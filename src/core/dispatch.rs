@@ -234,7 +234,7 @@ impl Core {
                     return Err(ActionError::UnknownToken(req.token));
                 }
                 if req.is_direct {
-                    self.send_direct(&req).map(|_| ())
+                    self.send_direct(&req, rng).map(|_| ())
                 } else {
                     self.start_mediated(&req, rng).map(|_| ())
                 }

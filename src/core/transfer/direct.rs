@@ -7,7 +7,11 @@ use crate::primitives::H256;
 
 impl Core {
     /// Sends a DirectTransfer; it succeeds when the partner acknowledges it.
-    pub(crate) fn send_direct(&mut self, req: &TransferRequest) -> Result<H256, ActionError> {
+    pub(crate) fn send_direct(
+        &mut self,
+        req: &TransferRequest,
+        rng: &mut dyn rand_core::RngCore,
+    ) -> Result<H256, ActionError> {
         let ch = self
             .state
             .channel_with(&req.token, &req.target)
@@ -31,9 +35,10 @@ impl Core {
             .checked_add(req.amount)
             .ok_or(ActionError::Invalid("overflow".into()))?;
         let locks = ch.our.locks.clone();
+        let payment_identifier = rng.next_u64();
         let signed = self
             .send_balance_proof(channel, transferred, locks, |bp| {
-                Message::DirectTransfer(DirectTransfer { balance_proof: bp })
+                Message::DirectTransfer(DirectTransfer { balance_proof: bp, payment_identifier })
             })
             .expect("channel exists");
         self.state.direct_pending.insert(signed.hash, channel);

@@ -5,7 +5,7 @@
 use super::{Attempt, MediatorState};
 use crate::core::Core;
 use crate::messages::{MediatedTransfer, Message, RevealSecret};
-use crate::primitives::{Address, ChannelId, Secret, SecretHash};
+use crate::primitives::{Address, ChannelId, Secret, SecretHash, TokenAmount};
 use std::collections::BTreeSet;
 
 impl Core {
@@ -83,7 +83,10 @@ impl Core {
             if r.fee > out_fee {
                 continue;
             }
-            let Some(amount) = med.payer_lock.amount.checked_sub(charge) else {
+            // The last mediator keeps whatever fee is left, so the target receives exactly
+            // the payment amount.
+            let (out_fee, kept) = if r.hops() == 1 { (TokenAmount::ZERO, med.incoming_fee) } else { (out_fee, charge) };
+            let Some(amount) = med.payer_lock.amount.checked_sub(kept) else {
                 continue;
             };
             if ch.our_distributable() < amount {
