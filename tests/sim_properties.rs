@@ -270,13 +270,20 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     // Tokens are never created or destroyed: open-channel balances plus on-chain payouts
     // always add up to the deposits.
     let total_now: i128 = (0..s.nodes).map(|i| total_balance(&sim, i)).sum();
-    prop_assert_eq!(total_now, start.iter().sum::<i128>(), "tokens created or destroyed");
+    prop_assert_eq!(
+        total_now,
+        start.iter().sum::<i128>(),
+        "tokens created or destroyed"
+    );
     // A node down for longer than its reveal timeout may lose a mediation fee's position (the
     // payer's lock can expire before it reclaims it): that is what monitoring services are
     // for. Everyone else's books must balance to the token.
     let long_down_ms = (REVEAL_TIMEOUT - 1) * sim.block_time_ms;
     for i in 0..s.nodes {
-        if s.crashes.iter().any(|&(_, n, ms)| n == i && ms > long_down_ms) {
+        if s.crashes
+            .iter()
+            .any(|&(_, n, ms)| n == i && ms > long_down_ms)
+        {
             continue;
         }
         let received: i128 = sim.nodes[i]

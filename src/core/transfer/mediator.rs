@@ -85,7 +85,11 @@ impl Core {
             }
             // The last mediator keeps whatever fee is left, so the target receives exactly
             // the payment amount.
-            let (out_fee, kept) = if r.hops() == 1 { (TokenAmount::ZERO, med.incoming_fee) } else { (out_fee, charge) };
+            let (out_fee, kept) = if r.hops() == 1 {
+                (TokenAmount::ZERO, med.incoming_fee)
+            } else {
+                (out_fee, charge)
+            };
             let Some(amount) = med.payer_lock.amount.checked_sub(kept) else {
                 continue;
             };
