@@ -365,3 +365,28 @@ fn regression_mediator_restarts_while_the_secret_travels_back() {
     };
     run(&s).unwrap();
 }
+
+/// Found by the crash property (10,000-case run): a 1-token payment to a direct partner while
+/// an unrelated node restarts.
+#[test]
+fn regression_payment_to_a_partner_with_an_unrelated_restart() {
+    let s = Scenario {
+        nodes: 5,
+        channels: vec![(1, 0, 39, 1), (2, 1, 39, 1), (3, 0, 10, 31), (4, 1, 10, 1)],
+        payments: vec![
+            (1, 0, 40, false, 551),
+            (2, 3, 32, false, 48),
+            (0, 1, 2, false, 729),
+            (1, 3, 1, false, 148),
+            (0, 1, 1, false, 351),
+        ],
+        crashes: vec![(4, 3, 13052)],
+        cancel: vec![2],
+        fee: 0,
+        loss: 0.2663986226468571,
+        duplicate: 0.0325690851855284,
+        max_delay: 58,
+        seed: 16982285753415996219,
+    };
+    run(&s).unwrap();
+}
