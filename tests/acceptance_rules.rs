@@ -94,7 +94,7 @@ impl Pair {
         }
     }
 
-    fn from_a(&self, m: Message) -> Vec<u8> {
+    fn signed_by_a(&self, m: Message) -> Vec<u8> {
         encode_signed(m, &self.ka, CHAIN).bytes
     }
 
@@ -173,7 +173,7 @@ fn mediated(p: &Pair, bp: BalanceProof, l: Lock) -> Message {
 #[test]
 fn a_valid_direct_transfer_is_accepted_and_its_replay_is_acknowledged_but_not_applied_twice() {
     let mut p = pair();
-    let bytes = p.from_a(direct(p.bp(1, 30, &[])));
+    let bytes = p.signed_by_a(direct(p.bp(1, 30, &[])));
     p.accepted(bytes.clone());
     assert_eq!(p.b_view_of_a(), (amount(30), Nonce(1)));
     let before = p.b.state.clone();
@@ -192,7 +192,7 @@ fn a_valid_direct_transfer_is_accepted_and_its_replay_is_acknowledged_but_not_ap
 #[test]
 fn a_skipped_nonce_is_refused() {
     let mut p = pair();
-    let bytes = p.from_a(direct(p.bp(2, 30, &[])));
+    let bytes = p.signed_by_a(direct(p.bp(2, 30, &[])));
     p.refused(bytes, "nonce 2, expected 1");
 }
 
@@ -206,7 +206,7 @@ fn a_message_signed_by_someone_else_is_refused() {
 #[test]
 fn a_forged_signature_over_tampered_bytes_is_refused() {
     let mut p = pair();
-    let mut bytes = p.from_a(direct(p.bp(1, 30, &[])));
+    let mut bytes = p.signed_by_a(direct(p.bp(1, 30, &[])));
     // Raise the amount in the body (150 → 250 would need a new signature).
     let at = bytes.iter().position(|b| *b == 30).unwrap();
     bytes[at] = 31;
@@ -216,19 +216,19 @@ fn a_forged_signature_over_tampered_bytes_is_refused() {
 #[test]
 fn an_amount_above_the_distributable_balance_is_refused() {
     let mut p = pair();
-    let bytes = p.from_a(direct(p.bp(1, 101, &[])));
+    let bytes = p.signed_by_a(direct(p.bp(1, 101, &[])));
     p.refused(bytes, "exceeds the sender's distributable balance");
     let (l, _) = lock(30, 101, 7);
-    let bytes = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
+    let bytes = p.signed_by_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.refused(bytes, "exceeds the sender's distributable balance");
 }
 
 #[test]
 fn a_decreasing_transferred_amount_is_refused() {
     let mut p = pair();
-    let ok = p.from_a(direct(p.bp(1, 30, &[])));
+    let ok = p.signed_by_a(direct(p.bp(1, 30, &[])));
     p.accepted(ok);
-    let bytes = p.from_a(direct(p.bp(2, 20, &[])));
+    let bytes = p.signed_by_a(direct(p.bp(2, 20, &[])));
     p.refused(bytes, "transferred amount");
 }
 
@@ -237,9 +237,9 @@ fn a_wrong_locksroot_is_refused() {
     let mut p = pair();
     let (l, _) = lock(30, 10, 7);
     let (other, _) = lock(30, 11, 7);
-    let bytes = p.from_a(mediated(&p, p.bp(1, 0, &[other]), l));
+    let bytes = p.signed_by_a(mediated(&p, p.bp(1, 0, &[other]), l));
     p.refused(bytes, "locksroot does not match");
-    let bytes = p.from_a(direct(p.bp(1, 5, &[l])));
+    let bytes = p.signed_by_a(direct(p.bp(1, 5, &[l])));
     p.refused(bytes, "locksroot does not match");
 }
 
@@ -247,7 +247,7 @@ fn a_wrong_locksroot_is_refused() {
 fn a_lock_beyond_the_settle_window_is_refused() {
     let mut p = pair();
     let (l, _) = lock(10 + 101, 10, 7);
-    let bytes = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
+    let bytes = p.signed_by_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.refused(bytes, "beyond block 110");
 }
 
@@ -255,9 +255,9 @@ fn a_lock_beyond_the_settle_window_is_refused() {
 fn removing_a_lock_that_has_not_expired_is_refused_and_after_expiry_accepted() {
     let mut p = pair();
     let (l, _) = lock(30, 10, 7);
-    let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
+    let m = p.signed_by_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
-    let remove = p.from_a(Message::RemoveExpiredHashlock(RemoveExpiredHashlock {
+    let remove = p.signed_by_a(Message::RemoveExpiredHashlock(RemoveExpiredHashlock {
         balance_proof: p.bp(2, 0, &[]),
         secrethash: l.secrethash,
     }));
@@ -278,7 +278,7 @@ fn removing_a_lock_that_has_not_expired_is_refused_and_after_expiry_accepted() {
 fn removing_an_expired_lock_whose_secret_was_registered_in_time_is_refused() {
     let mut p = pair();
     let (l, secret) = lock(30, 10, 7);
-    let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
+    let m = p.signed_by_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
     let reg = ChainEvent::SecretRegistered {
         secrethash: l.secrethash,
@@ -287,7 +287,7 @@ fn removing_an_expired_lock_whose_secret_was_registered_in_time_is_refused() {
     };
     step(&mut p.b, Input::ContractReceive(reg));
     step(&mut p.b, Input::Block(BlockNumber(31)));
-    let remove = p.from_a(Message::RemoveExpiredHashlock(RemoveExpiredHashlock {
+    let remove = p.signed_by_a(Message::RemoveExpiredHashlock(RemoveExpiredHashlock {
         balance_proof: p.bp(2, 0, &[]),
         secrethash: l.secrethash,
     }));
@@ -299,19 +299,19 @@ fn an_unlock_of_an_unknown_lock_or_with_the_wrong_amount_is_refused() {
     let mut p = pair();
     let (l, secret) = lock(30, 10, 7);
     let (_, other_secret) = lock(30, 10, 8);
-    let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
+    let m = p.signed_by_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
-    let unknown = p.from_a(Message::Unlock(Unlock {
+    let unknown = p.signed_by_a(Message::Unlock(Unlock {
         balance_proof: p.bp(2, 10, &[]),
         secret: other_secret,
     }));
     p.refused(unknown, "no pending lock");
-    let short = p.from_a(Message::Unlock(Unlock {
+    let short = p.signed_by_a(Message::Unlock(Unlock {
         balance_proof: p.bp(2, 9, &[]),
         secret,
     }));
     p.refused(short, "transferred amount");
-    let right = p.from_a(Message::Unlock(Unlock {
+    let right = p.signed_by_a(Message::Unlock(Unlock {
         balance_proof: p.bp(2, 10, &[]),
         secret,
     }));
@@ -323,9 +323,9 @@ fn an_unlock_of_an_unknown_lock_or_with_the_wrong_amount_is_refused() {
 fn a_disposed_response_for_a_lock_we_never_gave_back_is_refused() {
     let mut p = pair();
     let (l, _) = lock(30, 10, 7);
-    let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
+    let m = p.signed_by_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
-    let resp = p.from_a(Message::AnnounceDisposedResponse(
+    let resp = p.signed_by_a(Message::AnnounceDisposedResponse(
         AnnounceDisposedResponse {
             balance_proof: p.bp(2, 0, &[]),
             secrethash: l.secrethash,
@@ -339,7 +339,7 @@ fn a_proof_from_another_epoch_is_refused() {
     let mut p = pair();
     let mut bp = p.bp(1, 30, &[]);
     bp.open_block_number = BlockNumber(2);
-    let bytes = p.from_a(direct(bp));
+    let bytes = p.signed_by_a(direct(bp));
     p.refused(bytes, "open block number 2");
 }
 
@@ -348,7 +348,7 @@ fn a_message_for_an_unknown_channel_is_refused() {
     let mut p = pair();
     let mut bp = p.bp(1, 30, &[]);
     bp.channel_identifier = ChannelId(H256([9; 32]));
-    let bytes = p.from_a(direct(bp));
+    let bytes = p.signed_by_a(direct(bp));
     p.refused(bytes, "unknown channel");
 }
 
@@ -358,10 +358,12 @@ fn nothing_is_accepted_after_the_channel_closed() {
     let closed = ChainEvent::ChannelClosed {
         channel_identifier: p.channel,
         closing_participant: p.ka.address(),
+        transferred_amount: TokenAmount::ZERO,
+        locksroot: Locksroot(H256::ZERO),
         block_number: BlockNumber(11),
     };
     step(&mut p.b, Input::ContractReceive(closed));
-    let bytes = p.from_a(direct(p.bp(1, 30, &[])));
+    let bytes = p.signed_by_a(direct(p.bp(1, 30, &[])));
     p.refused(bytes, "not open for transfers");
 }
 
@@ -369,7 +371,7 @@ fn nothing_is_accepted_after_the_channel_closed() {
 fn malformed_bytes_are_refused() {
     let mut p = pair();
     p.refused(vec![1, 2, 3], "truncated");
-    let mut bytes = p.from_a(direct(p.bp(1, 30, &[])));
+    let mut bytes = p.signed_by_a(direct(p.bp(1, 30, &[])));
     bytes[0] = 99;
     p.refused(bytes, "unknown message type");
 }

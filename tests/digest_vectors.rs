@@ -44,7 +44,7 @@ impl Gen {
         ChannelBinding {
             channel_identifier: ChannelId(self.h256()),
             open_block_number: BlockNumber(self.u64()),
-            chain_id: ChainId(if self.0.next_u32() % 2 == 0 {
+            chain_id: ChainId(if self.0.next_u32().is_multiple_of(2) {
                 31337
             } else {
                 8888

@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use smartraiden::core::routing::FeeSchedule;
 use smartraiden::core::{Action, NodeConfig, Notification};
-use smartraiden::primitives::{Address, BlockCount, ChainId, H256, TokenAmount};
+use smartraiden::primitives::{BlockCount, ChainId, H256, TokenAmount};
 use smartraiden::sim::{NetworkConditions, Simulation};
 use std::collections::BTreeMap;
 
@@ -199,17 +199,17 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
                 sim.restart(node);
             }
         }
-        if !sim.nodes[from].down {
-            if let Ok(id) = sim.pay(token, from, to, amount, direct) {
-                started.insert(id, from);
-                if s.cancel.contains(&k) && !direct {
-                    let _ = sim.act(
-                        from,
-                        Action::CancelTransfer {
-                            secrethash: smartraiden::primitives::SecretHash(id),
-                        },
-                    );
-                }
+        if !sim.nodes[from].down
+            && let Ok(id) = sim.pay(token, from, to, amount, direct)
+        {
+            started.insert(id, from);
+            if s.cancel.contains(&k) && !direct {
+                let _ = sim.act(
+                    from,
+                    Action::CancelTransfer {
+                        secrethash: smartraiden::primitives::SecretHash(id),
+                    },
+                );
             }
         }
         sim.run_for(pause);
@@ -343,10 +343,6 @@ proptest! {
     }
 }
 
-/// Addresses are used in failure messages only through the simulation.
-#[allow(dead_code)]
-fn _unused(_: Address) {}
-
 /// Found by the crash property: the mediator is down while the secret travels back, restarts,
 /// and both ends of every channel must still agree.
 #[test]
@@ -387,6 +383,35 @@ fn regression_payment_to_a_partner_with_an_unrelated_restart() {
         duplicate: 0.0325690851855284,
         max_delay: 58,
         seed: 16982285753415996219,
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the hostile-network property (10,000-case run): a payment must always report an
+/// outcome.
+#[test]
+fn regression_every_payment_reports_an_outcome() {
+    let s = Scenario {
+        nodes: 3,
+        channels: vec![(1, 0, 51, 60), (2, 0, 31, 129)],
+        payments: vec![
+            (0, 2, 1, false, 424),
+            (0, 2, 55, true, 2428),
+            (1, 2, 1, false, 2648),
+            (2, 1, 1, false, 1069),
+            (0, 2, 1, true, 2200),
+            (1, 2, 1, false, 2219),
+            (2, 0, 1, false, 87),
+            (0, 1, 42, true, 470),
+            (0, 1, 51, true, 66),
+        ],
+        crashes: vec![],
+        cancel: vec![9],
+        fee: 1,
+        loss: 0.17820450052114356,
+        duplicate: 0.01939917811118222,
+        max_delay: 34,
+        seed: 12652900390130807072,
     };
     run(&s).unwrap();
 }

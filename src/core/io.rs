@@ -157,23 +157,30 @@ pub enum ChainEvent {
         /// The new `open_block_number`.
         open_block_number: BlockNumber,
     },
-    /// The channel was closed.
+    /// The channel was closed; the closer submitted its partner's balance proof (zero
+    /// amounts when it submitted none).
     ChannelClosed {
         /// The channel.
         channel_identifier: ChannelId,
         /// Who closed it.
         closing_participant: Address,
+        /// The submitted `transferred_amount` of the closer's partner.
+        transferred_amount: TokenAmount,
+        /// The submitted locksroot of the closer's partner.
+        locksroot: Locksroot,
         /// Block of closing.
         block_number: BlockNumber,
     },
-    /// A balance proof was submitted on chain after the close.
+    /// A newer balance proof of `participant` was submitted on chain after the close.
     BalanceProofUpdated {
         /// The channel.
         channel_identifier: ChannelId,
         /// Whose proof.
         participant: Address,
-        /// Its nonce.
-        nonce: Nonce,
+        /// Its `transferred_amount`.
+        transferred_amount: TokenAmount,
+        /// Its locksroot.
+        locksroot: Locksroot,
     },
     /// A lock was unlocked on chain.
     ChannelUnlocked {

@@ -6,6 +6,7 @@ use super::channel::{ChannelState, ChannelStatus, Negotiation};
 use super::state::TokenNetwork;
 use super::{ActionError, ChainEvent, ContractCall, Core, Notification};
 use crate::messages::{Message, SettleTerms, SignedMessage, WithdrawTerms};
+use crate::primitives::H256;
 use crate::primitives::{
     Address, BlockCount, BlockNumber, ChannelId, Secret, SecretHash, TokenAmount,
 };
@@ -168,15 +169,29 @@ impl Core {
             ChainEvent::ChannelClosed {
                 channel_identifier: id,
                 closing_participant,
+                transferred_amount,
                 block_number,
-            } => self.on_channel_closed(id, closing_participant, block_number),
+                ..
+            } => {
+                let us = self.state.our_address;
+                if closing_participant != us {
+                    self.record_onchain_transferred(id, us, transferred_amount);
+                }
+                self.on_channel_closed(id, closing_participant, block_number)
+            }
             ChainEvent::BalanceProofUpdated {
                 channel_identifier,
                 participant,
-                nonce,
+                transferred_amount,
+                ..
             } => {
                 log::info!(
-                    "{channel_identifier}: balance proof of {participant:?} updated to nonce {nonce}"
+                    "{channel_identifier}: balance proof of {participant:?} updated on chain"
+                );
+                self.record_onchain_transferred(
+                    channel_identifier,
+                    participant,
+                    transferred_amount,
                 );
             }
             ChainEvent::ChannelUnlocked {
@@ -277,10 +292,11 @@ impl Core {
             let lock = *ch.partner_lock(&h).expect("listed");
             if self.state.registered_by(&h, lock.expiration) {
                 self.unlock_on_chain(id, h);
-            } else if let Some(secret) = ch.partner.secrets.get(&h).copied() {
-                if block <= lock.expiration && self.state.registering.insert(h) {
-                    self.contract(ContractCall::RegisterSecret { secret });
-                }
+            } else if let Some(secret) = ch.partner.secrets.get(&h).copied()
+                && block <= lock.expiration
+                && self.state.registering.insert(h)
+            {
+                self.contract(ContractCall::RegisterSecret { secret });
             }
         }
         self.payments_on_closed_channel(id);
@@ -325,7 +341,7 @@ impl Core {
             end.transferred_amount = end.transferred_amount.saturating_add(amount);
             let our_lock = payer == ch.our.address;
             if our_lock {
-                self.our_lock_claimed_on_chain(id, lock);
+                self.our_lock_paid(id, lock);
             } else {
                 self.target_on_unlock(id, lock.secrethash);
                 self.mediator_on_payer_unlock(id, lock.secrethash);
@@ -334,18 +350,33 @@ impl Core {
                 return;
             };
             // A lock the partner gave back and then claimed anyway: punish it.
-            if payer == ch.our.address {
-                if let Some(d) = ch.disposed_to_us.get(&lock.secrethash).copied() {
-                    let call = ContractCall::PunishObsoleteUnlock {
-                        token_network: ch.token_network,
-                        partner: ch.partner.address,
-                        lockhash,
-                        additional_hash: d.additional_hash,
-                        signature: d.signature,
-                    };
-                    self.contract(call);
-                }
+            if payer == ch.our.address
+                && let Some(d) = ch.disposed_to_us.get(&lock.secrethash).copied()
+            {
+                let call = ContractCall::PunishObsoleteUnlock {
+                    token_network: ch.token_network,
+                    partner: ch.partner.address,
+                    lockhash,
+                    additional_hash: d.additional_hash,
+                    signature: d.signature,
+                };
+                self.contract(call);
             }
+        }
+    }
+
+    /// Remembers what the chain holds as our `transferred_amount` (it decides, at settlement,
+    /// which unacknowledged direct transfers count).
+    fn record_onchain_transferred(
+        &mut self,
+        id: ChannelId,
+        participant: Address,
+        amount: TokenAmount,
+    ) {
+        if let Some(ch) = self.state.channel_mut(&id)
+            && participant == ch.our.address
+        {
+            ch.our_onchain_transferred = amount;
         }
     }
 
@@ -354,36 +385,38 @@ impl Core {
         if let Some(tn) = self.network_of_edge(&id) {
             let net = self.state.token_networks.get_mut(&tn).expect("found");
             net.graph.remove(id);
-            if net.channels.remove(&id).is_some() {
+            if let Some(ch) = net.channels.remove(&id) {
                 self.state.channel_index.remove(&id);
+                // Direct transfers the partner never acknowledged count iff the proof on chain
+                // includes them (transferred amounts are cumulative).
+                let pending: Vec<(H256, TokenAmount)> = self
+                    .state
+                    .direct_pending
+                    .iter()
+                    .filter(|(_, (c, _))| *c == id)
+                    .map(|(h, (_, t))| (*h, *t))
+                    .collect();
+                for (h, total) in pending {
+                    self.state.direct_pending.remove(&h);
+                    self.emit(if total <= ch.our_onchain_transferred {
+                        Notification::TransferSucceeded {
+                            id: h,
+                            fee: TokenAmount::ZERO,
+                        }
+                    } else {
+                        Notification::TransferFailed {
+                            id: h,
+                            reason: "the partner never received it; the channel settled without it"
+                                .into(),
+                        }
+                    });
+                }
                 self.state.delivery.drop_channel(id);
                 self.forget_payments_on(id);
                 self.emit(Notification::ChannelChanged {
                     channel: id,
                     what: "settled",
                 });
-            }
-        }
-    }
-
-    /// Our lock was claimed on chain by the payee: the transfer it served is paid.
-    fn our_lock_claimed_on_chain(&mut self, id: ChannelId, lock: crate::proofs::Lock) {
-        let h = lock.secrethash;
-        if self
-            .state
-            .initiators
-            .get(&h)
-            .is_some_and(|i| i.current.is_some_and(|a| a.channel == id))
-        {
-            let init = self.state.initiators.remove(&h).expect("present");
-            let fee = lock.amount.saturating_sub(init.amount);
-            self.emit(Notification::TransferSucceeded { id: h.0, fee });
-        }
-        if let Some(m) = self.state.mediators.get_mut(&h) {
-            if m.payee.is_some_and(|a| a.channel == id) {
-                m.payee_paid = true;
-                m.payee_done = true;
-                self.finish_mediator_if_done(h);
             }
         }
     }

@@ -69,6 +69,16 @@ pub enum ActionError {
     DuplicateSecret,
 }
 
+/// Persisted state that belongs to another account than the key given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the data directory belongs to {state}, not to the key's account {key}")]
+pub struct ForeignState {
+    /// The state's account.
+    pub state: Address,
+    /// The key's account.
+    pub key: Address,
+}
+
 /// A node's protocol state machine.
 pub struct Core {
     /// Everything that is persisted.
@@ -91,18 +101,19 @@ impl Core {
     }
 
     /// A node restored from persisted state. Call [`Core::resend_pending`] to resume delivery.
-    pub fn restore(key: PrivateKey, state: NodeState) -> Core {
-        assert_eq!(
-            state.our_address,
-            key.address(),
-            "state belongs to another key"
-        );
-        Core {
+    pub fn restore(key: PrivateKey, state: NodeState) -> Result<Core, ForeignState> {
+        if state.our_address != key.address() {
+            return Err(ForeignState {
+                state: state.our_address,
+                key: key.address(),
+            });
+        }
+        Ok(Core {
             state,
             key,
             out: Vec::new(),
             now_ms: 0,
-        }
+        })
     }
 
     /// Our address.

@@ -4,6 +4,7 @@ use super::channel::ChannelState;
 use super::delivery::{Delivery, RetryPolicy};
 use super::routing::{ChannelGraph, FeeSchedule};
 use super::transfer::{InitiatorState, MediatorState, TargetState};
+use crate::primitives::TokenAmount;
 use crate::primitives::{
     Address, BlockCount, BlockNumber, ChainId, ChannelId, H256, Secret, SecretHash,
 };
@@ -78,8 +79,9 @@ pub struct NodeState {
     pub mediators: BTreeMap<SecretHash, MediatorState>,
     /// Transfers paying us.
     pub targets: BTreeMap<SecretHash, TargetState>,
-    /// Direct transfers awaiting their Ack (message hash → channel).
-    pub direct_pending: BTreeMap<H256, ChannelId>,
+    /// Direct transfers awaiting their Ack (message hash → channel and our new cumulative
+    /// `transferred_amount`).
+    pub direct_pending: BTreeMap<H256, (ChannelId, TokenAmount)>,
     /// Secrets registered on chain, with the block of registration.
     pub registered_secrets: BTreeMap<SecretHash, (Secret, BlockNumber)>,
     /// Secrets we asked the chain to register (so we ask once).

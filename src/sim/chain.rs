@@ -215,9 +215,13 @@ impl SimChain {
                         .insert(*partner, (p.transferred_amount, p.locksroot, p.nonce));
                 }
                 c.settle_block = Some(block.plus(c.settle_timeout));
+                let (transferred_amount, locksroot, _) =
+                    c.proofs.get(partner).copied().unwrap_or_default();
                 Ok(vec![ChainEvent::ChannelClosed {
                     channel_identifier: id,
                     closing_participant: from,
+                    transferred_amount,
+                    locksroot,
                     block_number: block,
                 }])
             }
@@ -251,7 +255,8 @@ impl SimChain {
                 Ok(vec![ChainEvent::BalanceProofUpdated {
                     channel_identifier: id,
                     participant: *partner,
-                    nonce: p.nonce,
+                    transferred_amount: p.transferred_amount,
+                    locksroot: p.locksroot,
                 }])
             }
             ContractCall::Unlock {

@@ -448,7 +448,7 @@ impl Simulation {
         let state: NodeState =
             rmp_serde::from_slice(&self.nodes[i].persisted).expect("persisted state decodes");
         let key = self.nodes[i].key.clone();
-        self.nodes[i].core = Core::restore(key, state);
+        self.nodes[i].core = Core::restore(key, state).expect("the node's own state");
         self.nodes[i].down = false;
         self.drain_events(i);
         let b = self.chain.block;

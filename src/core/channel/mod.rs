@@ -89,6 +89,9 @@ pub struct ChannelState {
     pub disposed_to_us: BTreeMap<SecretHash, DisposedProof>,
     /// A withdraw or cooperative settle under negotiation.
     pub negotiation: Option<Negotiation>,
+    /// Our `transferred_amount` as the chain holds it after a close (from the partner's close
+    /// or update).
+    pub our_onchain_transferred: TokenAmount,
 }
 
 /// The partner's signed statement that it gave a lock back.
@@ -163,6 +166,7 @@ impl ChannelState {
             disposed_by_us: BTreeSet::new(),
             disposed_to_us: BTreeMap::new(),
             negotiation: None,
+            our_onchain_transferred: TokenAmount::ZERO,
         }
     }
 

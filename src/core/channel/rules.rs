@@ -6,7 +6,9 @@ use crate::messages::{BalanceProof, SignedMessage};
 use crate::primitives::{Address, BlockNumber, Secret, SecretHash, TokenAmount};
 use crate::proofs::Lock;
 
-/// The verdict on an incoming balance-proof message.
+/// The verdict on an incoming balance-proof message (short-lived: returned by a check and
+/// applied at once, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Incoming {
     /// Already applied (nonce at or below the partner's, signed by the partner): acknowledge

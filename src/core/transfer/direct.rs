@@ -44,7 +44,9 @@ impl Core {
                 })
             })
             .expect("channel exists");
-        self.state.direct_pending.insert(signed.hash, channel);
+        self.state
+            .direct_pending
+            .insert(signed.hash, (channel, transferred));
         self.emit(Notification::TransferStarted {
             id: signed.hash,
             token: req.token,

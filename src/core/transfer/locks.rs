@@ -55,7 +55,7 @@ impl Core {
                 })
             })
             .collect();
-        routes.sort_by(|a, b| (a.hops(), a.fee, a.channel).cmp(&(b.hops(), b.fee, b.channel)));
+        routes.sort_by_key(|a| (a.hops(), a.fee, a.channel));
         routes
     }
 
@@ -83,6 +83,14 @@ impl Core {
                 secret,
             })
         });
+        self.our_lock_paid(channel, lock);
+        true
+    }
+
+    /// Our lock on `channel` reached its payee (off chain, or claimed on chain): the initiator
+    /// or mediator waiting on it is paid up.
+    pub(crate) fn our_lock_paid(&mut self, channel: ChannelId, lock: Lock) {
+        let h = lock.secrethash;
         if self
             .state
             .initiators
@@ -94,23 +102,22 @@ impl Core {
             log::info!("transfer {h:?} succeeded");
             self.emit(Notification::TransferSucceeded { id: h.0, fee });
         }
-        if let Some(m) = self.state.mediators.get_mut(&h) {
-            if m.payee.is_some_and(|a| a.channel == channel) {
-                m.payee_paid = true;
-                m.payee_done = true;
-                self.finish_mediator_if_done(h);
-            }
+        if let Some(m) = self.state.mediators.get_mut(&h)
+            && m.payee.is_some_and(|a| a.channel == channel)
+        {
+            m.payee_paid = true;
+            m.payee_done = true;
+            self.finish_mediator_if_done(h);
         }
-        true
     }
 
     /// Records the secret of the partner's lock on `channel`, so it can be claimed on chain.
     pub(crate) fn learn_partner_secret(&mut self, channel: ChannelId, secret: Secret) {
         let h = secret.hash();
-        if let Some(ch) = self.state.channel_mut(&channel) {
-            if ch.partner.lock(&h).is_some() {
-                ch.partner.secrets.insert(h, secret);
-            }
+        if let Some(ch) = self.state.channel_mut(&channel)
+            && ch.partner.lock(&h).is_some()
+        {
+            ch.partner.secrets.insert(h, secret);
         }
     }
 
@@ -210,25 +217,25 @@ impl Core {
                 secrethash: h,
             })
         });
-        if let Some(init) = self.state.initiators.get(&h) {
-            if init.current.is_some_and(|a| a.channel == channel) {
-                let canceled = init.canceled;
-                self.state.initiators.remove(&h);
-                self.emit(if canceled {
-                    Notification::TransferCanceled { id: h.0 }
-                } else {
-                    Notification::TransferFailed {
-                        id: h.0,
-                        reason: "lock expired before the secret was revealed".into(),
-                    }
-                });
-            }
+        if let Some(init) = self.state.initiators.get(&h)
+            && init.current.is_some_and(|a| a.channel == channel)
+        {
+            let canceled = init.canceled;
+            self.state.initiators.remove(&h);
+            self.emit(if canceled {
+                Notification::TransferCanceled { id: h.0 }
+            } else {
+                Notification::TransferFailed {
+                    id: h.0,
+                    reason: "lock expired before the secret was revealed".into(),
+                }
+            });
         }
-        if let Some(m) = self.state.mediators.get_mut(&h) {
-            if m.payee.is_some_and(|a| a.channel == channel) {
-                m.payee_done = true;
-                self.finish_mediator_if_done(h);
-            }
+        if let Some(m) = self.state.mediators.get_mut(&h)
+            && m.payee.is_some_and(|a| a.channel == channel)
+        {
+            m.payee_done = true;
+            self.finish_mediator_if_done(h);
         }
     }
 
