@@ -1,1 +1,2 @@
 //! SmartRaiden: an off-chain payment channel network for ERC-20 tokens.
+pub mod chain;
