@@ -1,2 +1,10 @@
 //! SmartRaiden: an off-chain payment channel network for ERC-20 tokens.
+//!
+//! The protocol core ([`core`]) is deterministic and free of I/O; everything else is a thin shell
+//! that carries out what the core decides.
+
 pub mod chain;
+pub mod crypto;
+pub mod messages;
+pub mod primitives;
+pub mod proofs;

@@ -69,8 +69,10 @@ fn load_signer(args: &DeployArgs) -> Result<PrivateKeySigner> {
     let password = std::fs::read_to_string(password_file)
         .with_context(|| format!("reading password file {}", password_file.display()))?;
     let password = password.lines().next().unwrap_or("");
-    PrivateKeySigner::decrypt_keystore(keystore, password)
-        .with_context(|| format!("decrypting keystore {}", keystore.display()))
+    let json = std::fs::read_to_string(keystore).with_context(|| format!("reading keystore {}", keystore.display()))?;
+    let key = smartraiden::crypto::keystore::decrypt(&json, password)
+        .with_context(|| format!("decrypting keystore {}", keystore.display()))?;
+    PrivateKeySigner::from_bytes(&key.secret_bytes().into()).context("keystore key is not a valid signing key")
 }
 
 async fn run_deploy(args: DeployArgs) -> Result<()> {

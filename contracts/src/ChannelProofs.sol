@@ -99,6 +99,17 @@ library ChannelProofs {
         );
     }
 
+    /// channel_identifier = keccak256(lower_address ‖ higher_address ‖ token_network).
+    function channelIdentifier(address participant1, address participant2, address token_network)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return participant1 < participant2
+            ? keccak256(abi.encodePacked(participant1, participant2, token_network))
+            : keccak256(abi.encodePacked(participant2, participant1, token_network));
+    }
+
     /// EIP-191 digest of `data`: keccak256("\x19Ethereum Signed Message:\n" ‖ decimal(len) ‖ data).
     function ethSignedDigest(bytes memory data) internal pure returns (bytes32) {
         return keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n", decimal(data.length), data));

@@ -90,6 +90,14 @@ contract ProofsHarness {
         );
     }
 
+    function channelIdentifier(address participant1, address participant2, address token_network)
+        external
+        pure
+        returns (bytes32)
+    {
+        return ChannelProofs.channelIdentifier(participant1, participant2, token_network);
+    }
+
     function ethSignedDigest(bytes calldata data) external pure returns (bytes32) {
         return ChannelProofs.ethSignedDigest(data);
     }

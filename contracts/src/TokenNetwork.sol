@@ -552,9 +552,7 @@ contract TokenNetwork {
 
     /// keccak256(lower_address ‖ higher_address ‖ this).
     function getChannelIdentifier(address participant1, address participant2) public view returns (bytes32) {
-        return participant1 < participant2
-            ? keccak256(abi.encodePacked(participant1, participant2, address(this)))
-            : keccak256(abi.encodePacked(participant2, participant1, address(this)));
+        return ChannelProofs.channelIdentifier(participant1, participant2, address(this));
     }
 
     /// Channel of the pair: identifier, settle_block_number, open_block_number, state, settle_timeout.
