@@ -453,3 +453,32 @@ async fn cooperative_settle_success_and_attacks() {
     let (sa, sb) = (coop_sig(&env.a.key, nb, pa, amt(90), pb, amt(60)), coop_sig(&env.b.key, nb, pa, amt(90), pb, amt(60)));
     assert_reverts!(env.c.client.send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), sa, sb)).await, E::ChannelNotOpen(_));
 }
+
+#[tokio::test]
+async fn deposits_above_2_pow_128_are_refused() {
+    let env = Env::new().await;
+    let dep = &env.deployer;
+    let (a, b) = (env.a.eth(), env.b.eth());
+    // A token whose supply allows deposits beyond what the contract stores (2^128 - 1 in total per channel).
+    let supply = U256::MAX;
+    let (token, _) = dep
+        .deploy(smartraiden::chain::bindings::StandardToken::deploy_builder(dep.provider(), supply, "Big".into(), 0, "BIG".into()))
+        .await
+        .unwrap();
+    let registry = smartraiden::chain::bindings::TokenNetworkRegistry::new(env.deployment.registry, dep.provider());
+    let r = dep.send(registry.createERC20TokenNetwork(token)).await.unwrap();
+    let tn_addr = receipt_events::<smartraiden::chain::bindings::TokenNetworkRegistry::TokenNetworkCreated>(&r)[0].token_network_address;
+    let t = smartraiden::chain::bindings::StandardToken::new(token, dep.provider());
+    dep.send(t.approve(tn_addr, U256::MAX)).await.unwrap();
+    let tn = TokenNetwork::new(tn_addr, dep.provider());
+    let limit = U256::from(u128::MAX);
+    assert_reverts!(dep.send(tn.openChannelWithDeposit(a, b, SETTLE_TIMEOUT, limit + U256::from(1))).await, E::DepositOverflow(_));
+    dep.send(tn.openChannelWithDeposit(a, b, SETTLE_TIMEOUT, limit - U256::from(10))).await.unwrap();
+    // The partner's deposit counts towards the same limit; an amount that would wrap uint256 too.
+    assert_reverts!(dep.send(tn.deposit(b, a, U256::from(11))).await, E::DepositOverflow(_));
+    assert_reverts!(dep.send(tn.deposit(a, b, U256::MAX)).await, E::DepositOverflow(_));
+    dep.send(tn.deposit(b, a, U256::from(10))).await.unwrap();
+    assert_eq!(tn.getParticipantInfo(b, a).call().await.unwrap().participant_deposit, U256::from(10));
+    assert_eq!(tn.getParticipantInfo(a, b).call().await.unwrap().participant_deposit, limit - U256::from(10));
+    assert_eq!(t.balanceOf(tn_addr).call().await.unwrap(), limit);
+}

@@ -196,12 +196,11 @@ async fn punish_obsolete_unlock() {
     env.next_tx_in(settle_block + 2).await;
     let r = env.c.client.send(env.tn(&env.c).punishObsoleteUnlock(a, b, b32(l.lockhash()), b32(ah(7)), disposed.clone())).await.unwrap();
     assert_eq!(receipt_events::<TokenNetwork::ChannelPunished>(&r)[0].beneficiary, a);
-    assert_eq!(env.participant(&env.a, &env.b).await, (U256::from(160), Default::default(), u64::MAX));
-    assert_eq!(env.participant(&env.b, &env.a).await.0, U256::ZERO);
+    assert_eq!(env.tn(&env.c).getPunishedBeneficiary(b, a).call().await.unwrap(), a);
     // Not twice.
-    assert_reverts!(env.a.client.send(punish(disposed)).await, E::LockNotUnlocked(_));
+    assert_reverts!(env.a.client.send(punish(disposed)).await, E::AlreadyPunished(_));
 
-    // Settle: a's proof is frozen at zero; a takes the whole channel.
+    // Settle: a takes the whole channel, whatever the balance proofs say (b's unlock raised a's transferred amount to 20).
     env.mine_past_settle().await;
     let ba = env.token_balance(a).await;
     let r = env.settle(&env.c, TokenAmount::default(), Locksroot::default(), amt(0), Locksroot(H256::ZERO)).await.unwrap();

@@ -10,17 +10,15 @@ import "./ChannelProofs.sol";
 ///      keccak256(lower_address ‖ higher_address ‖ this); state 0 none/settled, 1 open, 2 closed.
 ///      Checks revert with a custom error naming what failed.
 contract TokenNetwork {
-    /// One side of a channel.
+    /// One side's balance proof on chain (one storage slot).
     struct Participant {
-        // Cumulative deposit (after a withdraw: the balance left in the channel).
-        uint256 deposit;
         // First 24 bytes of keccak256(locksroot ‖ transferred_amount): packed with nonce in one slot.
         bytes24 balance_hash;
         // Nonce of the balance proof stored on chain (type(uint64).max after a punish: frozen).
         uint64 nonce;
     }
 
-    /// One channel; the four scalars share one storage slot.
+    /// One channel: the scalars share one storage slot, both deposits another.
     struct Channel {
         uint64 settle_timeout;
         // Close block + settle_timeout; unlock/update allowed up to it, settle after it + punish_block_number.
@@ -28,6 +26,12 @@ contract TokenNetwork {
         // Block of opening or of the last withdraw: part of every signed proof, so a withdraw voids older proofs.
         uint64 open_block_number;
         uint8 state;
+        // 0: nobody punished; PUNISHED_LOWER / PUNISHED_HIGHER: that address (of the pair) takes the whole channel.
+        uint8 punished;
+        // Cumulative deposits (after a withdraw: the balances left) of the lower and the higher address.
+        // Packed in one slot (a partner's first deposit then costs no new slot); their sum stays below 2^128.
+        uint128 deposit_lower;
+        uint128 deposit_higher;
         mapping(address => Participant) participants;
     }
 
@@ -37,6 +41,8 @@ contract TokenNetwork {
     uint64 public constant SETTLE_TIMEOUT_MIN = 6;
     /// Longest settle timeout accepted (blocks), as SmartRaiden's 2018 contract.
     uint64 public constant SETTLE_TIMEOUT_MAX = 2_700_000;
+    uint8 internal constant PUNISHED_LOWER = 1;
+    uint8 internal constant PUNISHED_HIGHER = 2;
     uint8 internal constant OP_OPEN_WITH_DEPOSIT = 1;
     uint8 internal constant OP_DEPOSIT = 2;
 
@@ -69,7 +75,7 @@ contract TokenNetwork {
     event BalanceProofUpdated(bytes32 indexed channel_identifier, address participant, bytes32 locksroot, uint256 transferred_amount);
     /// A lock of `payer_participant` was unlocked; its transferred amount is now `transferred_amount`.
     event ChannelUnlocked(bytes32 indexed channel_identifier, address payer_participant, bytes32 lockhash, uint256 transferred_amount);
-    /// `beneficiary` received the cheater's deposit for an unlock of a disposed lock.
+    /// `beneficiary` will receive the whole channel: its partner unlocked a lock it had disposed.
     event ChannelPunished(bytes32 indexed channel_identifier, address beneficiary);
     /// Settled after the settle window; the amounts paid out.
     event ChannelSettled(
@@ -94,6 +100,10 @@ contract TokenNetwork {
     error ChannelNotClosed();
     /// A deposit or withdraw of zero.
     error ZeroAmount();
+    /// The channel's deposits would sum to 2^128 or more.
+    error DepositOverflow();
+    /// The channel was already punished.
+    error AlreadyPunished();
     /// The token refused a transfer.
     error TokenTransferFailed();
     /// The signature does not come from `expected` (ecrecover gave `recovered`).
@@ -218,8 +228,9 @@ contract TokenNetwork {
         bool need_transfer
     ) internal {
         if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint128).max) revert DepositOverflow();
         bytes32 channel_identifier = _open(participant, partner, settle_timeout);
-        channels[channel_identifier].participants[participant].deposit = amount;
+        _setDeposits(channels[channel_identifier], participant, partner, amount, 0);
         if (need_transfer) _pull(from, amount);
         emit ChannelOpenedAndDeposit(channel_identifier, participant, partner, settle_timeout, amount);
     }
@@ -230,10 +241,11 @@ contract TokenNetwork {
         bytes32 channel_identifier = getChannelIdentifier(participant, partner);
         Channel storage channel = channels[channel_identifier];
         if (channel.state != STATE_OPEN) revert ChannelNotOpen();
-        Participant storage participant_state = channel.participants[participant];
-        // Checked addition: an overflowing total reverts.
-        uint256 total_deposit = participant_state.deposit + amount;
-        participant_state.deposit = total_deposit;
+        (uint256 participant_deposit, uint256 partner_deposit) = _getDeposits(channel, participant, partner);
+        // Invariant: the sum of both deposits is below 2^128, so the subtraction cannot underflow.
+        if (amount > type(uint128).max - participant_deposit - partner_deposit) revert DepositOverflow();
+        uint256 total_deposit = participant_deposit + amount;
+        _setDeposits(channel, participant, partner, total_deposit, partner_deposit);
         if (need_transfer) _pull(from, amount);
         emit ChannelNewDeposit(channel_identifier, participant, total_deposit);
     }
@@ -263,17 +275,15 @@ contract TokenNetwork {
         _checkSigner(partner, digest, partner_signature);
         if (participant_withdraw == 0) revert ZeroAmount();
 
-        Participant storage participant_state = channel.participants[participant];
-        Participant storage partner_state = channel.participants[partner];
-        uint256 total_deposit = participant_state.deposit + partner_state.deposit;
+        (uint256 participant_deposit, uint256 partner_deposit) = _getDeposits(channel, participant, partner);
+        uint256 total_deposit = participant_deposit + partner_deposit;
         if (participant_withdraw > participant_balance || participant_balance > total_deposit) revert InvalidWithdraw();
         uint256 partner_balance;
         unchecked {
             partner_balance = total_deposit - participant_balance;
             participant_balance -= participant_withdraw;
         }
-        participant_state.deposit = participant_balance;
-        partner_state.deposit = partner_balance;
+        _setDeposits(channel, participant, partner, participant_balance, partner_balance);
         channel.open_block_number = uint64(block.number);
         _push(participant, participant_withdraw);
         emit ChannelWithdraw(channel_identifier, participant, participant_balance, partner, partner_balance);
@@ -450,7 +460,8 @@ contract TokenNetwork {
     }
 
     /// `cheater` unlocked on chain a lock of `beneficiary` that it had signed as disposed: its whole deposit
-    /// goes to `beneficiary`, whose proof on chain is then frozen at zero (settle with 0, 0).
+    /// goes to `beneficiary`, which settleChannel then pays the whole channel whatever the balance proofs.
+    /// @dev Allowed while the channel is closed, i.e. also in the punish window after settle_block_number.
     function punishObsoleteUnlock(
         address beneficiary,
         address cheater,
@@ -461,6 +472,7 @@ contract TokenNetwork {
         bytes32 channel_identifier = getChannelIdentifier(beneficiary, cheater);
         Channel storage channel = channels[channel_identifier];
         if (channel.state != STATE_CLOSED) revert ChannelNotClosed();
+        if (channel.punished != 0) revert AlreadyPunished();
         uint64 open_block_number = channel.open_block_number;
         bytes32 key = _unlockKey(channel_identifier, open_block_number, beneficiary, lockhash);
         if (!unlocked_locks[key]) revert LockNotUnlocked();
@@ -472,14 +484,8 @@ contract TokenNetwork {
             cheater_signature
         );
         delete unlocked_locks[key];
-        Participant storage beneficiary_state = channel.participants[beneficiary];
-        Participant storage cheater_state = channel.participants[cheater];
-        beneficiary_state.deposit += cheater_state.deposit;
-        cheater_state.deposit = 0;
-        // With the cheater's deposit moved, the beneficiary's own transfers no longer matter;
-        // the maximal nonce keeps any later update from changing that.
-        beneficiary_state.balance_hash = bytes24(0);
-        beneficiary_state.nonce = type(uint64).max;
+        // A flag in the channel's own slot instead of moving deposits and freezing proofs: one SSTORE.
+        channel.punished = beneficiary < cheater ? PUNISHED_LOWER : PUNISHED_HIGHER;
         emit ChannelPunished(channel_identifier, beneficiary);
     }
 
@@ -487,6 +493,7 @@ contract TokenNetwork {
 
     /// Pays out a closed channel after settle_block_number + punish_block_number (anyone may call).
     /// @dev participant1 gets deposit1 + transferred2 - transferred1 bounded to [0, total]; participant2 the rest.
+    ///      After a punish the beneficiary gets the total and the balance proofs are not looked at.
     function settleChannel(
         address participant1,
         uint256 participant1_transferred_amount,
@@ -500,14 +507,23 @@ contract TokenNetwork {
         if (channel.state != STATE_CLOSED) revert ChannelNotClosed();
         uint256 first_allowed = uint256(channel.settle_block_number) + punish_block_number + 1;
         if (block.number < first_allowed) revert SettleTooEarly(first_allowed);
-        Participant storage p1 = channel.participants[participant1];
-        Participant storage p2 = channel.participants[participant2];
-        if (
-            p1.balance_hash != ChannelProofs.balanceHash(participant1_transferred_amount, participant1_locksroot)
-                || p2.balance_hash != ChannelProofs.balanceHash(participant2_transferred_amount, participant2_locksroot)
-        ) revert BalanceHashMismatch();
-        (uint256 amount1, uint256 amount2) =
-            _settlementAmounts(p1.deposit, participant1_transferred_amount, p2.deposit, participant2_transferred_amount);
+        (uint256 deposit1, uint256 deposit2) = _getDeposits(channel, participant1, participant2);
+        uint256 amount1;
+        uint256 amount2;
+        uint8 punished = channel.punished;
+        if (punished != 0) {
+            if ((punished == PUNISHED_LOWER) == (participant1 < participant2)) amount1 = deposit1 + deposit2;
+            else amount2 = deposit1 + deposit2;
+        } else {
+            if (
+                channel.participants[participant1].balance_hash
+                    != ChannelProofs.balanceHash(participant1_transferred_amount, participant1_locksroot)
+                    || channel.participants[participant2].balance_hash
+                        != ChannelProofs.balanceHash(participant2_transferred_amount, participant2_locksroot)
+            ) revert BalanceHashMismatch();
+            (amount1, amount2) =
+                _settlementAmounts(deposit1, participant1_transferred_amount, deposit2, participant2_transferred_amount);
+        }
         delete channel.participants[participant1];
         delete channel.participants[participant2];
         delete channels[channel_identifier];
@@ -535,7 +551,8 @@ contract TokenNetwork {
         );
         _checkSigner(participant1, digest, participant1_signature);
         _checkSigner(participant2, digest, participant2_signature);
-        uint256 total_deposit = channel.participants[participant1].deposit + channel.participants[participant2].deposit;
+        (uint256 deposit1, uint256 deposit2) = _getDeposits(channel, participant1, participant2);
+        uint256 total_deposit = deposit1 + deposit2;
         // Written so that no sum can overflow: balance1 <= total, balance2 == total - balance1.
         if (participant1_balance > total_deposit || participant2_balance != total_deposit - participant1_balance) {
             revert BalancesDoNotSumToDeposits(total_deposit);
@@ -582,8 +599,18 @@ contract TokenNetwork {
         view
         returns (uint256 participant_deposit, bytes24 balance_hash, uint64 nonce)
     {
-        Participant storage state = channels[getChannelIdentifier(participant, partner)].participants[participant];
-        return (state.deposit, state.balance_hash, state.nonce);
+        Channel storage channel = channels[getChannelIdentifier(participant, partner)];
+        (participant_deposit,) = _getDeposits(channel, participant, partner);
+        Participant storage state = channel.participants[participant];
+        return (participant_deposit, state.balance_hash, state.nonce);
+    }
+
+    /// The participant that settleChannel will pay the whole channel after a punish (zero if none).
+    function getPunishedBeneficiary(address participant1, address participant2) external view returns (address) {
+        uint8 punished = channels[getChannelIdentifier(participant1, participant2)].punished;
+        if (punished == 0) return address(0);
+        bool lower_wins = punished == PUNISHED_LOWER;
+        return (participant1 < participant2) == lower_wins ? participant1 : participant2;
     }
 
     /// Whether `lockhash` of `payer`'s balance proof was unlocked on chain in its channel with `partner`.
@@ -644,6 +671,31 @@ contract TokenNetwork {
             }
             amount2 = total - amount1;
         }
+    }
+
+    function _getDeposits(Channel storage channel, address participant, address partner)
+        internal
+        view
+        returns (uint256 participant_deposit, uint256 partner_deposit)
+    {
+        return participant < partner
+            ? (uint256(channel.deposit_lower), uint256(channel.deposit_higher))
+            : (uint256(channel.deposit_higher), uint256(channel.deposit_lower));
+    }
+
+    /// @dev Callers guarantee participant_deposit + partner_deposit < 2^128.
+    function _setDeposits(
+        Channel storage channel,
+        address participant,
+        address partner,
+        uint256 participant_deposit,
+        uint256 partner_deposit
+    ) internal {
+        (uint128 lower, uint128 higher) = participant < partner
+            ? (uint128(participant_deposit), uint128(partner_deposit))
+            : (uint128(partner_deposit), uint128(participant_deposit));
+        channel.deposit_lower = lower;
+        channel.deposit_higher = higher;
     }
 
     function _pull(address from, uint256 amount) internal {
