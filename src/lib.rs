@@ -4,7 +4,9 @@
 //! that carries out what the core decides.
 
 pub mod chain;
+pub mod core;
 pub mod crypto;
 pub mod messages;
 pub mod primitives;
 pub mod proofs;
+pub mod sim;

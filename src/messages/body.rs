@@ -27,6 +27,8 @@ pub struct BalanceProof {
 pub struct DirectTransfer {
     /// The new balance proof.
     pub balance_proof: BalanceProof,
+    /// Random per payment, so every transfer (and its id, the body hash) is unique.
+    pub payment_identifier: u64,
 }
 
 /// Adds a hash-time lock toward `target`.

@@ -1,0 +1,154 @@
+//! The protocol core: deterministic, free of I/O. `(state, input) -> (state, outputs)`, with
+//! time and randomness passed in through [`Ctx`]. The shell persists the state after each
+//! step and only then carries out the outputs (persist, then send).
+
+pub mod channel;
+pub mod delivery;
+mod dispatch;
+mod effects;
+pub mod io;
+mod lifecycle;
+pub mod routing;
+mod state;
+pub mod transfer;
+
+pub use io::{
+    Action, ChainEvent, ContractCall, Input, Notification, OnChainBalanceProof, Output,
+    TransferRequest,
+};
+pub use state::{NodeConfig, NodeState, TokenNetwork};
+
+use crate::crypto::PrivateKey;
+use crate::primitives::{Address, ChannelId, SecretHash};
+
+/// Time and randomness for one step: the only ways the world enters the core besides inputs.
+pub struct Ctx<'a> {
+    /// Milliseconds on a monotonic clock (drives retransmission).
+    pub now_ms: u64,
+    /// Randomness (secrets).
+    pub rng: &'a mut dyn rand_core::RngCore,
+}
+
+/// Why a user action was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No token network for this token.
+    #[error("token {0} is not registered")]
+    UnknownToken(Address),
+    /// No such channel.
+    #[error("unknown channel {0}")]
+    UnknownChannel(ChannelId),
+    /// A channel with this partner already exists.
+    #[error("a channel with {0} already exists")]
+    ChannelExists(Address),
+    /// Bad arguments (zero amount, paying ourselves…).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The channel cannot do this in its current state.
+    #[error("channel is {0}")]
+    ChannelState(&'static str),
+    /// Not enough balance.
+    #[error("insufficient balance: can send {available}, asked for {requested}")]
+    InsufficientBalance {
+        /// Distributable balance.
+        available: String,
+        /// Requested (amount + fees).
+        requested: String,
+    },
+    /// No usable route to the target.
+    #[error("no route to {0} with enough capacity")]
+    NoRoute(Address),
+    /// No transfer with this secrethash.
+    #[error("unknown transfer {0:?}")]
+    UnknownTransfer(SecretHash),
+    /// The transfer has gone too far for this.
+    #[error("transfer {0:?} can no longer be changed: its secret is revealed")]
+    TooLate(SecretHash),
+    /// A transfer with this secret already exists.
+    #[error("a transfer with this secret already exists")]
+    DuplicateSecret,
+}
+
+/// A node's protocol state machine.
+pub struct Core {
+    /// Everything that is persisted.
+    pub state: NodeState,
+    key: PrivateKey,
+    out: Vec<Output>,
+    now_ms: u64,
+}
+
+impl Core {
+    /// A new node with empty state.
+    pub fn new(key: PrivateKey, config: NodeConfig) -> Core {
+        let state = NodeState::new(key.address(), config);
+        Core {
+            state,
+            key,
+            out: Vec::new(),
+            now_ms: 0,
+        }
+    }
+
+    /// A node restored from persisted state. Call [`Core::resend_pending`] to resume delivery.
+    pub fn restore(key: PrivateKey, state: NodeState) -> Core {
+        assert_eq!(
+            state.our_address,
+            key.address(),
+            "state belongs to another key"
+        );
+        Core {
+            state,
+            key,
+            out: Vec::new(),
+            now_ms: 0,
+        }
+    }
+
+    /// Our address.
+    pub fn address(&self) -> crate::primitives::Address {
+        self.state.our_address
+    }
+
+    /// Applies one input and returns what to do once the new state is persisted.
+    pub fn step(&mut self, input: Input, ctx: &mut Ctx<'_>) -> Vec<Output> {
+        self.now_ms = ctx.now_ms;
+        match input {
+            Input::Receive(bytes) => self.on_receive(&bytes),
+            Input::ContractReceive(event) => self.on_chain_event(event),
+            Input::Block(block) => self.on_block(block),
+            Input::Tick => {
+                let resend = self
+                    .state
+                    .delivery
+                    .due(self.now_ms, &self.state.config.retry);
+                self.out.extend(resend);
+                self.check_request_timeouts();
+            }
+            Input::PeerReachability { peer, online } => {
+                self.state.reachability.insert(peer, online);
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Carries out a user action, or refuses it without changing anything.
+    pub fn act(&mut self, action: Action, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, ActionError> {
+        self.now_ms = ctx.now_ms;
+        let result = self.on_action(action, ctx.rng);
+        let out = std::mem::take(&mut self.out);
+        result.map(|_| out)
+    }
+
+    /// Every unacknowledged message again (after a restart).
+    pub fn resend_pending(&self) -> Vec<Output> {
+        self.state
+            .delivery
+            .all()
+            .map(|p| Output::Send {
+                to: p.to,
+                bytes: p.bytes.clone(),
+            })
+            .collect()
+    }
+}
