@@ -9,7 +9,8 @@ const path = require('path');
 const solc = require('solc');
 
 const SRC = path.join(__dirname, 'src');
-const OUT = path.join(__dirname, 'artifacts');
+// ARTIFACTS_DIR: compare/write another directory (the test of --check itself uses it).
+const OUT = process.env.ARTIFACTS_DIR ? path.resolve(process.env.ARTIFACTS_DIR) : path.join(__dirname, 'artifacts');
 // anvil (1.7) accepts cancun; solc's default (newer) would emit opcodes some chains lack.
 const EVM_VERSION = 'cancun';
 const check = process.argv.includes('--check');

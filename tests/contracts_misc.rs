@@ -322,6 +322,30 @@ async fn deploy_subcommand_writes_a_usable_deployment() {
     assert_eq!(registry.token_to_token_networks(d.token).call().await.unwrap(), d.token_network.unwrap());
     assert_eq!(registry.secret_registry().call().await.unwrap(), d.secret_registry);
 
+    // The same from a V3 keystore (the core's format), without creating a token network.
+    let core_key = smartraiden::crypto::PrivateKey::from_bytes(key.to_bytes().0).unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(7);
+    std::fs::write(dir.join("key.json"), smartraiden::crypto::keystore::encrypt(&core_key, "pw", 4, &mut rng)).unwrap();
+    std::fs::write(dir.join("pw.txt"), "pw\n").unwrap();
+    let out2 = dir.join("deployment2.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_smartraiden"))
+        .args(["deploy", "--eth-rpc", chain.url(), "--no-token-network", "--keystore"])
+        .arg(dir.join("key.json"))
+        .arg("--password-file")
+        .arg(dir.join("pw.txt"))
+        .arg("--out")
+        .arg(&out2)
+        .env("RUST_LOG", "warn")
+        .env_remove("SMARTRAIDEN_PRIVATE_KEY")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let d2 = Deployment::read(&out2).unwrap();
+    assert_eq!(d2.token_network, None);
+    assert_ne!(d2.registry, d.registry);
+    let text = std::fs::read_to_string(&out2).unwrap();
+    assert!(!text.contains("token_network"), "optional field omitted: {text}");
+
     // Bad input gets a clear error and a non-zero exit.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_smartraiden"))
         .args(["deploy", "--eth-rpc", chain.url(), "--private-key", "0x1234", "--out"])

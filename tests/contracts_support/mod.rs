@@ -18,6 +18,7 @@ use smartraiden::proofs::{
     MerkleTree, SignedData, UnlockDelegationData, WithdrawData,
 };
 
+#[allow(unused_imports)]
 pub use smartraiden::chain::bindings::TokenNetwork::TokenNetworkErrors as E;
 
 /// Punish window used by the fixtures (blocks).
