@@ -48,7 +48,7 @@ async fn gas_table() {
     let r = env.a.client.send(env.tn(&env.a).openChannelWithDeposit(a, b, SETTLE_TIMEOUT, U256::from(100))).await.unwrap();
     row("openChannelWithDeposit", gas(&r), Some(91_618), "open + first deposit, ERC-20 approved once for the maximum");
     let r = env.b.client.send(env.tn(&env.b).deposit(b, a, U256::from(100))).await.unwrap();
-    row("deposit", gas(&r), Some(69_956), "partner's first deposit");
+    row("deposit", gas(&r), Some(69_956), "partner's first deposit (shares the deposits slot)");
     let r = env.b.client.send(env.tn(&env.b).deposit(b, a, U256::from(10))).await.unwrap();
     row("deposit (again)", gas(&r), None, "adds to an existing deposit");
 
@@ -114,7 +114,7 @@ async fn gas_table() {
         .await
         .unwrap();
     let r = env.a.client.send(env.tn(&env.a).punishObsoleteUnlock(a, b, b32(l.lockhash()), b32(ah(7)), disposed)).await.unwrap();
-    row("punishObsoleteUnlock", gas(&r), Some(39_064), "moves the cheater's deposit");
+    row("punishObsoleteUnlock", gas(&r), Some(39_064), "records the beneficiary of the whole channel");
     env.mine_past_settle().await;
     env.settle(&env.c, amt(0), Locksroot::default(), amt(0), Locksroot::default()).await.unwrap();
 
