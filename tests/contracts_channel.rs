@@ -212,6 +212,10 @@ async fn close_with_and_without_proof_and_failing_checks() {
     // A malformed signature is named as such.
     let res = env.a.client.send(tn.closeChannel(b, U256::from(20), b32(lr.0), 3, b32(ah(9)), Bytes::from(vec![1u8; 64]))).await;
     assert_reverts!(res, E::MalformedSignature(_));
+    let mut bad_v = good.to_vec();
+    bad_v[64] = 29;
+    let res = env.a.client.send(tn.closeChannel(b, U256::from(20), b32(lr.0), 3, b32(ah(9)), Bytes::from(bad_v))).await;
+    assert_reverts!(res, E::MalformedSignature(_));
     // A non-participant cannot close a–b (its pair with b has no channel).
     assert_reverts!(
         env.c.client.send(env.tn(&env.c).closeChannel(b, U256::ZERO, Default::default(), 0, Default::default(), Bytes::new())).await,

@@ -357,3 +357,54 @@ async fn deploy_subcommand_writes_a_usable_deployment() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid hex private key"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn client_nonces_receipts_and_logs() {
+    use std::sync::Arc;
+    let chain = smartraiden::chain::DevChain::start().await.unwrap();
+    let client = Arc::new(chain.client(smartraiden::chain::DevChain::key(0)).await.unwrap());
+    let (sr_addr, _) = client.deploy(SecretRegistry::deploy_builder(client.provider())).await.unwrap();
+    let start = client.block_number().await.unwrap();
+
+    // Twenty concurrent sends from one key: the local nonce counter hands out consecutive nonces.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..20u8 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let sr = SecretRegistry::new(sr_addr, client.provider());
+            client.send(sr.registerSecret(B256::repeat_byte(n + 1))).await.map(|r| r.transaction_hash)
+        });
+    }
+    let mut hashes = Vec::new();
+    while let Some(res) = tasks.join_next().await {
+        hashes.push(res.unwrap().expect("concurrent send succeeds"));
+    }
+    let mut nonces = Vec::new();
+    use alloy::providers::Provider;
+    for h in &hashes {
+        let tx = client.provider().get_transaction_by_hash(*h).await.unwrap().unwrap();
+        nonces.push(alloy::consensus::Transaction::nonce(&tx));
+    }
+    nonces.sort();
+    assert_eq!(nonces, (1..=20).collect::<Vec<u64>>(), "deploy used nonce 0, then 1..=20 without gaps");
+
+    // Log decoding: every SecretRevealed event of the range, typed.
+    let head = client.block_number().await.unwrap();
+    let events = client.events::<SecretRegistry::SecretRevealed>(sr_addr, start + 1, head).await.unwrap();
+    assert_eq!(events.len(), 20);
+    let mut secrets: Vec<u8> = events.iter().map(|(e, _, _)| e.secret.0[0]).collect();
+    secrets.sort();
+    assert_eq!(secrets, (1..=20).collect::<Vec<u8>>());
+    assert!(events.iter().all(|(_, block, hash)| *block > start && hashes.contains(hash)));
+
+    // Receipt check: a transaction that reverts on chain (gas given, so no estimate catches it) is an error.
+    let (d_addr, _) = client.deploy(Discovery::deploy_builder(client.provider())).await.unwrap();
+    let disc = Discovery::new(d_addr, client.provider());
+    let err = client.send(disc.registerEndpoint(String::new()).gas(100_000)).await.unwrap_err();
+    assert!(matches!(err, smartraiden::chain::ChainError::Reverted { gas_used, .. } if gas_used > 21_000), "{err}");
+    // The nonce it used is spent: the next send still goes through.
+    client.send(disc.registerEndpoint("x@y".into())).await.unwrap();
+    // A malformed RPC URL is a clear error, before any I/O.
+    let bad = smartraiden::chain::ChainClient::connect("not a url", smartraiden::chain::DevChain::key(1)).await;
+    assert!(matches!(bad, Err(smartraiden::chain::ChainError::InvalidUrl { .. })));
+}
