@@ -60,19 +60,28 @@ struct DeployArgs {
 
 fn load_signer(args: &DeployArgs) -> Result<PrivateKeySigner> {
     if let Some(hex) = &args.key.private_key {
-        return hex.trim().parse::<PrivateKeySigner>().context("--private-key is not a valid hex private key");
+        return hex
+            .trim()
+            .parse::<PrivateKeySigner>()
+            .context("--private-key is not a valid hex private key");
     }
-    let keystore = args.key.keystore.as_ref().expect("clap requires one key source");
+    let keystore = args
+        .key
+        .keystore
+        .as_ref()
+        .expect("clap requires one key source");
     let Some(password_file) = &args.password_file else {
         bail!("--keystore needs --password-file");
     };
     let password = std::fs::read_to_string(password_file)
         .with_context(|| format!("reading password file {}", password_file.display()))?;
     let password = password.lines().next().unwrap_or("");
-    let json = std::fs::read_to_string(keystore).with_context(|| format!("reading keystore {}", keystore.display()))?;
+    let json = std::fs::read_to_string(keystore)
+        .with_context(|| format!("reading keystore {}", keystore.display()))?;
     let key = smartraiden::crypto::keystore::decrypt(&json, password)
         .with_context(|| format!("decrypting keystore {}", keystore.display()))?;
-    PrivateKeySigner::from_bytes(&key.secret_bytes().into()).context("keystore key is not a valid signing key")
+    PrivateKeySigner::from_bytes(&key.secret_bytes().into())
+        .context("keystore key is not a valid signing key")
 }
 
 async fn run_deploy(args: DeployArgs) -> Result<()> {
@@ -86,7 +95,9 @@ async fn run_deploy(args: DeployArgs) -> Result<()> {
         create_token_network: !args.no_token_network,
         ..DeployOptions::default()
     };
-    let deployment = deploy(&client, &options).await.context("deploying contracts")?;
+    let deployment = deploy(&client, &options)
+        .await
+        .context("deploying contracts")?;
     deployment.write(&args.out)?;
     println!("{}", serde_json::to_string_pretty(&deployment)?);
     Ok(())

@@ -10,7 +10,11 @@ fn root() -> PathBuf {
 }
 
 fn check(artifacts: Option<&Path>) -> std::process::Output {
-    let status = Command::new("bash").arg(root().join("integration/deps.sh")).arg("solc").status().expect("run deps.sh");
+    let status = Command::new("bash")
+        .arg(root().join("integration/deps.sh"))
+        .arg("solc")
+        .status()
+        .expect("run deps.sh");
     assert!(status.success(), "integration/deps.sh solc failed");
     let mut cmd = Command::new("node");
     cmd.arg(root().join("contracts/compile.js")).arg("--check");
@@ -38,9 +42,16 @@ fn committed_artifacts_match_a_fresh_compile_and_drift_is_detected() {
     }
     let victim = tmp.join("SecretRegistry.json");
     let text = std::fs::read_to_string(&victim).unwrap();
-    std::fs::write(&victim, text.replacen("\"bytecode\": \"0x6", "\"bytecode\": \"0x7", 1)).unwrap();
+    std::fs::write(
+        &victim,
+        text.replacen("\"bytecode\": \"0x6", "\"bytecode\": \"0x7", 1),
+    )
+    .unwrap();
     let out = check(Some(&tmp));
     std::fs::remove_dir_all(&tmp).ok();
-    assert!(!out.status.success(), "an altered artifact was not detected");
+    assert!(
+        !out.status.success(),
+        "an altered artifact was not detected"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("SecretRegistry.json"));
 }

@@ -33,7 +33,10 @@ pub struct ChainClient {
 impl ChainClient {
     /// Connects to `url` (http/https) and signs with `signer`; fetches the chain id once.
     pub async fn connect(url: &str, signer: PrivateKeySigner) -> Result<Self, ChainError> {
-        let parsed = Url::parse(url).map_err(|e| ChainError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
+        let parsed = Url::parse(url).map_err(|e| ChainError::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
         let address = signer.address();
         // Nonces are ours (see `send_request`); gas and chain id are filled by alloy.
         let provider = ProviderBuilder::new()
@@ -44,7 +47,12 @@ impl ChainClient {
             .connect_http(parsed);
         provider.client().set_poll_interval(POLL_INTERVAL);
         let chain_id = provider.get_chain_id().await?;
-        Ok(ChainClient { provider: provider.erased(), address, chain_id, next_nonce: Mutex::new(None) })
+        Ok(ChainClient {
+            provider: provider.erased(),
+            address,
+            chain_id,
+            next_nonce: Mutex::new(None),
+        })
     }
 
     /// The provider, for view calls and for building contract calls with the bindings.
@@ -69,7 +77,10 @@ impl ChainClient {
 
     /// Sends a contract call built with the bindings and returns its successful receipt.
     /// A call that reverts during gas estimation fails with [`ChainError::Rpc`] carrying the revert data.
-    pub async fn send<P, D>(&self, call: CallBuilder<P, D>) -> Result<TransactionReceipt, ChainError>
+    pub async fn send<P, D>(
+        &self,
+        call: CallBuilder<P, D>,
+    ) -> Result<TransactionReceipt, ChainError>
     where
         P: Provider,
         D: CallDecoder,
@@ -78,24 +89,37 @@ impl ChainClient {
     }
 
     /// Deploys a contract from a deploy builder of the bindings; returns its address and receipt.
-    pub async fn deploy<P, D>(&self, call: CallBuilder<P, D>) -> Result<(Address, TransactionReceipt), ChainError>
+    pub async fn deploy<P, D>(
+        &self,
+        call: CallBuilder<P, D>,
+    ) -> Result<(Address, TransactionReceipt), ChainError>
     where
         P: Provider,
         D: CallDecoder,
     {
         let receipt = self.send(call).await?;
-        let address = receipt.contract_address.ok_or(ChainError::NoContractAddress(receipt.transaction_hash))?;
+        let address = receipt
+            .contract_address
+            .ok_or(ChainError::NoContractAddress(receipt.transaction_hash))?;
         Ok((address, receipt))
     }
 
     /// Signs and submits `tx` with the next nonce, waits for the receipt and checks its status.
-    pub async fn send_request(&self, mut tx: TransactionRequest) -> Result<TransactionReceipt, ChainError> {
+    pub async fn send_request(
+        &self,
+        mut tx: TransactionRequest,
+    ) -> Result<TransactionReceipt, ChainError> {
         tx.set_from(self.address);
         let pending = {
             let mut next = self.next_nonce.lock().await;
             let nonce = match *next {
                 Some(n) => n,
-                None => self.provider.get_transaction_count(self.address).pending().await?,
+                None => {
+                    self.provider
+                        .get_transaction_count(self.address)
+                        .pending()
+                        .await?
+                }
             };
             tx.set_nonce(nonce);
             match self.provider.send_transaction(tx).await {
@@ -116,11 +140,20 @@ impl ChainClient {
         let receipt = pending
             .get_receipt()
             .await
-            .map_err(|e| ChainError::Receipt { tx_hash, reason: e.to_string() })?;
-        debug!("tx {tx_hash} mined in block {:?}, gas used {}", receipt.block_number, receipt.gas_used);
+            .map_err(|e| ChainError::Receipt {
+                tx_hash,
+                reason: e.to_string(),
+            })?;
+        debug!(
+            "tx {tx_hash} mined in block {:?}, gas used {}",
+            receipt.block_number, receipt.gas_used
+        );
         if !receipt.status() {
             warn!("tx {tx_hash} reverted on chain");
-            return Err(ChainError::Reverted { tx_hash, gas_used: receipt.gas_used });
+            return Err(ChainError::Reverted {
+                tx_hash,
+                gas_used: receipt.gas_used,
+            });
         }
         Ok(receipt)
     }

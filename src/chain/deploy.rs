@@ -7,9 +7,9 @@ use alloy::primitives::{Address, U256};
 use log::info;
 use serde::{Deserialize, Serialize};
 
+use super::ChainError;
 use super::bindings::{Discovery, SecretRegistry, StandardToken, TokenNetworkRegistry};
 use super::client::{ChainClient, receipt_events};
-use super::ChainError;
 
 /// Addresses of a deployment, as written to the deployment JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +56,21 @@ impl Default for DeployOptions {
 
 /// Deploys SecretRegistry, TokenNetworkRegistry, Discovery and (unless given) a test token, and
 /// optionally creates the token's TokenNetwork.
-pub async fn deploy(client: &ChainClient, options: &DeployOptions) -> Result<Deployment, ChainError> {
+pub async fn deploy(
+    client: &ChainClient,
+    options: &DeployOptions,
+) -> Result<Deployment, ChainError> {
     let provider = client.provider();
-    let (secret_registry, _) = client.deploy(SecretRegistry::deploy_builder(provider)).await?;
+    let (secret_registry, _) = client
+        .deploy(SecretRegistry::deploy_builder(provider))
+        .await?;
     info!("SecretRegistry at {secret_registry}");
     let (registry, _) = client
-        .deploy(TokenNetworkRegistry::deploy_builder(provider, secret_registry, options.punish_block_number))
+        .deploy(TokenNetworkRegistry::deploy_builder(
+            provider,
+            secret_registry,
+            options.punish_block_number,
+        ))
         .await?;
     info!("TokenNetworkRegistry at {registry}");
     let (discovery, _) = client.deploy(Discovery::deploy_builder(provider)).await?;
@@ -84,7 +93,9 @@ pub async fn deploy(client: &ChainClient, options: &DeployOptions) -> Result<Dep
     };
     let token_network = if options.create_token_network {
         let registry_contract = TokenNetworkRegistry::new(registry, provider);
-        let receipt = client.send(registry_contract.createERC20TokenNetwork(token)).await?;
+        let receipt = client
+            .send(registry_contract.createERC20TokenNetwork(token))
+            .await?;
         let created = receipt_events::<TokenNetworkRegistry::TokenNetworkCreated>(&receipt);
         let event = created.first().ok_or_else(|| ChainError::Receipt {
             tx_hash: receipt.transaction_hash,
@@ -95,20 +106,34 @@ pub async fn deploy(client: &ChainClient, options: &DeployOptions) -> Result<Dep
     } else {
         None
     };
-    Ok(Deployment { chain_id: client.chain_id(), registry, secret_registry, discovery, token, token_network })
+    Ok(Deployment {
+        chain_id: client.chain_id(),
+        registry,
+        secret_registry,
+        discovery,
+        token,
+        token_network,
+    })
 }
 
 impl Deployment {
     /// Writes the deployment JSON (pretty-printed).
     pub fn write(&self, path: &Path) -> Result<(), ChainError> {
         let text = serde_json::to_string_pretty(self).expect("a Deployment always serializes");
-        std::fs::write(path, text + "\n").map_err(|source| ChainError::Io { path: path.display().to_string(), source })
+        std::fs::write(path, text + "\n").map_err(|source| ChainError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Reads a deployment JSON.
     pub fn read(path: &Path) -> Result<Self, ChainError> {
-        let io = |source| ChainError::Io { path: path.display().to_string(), source };
+        let io = |source| ChainError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let text = std::fs::read_to_string(path).map_err(io)?;
-        serde_json::from_str(&text).map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        serde_json::from_str(&text)
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 }

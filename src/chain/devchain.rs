@@ -42,9 +42,13 @@ impl DevChain {
                 .arg(root.join("integration/deps.sh"))
                 .arg("anvil")
                 .status()
-                .map_err(|e| ChainError::DevChain(format!("cannot run integration/deps.sh: {e}")))?;
+                .map_err(|e| {
+                    ChainError::DevChain(format!("cannot run integration/deps.sh: {e}"))
+                })?;
             if !status.success() || !bin.exists() {
-                return Err(ChainError::DevChain(format!("integration/deps.sh anvil failed ({status})")));
+                return Err(ChainError::DevChain(format!(
+                    "integration/deps.sh anvil failed ({status})"
+                )));
             }
         }
         Ok(bin)
@@ -80,13 +84,18 @@ impl DevChain {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(ChainError::DevChain(format!("anvil did not report a listening port within {START_TIMEOUT:?}")));
+                return Err(ChainError::DevChain(format!(
+                    "anvil did not report a listening port within {START_TIMEOUT:?}"
+                )));
             }
         };
         let url = format!("http://{addr}");
         let rpc = ProviderBuilder::new()
             .disable_recommended_fillers()
-            .connect_http(Url::parse(&url).map_err(|e| ChainError::DevChain(format!("anvil address {addr:?}: {e}")))?)
+            .connect_http(
+                Url::parse(&url)
+                    .map_err(|e| ChainError::DevChain(format!("anvil address {addr:?}: {e}")))?,
+            )
             .erased();
         debug!("anvil (pid {}) listening at {url}", child.id());
         Ok(DevChain { child, url, rpc })
@@ -104,7 +113,10 @@ impl DevChain {
 
     /// Mines `blocks` empty blocks at once (`anvil_mine`).
     pub async fn mine(&self, blocks: u64) -> Result<(), ChainError> {
-        let _: serde_json::Value = self.rpc.raw_request("anvil_mine".into(), (U256::from(blocks),)).await?;
+        let _: serde_json::Value = self
+            .rpc
+            .raw_request("anvil_mine".into(), (U256::from(blocks),))
+            .await?;
         Ok(())
     }
 
@@ -130,12 +142,19 @@ impl DevChain {
     /// Restores a snapshot taken by [`DevChain::snapshot`].
     pub async fn revert(&self, id: U256) -> Result<(), ChainError> {
         let ok: bool = self.rpc.raw_request("evm_revert".into(), (id,)).await?;
-        if ok { Ok(()) } else { Err(ChainError::DevChain(format!("evm_revert({id}) refused"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(ChainError::DevChain(format!("evm_revert({id}) refused")))
+        }
     }
 
     /// Sets the ether balance of `address` (`anvil_setBalance`).
     pub async fn set_balance(&self, address: Address, wei: U256) -> Result<(), ChainError> {
-        let _: serde_json::Value = self.rpc.raw_request("anvil_setBalance".into(), (address, wei)).await?;
+        let _: serde_json::Value = self
+            .rpc
+            .raw_request("anvil_setBalance".into(), (address, wei))
+            .await?;
         Ok(())
     }
 
@@ -147,7 +166,8 @@ impl DevChain {
 
     /// A client signing with `signer`, its address funded with 1,000,000 ether first.
     pub async fn client(&self, signer: PrivateKeySigner) -> Result<ChainClient, ChainError> {
-        self.set_balance(signer.address(), U256::from(10u64).pow(U256::from(24u64))).await?;
+        self.set_balance(signer.address(), U256::from(10u64).pow(U256::from(24u64)))
+            .await?;
         ChainClient::connect(&self.url, signer).await
     }
 }

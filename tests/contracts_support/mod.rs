@@ -11,11 +11,12 @@ use smartraiden::chain::deploy::{DeployOptions, Deployment, deploy};
 use smartraiden::chain::{ChainClient, ChainError, DevChain};
 use smartraiden::crypto::PrivateKey;
 use smartraiden::primitives::{
-    Address, BlockNumber, ChainId, ChannelId, H256, Locksroot, Nonce, SecretHash, Signature, TokenAmount,
+    Address, BlockNumber, ChainId, ChannelId, H256, Locksroot, Nonce, SecretHash, Signature,
+    TokenAmount,
 };
 use smartraiden::proofs::{
-    BalanceProofData, ChannelBinding, CooperativeSettleData, DelegationData, DisposedLockData, Lock,
-    MerkleTree, SignedData, UnlockDelegationData, WithdrawData,
+    BalanceProofData, ChannelBinding, CooperativeSettleData, DelegationData, DisposedLockData,
+    Lock, MerkleTree, SignedData, UnlockDelegationData, WithdrawData,
 };
 
 #[allow(unused_imports)]
@@ -107,7 +108,10 @@ impl Env {
     pub async fn new() -> Env {
         let chain = DevChain::start().await.expect("anvil starts");
         let deployer = chain.client(DevChain::key(0)).await.unwrap();
-        let options = DeployOptions { punish_block_number: PUNISH, ..DeployOptions::default() };
+        let options = DeployOptions {
+            punish_block_number: PUNISH,
+            ..DeployOptions::default()
+        };
         let deployment = deploy(&deployer, &options).await.expect("deploy");
         let tn_address = deployment.token_network.unwrap();
         let mut parties = Vec::new();
@@ -115,48 +119,95 @@ impl Env {
             let signer = DevChain::key(i);
             let key = PrivateKey::from_bytes(signer.to_bytes().0).unwrap();
             let client = chain.client(signer).await.unwrap();
-            assert_eq!(client.address(), eth(key.address()), "core and alloy derive the same address");
+            assert_eq!(
+                client.address(),
+                eth(key.address()),
+                "core and alloy derive the same address"
+            );
             let token = StandardToken::new(deployment.token, deployer.provider());
-            deployer.send(token.transfer(client.address(), U256::from(START_TOKENS))).await.unwrap();
+            deployer
+                .send(token.transfer(client.address(), U256::from(START_TOKENS)))
+                .await
+                .unwrap();
             let token = StandardToken::new(deployment.token, client.provider());
-            client.send(token.approve(tn_address, U256::MAX)).await.unwrap();
+            client
+                .send(token.approve(tn_address, U256::MAX))
+                .await
+                .unwrap();
             parties.push(Party { client, key });
         }
         let c = parties.pop().unwrap();
         let b = parties.pop().unwrap();
         let a = parties.pop().unwrap();
-        Env { chain, deployer, deployment, tn_address, a, b, c }
+        Env {
+            chain,
+            deployer,
+            deployment,
+            tn_address,
+            a,
+            b,
+            c,
+        }
     }
 
     /// The TokenNetwork as seen by `who`.
-    pub fn tn<'a>(&self, who: &'a Party) -> TokenNetwork::TokenNetworkInstance<&'a alloy::providers::DynProvider> {
+    pub fn tn<'a>(
+        &self,
+        who: &'a Party,
+    ) -> TokenNetwork::TokenNetworkInstance<&'a alloy::providers::DynProvider> {
         TokenNetwork::new(self.tn_address, who.client.provider())
     }
 
     /// The SecretRegistry as seen by `who`.
-    pub fn secrets<'a>(&self, who: &'a Party) -> SecretRegistry::SecretRegistryInstance<&'a alloy::providers::DynProvider> {
+    pub fn secrets<'a>(
+        &self,
+        who: &'a Party,
+    ) -> SecretRegistry::SecretRegistryInstance<&'a alloy::providers::DynProvider> {
         SecretRegistry::new(self.deployment.secret_registry, who.client.provider())
     }
 
     /// Token balance of an address.
     pub async fn token_balance(&self, who: EthAddress) -> U256 {
-        StandardToken::new(self.deployment.token, self.deployer.provider()).balanceOf(who).call().await.unwrap()
+        StandardToken::new(self.deployment.token, self.deployer.provider())
+            .balanceOf(who)
+            .call()
+            .await
+            .unwrap()
     }
 
     /// Channel identifier per the core.
     pub fn channel_id(&self) -> ChannelId {
-        smartraiden::proofs::channel_identifier(self.a.addr(), self.b.addr(), Address(self.tn_address.0.0))
+        smartraiden::proofs::channel_identifier(
+            self.a.addr(),
+            self.b.addr(),
+            Address(self.tn_address.0.0),
+        )
     }
 
     /// (settle_block_number, open_block_number, state, settle_timeout) of the a–b channel.
     pub async fn channel(&self) -> (u64, u64, u8, u64) {
-        let r = self.tn(&self.a).getChannelInfo(self.a.eth(), self.b.eth()).call().await.unwrap();
-        (r.settle_block_number, r.open_block_number, r.state, r.settle_timeout)
+        let r = self
+            .tn(&self.a)
+            .getChannelInfo(self.a.eth(), self.b.eth())
+            .call()
+            .await
+            .unwrap();
+        (
+            r.settle_block_number,
+            r.open_block_number,
+            r.state,
+            r.settle_timeout,
+        )
     }
 
     /// (deposit, balance_hash, nonce) of `who` in the a–b channel.
     pub async fn participant(&self, who: &Party, partner: &Party) -> (U256, FixedBytes<24>, u64) {
-        let r = self.tn(&self.a).getParticipantInfo(who.eth(), partner.eth()).call().await.unwrap();
+        let r = self
+            .tn(&self.a)
+            .getParticipantInfo(who.eth(), partner.eth())
+            .call()
+            .await
+            .unwrap();
         (r.participant_deposit, r.balance_hash, r.nonce)
     }
 
@@ -174,11 +225,23 @@ impl Env {
     pub async fn open(&self, da: u64, db: u64) {
         self.a
             .client
-            .send(self.tn(&self.a).openChannelWithDeposit(self.a.eth(), self.b.eth(), SETTLE_TIMEOUT, U256::from(da)))
+            .send(self.tn(&self.a).openChannelWithDeposit(
+                self.a.eth(),
+                self.b.eth(),
+                SETTLE_TIMEOUT,
+                U256::from(da),
+            ))
             .await
             .unwrap();
         if db > 0 {
-            self.b.client.send(self.tn(&self.b).deposit(self.b.eth(), self.a.eth(), U256::from(db))).await.unwrap();
+            self.b
+                .client
+                .send(
+                    self.tn(&self.b)
+                        .deposit(self.b.eth(), self.a.eth(), U256::from(db)),
+                )
+                .await
+                .unwrap();
         }
     }
 
@@ -204,7 +267,14 @@ impl Env {
         lb: Locksroot,
     ) -> Result<TransactionReceipt, ChainError> {
         who.client
-            .send(self.tn(who).settleChannel(self.a.eth(), ta.0, b32(la.0), self.b.eth(), tb.0, b32(lb.0)))
+            .send(self.tn(who).settleChannel(
+                self.a.eth(),
+                ta.0,
+                b32(la.0),
+                self.b.eth(),
+                tb.0,
+                b32(lb.0),
+            ))
             .await
     }
 }
@@ -218,7 +288,13 @@ pub fn balance_proof(
     nonce: u64,
     additional_hash: H256,
 ) -> (BalanceProofData, Bytes) {
-    let data = BalanceProofData { transferred_amount: transferred, locksroot, nonce: Nonce(nonce), additional_hash, binding };
+    let data = BalanceProofData {
+        transferred_amount: transferred,
+        locksroot,
+        nonce: Nonce(nonce),
+        additional_hash,
+        binding,
+    };
     let s = data.sign(key);
     (data, sig(s))
 }
@@ -235,7 +311,13 @@ pub fn delegation(key: &PrivateKey, bp: &BalanceProofData) -> Bytes {
 }
 
 /// A withdraw proof signed by `key`.
-pub fn withdraw_sig(key: &PrivateKey, binding: ChannelBinding, participant: Address, balance: u64, withdraw: u64) -> Bytes {
+pub fn withdraw_sig(
+    key: &PrivateKey,
+    binding: ChannelBinding,
+    participant: Address,
+    balance: u64,
+    withdraw: u64,
+) -> Bytes {
     sig(WithdrawData {
         participant,
         participant_balance: amt(balance),
@@ -246,18 +328,46 @@ pub fn withdraw_sig(key: &PrivateKey, binding: ChannelBinding, participant: Addr
 }
 
 /// A cooperative-settle proof signed by `key`.
-pub fn coop_sig(key: &PrivateKey, binding: ChannelBinding, p1: Address, b1: TokenAmount, p2: Address, b2: TokenAmount) -> Bytes {
-    sig(CooperativeSettleData { participant1: p1, participant1_balance: b1, participant2: p2, participant2_balance: b2, binding }
-        .sign(key))
+pub fn coop_sig(
+    key: &PrivateKey,
+    binding: ChannelBinding,
+    p1: Address,
+    b1: TokenAmount,
+    p2: Address,
+    b2: TokenAmount,
+) -> Bytes {
+    sig(CooperativeSettleData {
+        participant1: p1,
+        participant1_balance: b1,
+        participant2: p2,
+        participant2_balance: b2,
+        binding,
+    }
+    .sign(key))
 }
 
 /// A disposed-lock proof signed by `key`.
-pub fn disposed_sig(key: &PrivateKey, binding: ChannelBinding, lockhash: H256, additional_hash: H256) -> Bytes {
-    sig(DisposedLockData { lockhash, binding, additional_hash }.sign(key))
+pub fn disposed_sig(
+    key: &PrivateKey,
+    binding: ChannelBinding,
+    lockhash: H256,
+    additional_hash: H256,
+) -> Bytes {
+    sig(DisposedLockData {
+        lockhash,
+        binding,
+        additional_hash,
+    }
+    .sign(key))
 }
 
 /// An unlock delegation signed by `key` naming `delegatee`.
-pub fn unlock_delegation_sig(key: &PrivateKey, binding: ChannelBinding, delegatee: Address, lock: &Lock) -> Bytes {
+pub fn unlock_delegation_sig(
+    key: &PrivateKey,
+    binding: ChannelBinding,
+    delegatee: Address,
+    lock: &Lock,
+) -> Bytes {
     sig(UnlockDelegationData {
         delegatee,
         expiration: lock.expiration,
