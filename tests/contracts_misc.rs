@@ -454,7 +454,11 @@ async fn registry_secret_registry_and_discovery() {
     );
     // A registry without a SecretRegistry is refused at deployment.
     let err = dep
-        .deploy(TokenNetworkRegistry::deploy_builder(dep.provider(), EthAddress::ZERO, 5))
+        .deploy(TokenNetworkRegistry::deploy_builder(
+            dep.provider(),
+            EthAddress::ZERO,
+            5,
+        ))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -618,6 +622,7 @@ async fn deploy_subcommand_writes_a_usable_deployment() {
         .arg(&out)
         .env("SMARTRAIDEN_PRIVATE_KEY", format!("{}", key.to_bytes()))
         .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(status.success());
@@ -676,6 +681,7 @@ async fn deploy_subcommand_writes_a_usable_deployment() {
         .arg(&out2)
         .env("RUST_LOG", "warn")
         .env_remove("SMARTRAIDEN_PRIVATE_KEY")
+        .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(status.success());
@@ -686,6 +692,39 @@ async fn deploy_subcommand_writes_a_usable_deployment() {
     assert!(
         !text.contains("token_network"),
         "optional field omitted: {text}"
+    );
+
+    // With an existing token: no test token is deployed, the given one gets its network.
+    let out3 = dir.join("deployment3.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smartraiden"))
+        .args([
+            "deploy",
+            "--eth-rpc",
+            chain.url(),
+            "--token",
+            &d.token.to_string(),
+            "--out",
+        ])
+        .arg(&out3)
+        .env("SMARTRAIDEN_PRIVATE_KEY", format!("{}", key.to_bytes()))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let d3 = Deployment::read(&out3).unwrap();
+    assert_eq!(d3.token, d.token);
+    let registry3 = TokenNetworkRegistry::new(d3.registry, provider);
+    assert_eq!(
+        registry3
+            .token_to_token_networks(d.token)
+            .call()
+            .await
+            .unwrap(),
+        d3.token_network.unwrap()
     );
 
     // Bad input gets a clear error and a non-zero exit.
