@@ -24,7 +24,13 @@ struct Pair {
 
 fn step(core: &mut Core, input: Input) -> Vec<Output> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    core.step(input, &mut Ctx { now_ms: 0, rng: &mut rng })
+    core.step(
+        input,
+        &mut Ctx {
+            now_ms: 0,
+            rng: &mut rng,
+        },
+    )
 }
 
 /// A–B channel with deposits A 100, B 50, settle timeout 100, both at block 10.
@@ -37,7 +43,10 @@ fn pair() -> Pair {
     let mut b = Core::new(kb.clone(), NodeConfig::new(CHAIN));
     for core in [&mut a, &mut b] {
         for e in [
-            ChainEvent::TokenNetworkCreated { token: TOKEN, token_network: TN },
+            ChainEvent::TokenNetworkCreated {
+                token: TOKEN,
+                token_network: TN,
+            },
             ChainEvent::ChannelOpened {
                 token_network: TN,
                 channel_identifier: channel,
@@ -46,14 +55,28 @@ fn pair() -> Pair {
                 settle_timeout: BlockCount(100),
                 open_block_number: BlockNumber(1),
             },
-            ChainEvent::ChannelDeposit { channel_identifier: channel, participant: ka.address(), total_deposit: TokenAmount::from(100u64) },
-            ChainEvent::ChannelDeposit { channel_identifier: channel, participant: kb.address(), total_deposit: TokenAmount::from(50u64) },
+            ChainEvent::ChannelDeposit {
+                channel_identifier: channel,
+                participant: ka.address(),
+                total_deposit: TokenAmount::from(100u64),
+            },
+            ChainEvent::ChannelDeposit {
+                channel_identifier: channel,
+                participant: kb.address(),
+                total_deposit: TokenAmount::from(50u64),
+            },
         ] {
             step(core, Input::ContractReceive(e));
         }
         step(core, Input::Block(BlockNumber(10)));
     }
-    Pair { a, b, ka, kc, channel }
+    Pair {
+        a,
+        b,
+        ka,
+        kc,
+        channel,
+    }
 }
 
 fn amount(v: u64) -> TokenAmount {
@@ -86,8 +109,14 @@ impl Pair {
                 _ => None,
             })
             .collect();
-        assert!(reasons.iter().any(|r| r.contains(why)), "expected a refusal for {why:?}, got {out:?}");
-        assert!(!out.iter().any(|o| matches!(o, Output::Send { .. })), "a refused message is not acknowledged");
+        assert!(
+            reasons.iter().any(|r| r.contains(why)),
+            "expected a refusal for {why:?}, got {out:?}"
+        );
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Send { .. })),
+            "a refused message is not acknowledged"
+        );
         assert_eq!(self.b.state, before, "a refused message changes nothing");
     }
 
@@ -95,10 +124,14 @@ impl Pair {
     fn accepted(&mut self, bytes: Vec<u8>) -> Vec<Output> {
         let out = step(&mut self.b, Input::Receive(bytes));
         assert!(
-            !out.iter().any(|o| matches!(o, Output::Event(Notification::MessageRejected { .. }))),
+            !out.iter()
+                .any(|o| matches!(o, Output::Event(Notification::MessageRejected { .. }))),
             "unexpected refusal: {out:?}"
         );
-        assert!(out.iter().any(|o| matches!(o, Output::Send { .. })), "accepted messages are acknowledged");
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Send { .. })),
+            "accepted messages are acknowledged"
+        );
         out
     }
 
@@ -109,12 +142,22 @@ impl Pair {
 }
 
 fn direct(bp: BalanceProof) -> Message {
-    Message::DirectTransfer(DirectTransfer { balance_proof: bp, payment_identifier: 7 })
+    Message::DirectTransfer(DirectTransfer {
+        balance_proof: bp,
+        payment_identifier: 7,
+    })
 }
 
 fn lock(expiration: u64, value: u64, secret: u8) -> (Lock, Secret) {
     let s = Secret(H256([secret; 32]));
-    (Lock { expiration: BlockNumber(expiration), amount: amount(value), secrethash: s.hash() }, s)
+    (
+        Lock {
+            expiration: BlockNumber(expiration),
+            amount: amount(value),
+            secrethash: s.hash(),
+        },
+        s,
+    )
 }
 
 fn mediated(p: &Pair, bp: BalanceProof, l: Lock) -> Message {
@@ -135,8 +178,14 @@ fn a_valid_direct_transfer_is_accepted_and_its_replay_is_acknowledged_but_not_ap
     assert_eq!(p.b_view_of_a(), (amount(30), Nonce(1)));
     let before = p.b.state.clone();
     let out = step(&mut p.b, Input::Receive(bytes));
-    assert!(out.iter().any(|o| matches!(o, Output::Send { .. })), "the replay is acknowledged again");
-    assert!(!out.iter().any(|o| matches!(o, Output::Event(Notification::PaymentReceived { .. }))));
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send { .. })),
+        "the replay is acknowledged again"
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Event(Notification::PaymentReceived { .. })))
+    );
     assert_eq!(p.b.state, before, "the replay is not processed twice");
 }
 
@@ -215,7 +264,14 @@ fn removing_a_lock_that_has_not_expired_is_refused_and_after_expiry_accepted() {
     p.refused(remove.clone(), "not expired");
     step(&mut p.b, Input::Block(BlockNumber(31)));
     p.accepted(remove);
-    assert!(p.b.state.channel(&p.channel).unwrap().partner.locks.is_empty());
+    assert!(
+        p.b.state
+            .channel(&p.channel)
+            .unwrap()
+            .partner
+            .locks
+            .is_empty()
+    );
 }
 
 #[test]
@@ -224,7 +280,11 @@ fn removing_an_expired_lock_whose_secret_was_registered_in_time_is_refused() {
     let (l, secret) = lock(30, 10, 7);
     let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
-    let reg = ChainEvent::SecretRegistered { secrethash: l.secrethash, secret, block_number: BlockNumber(29) };
+    let reg = ChainEvent::SecretRegistered {
+        secrethash: l.secrethash,
+        secret,
+        block_number: BlockNumber(29),
+    };
     step(&mut p.b, Input::ContractReceive(reg));
     step(&mut p.b, Input::Block(BlockNumber(31)));
     let remove = p.from_a(Message::RemoveExpiredHashlock(RemoveExpiredHashlock {
@@ -241,11 +301,20 @@ fn an_unlock_of_an_unknown_lock_or_with_the_wrong_amount_is_refused() {
     let (_, other_secret) = lock(30, 10, 8);
     let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
-    let unknown = p.from_a(Message::Unlock(Unlock { balance_proof: p.bp(2, 10, &[]), secret: other_secret }));
+    let unknown = p.from_a(Message::Unlock(Unlock {
+        balance_proof: p.bp(2, 10, &[]),
+        secret: other_secret,
+    }));
     p.refused(unknown, "no pending lock");
-    let short = p.from_a(Message::Unlock(Unlock { balance_proof: p.bp(2, 9, &[]), secret }));
+    let short = p.from_a(Message::Unlock(Unlock {
+        balance_proof: p.bp(2, 9, &[]),
+        secret,
+    }));
     p.refused(short, "transferred amount");
-    let right = p.from_a(Message::Unlock(Unlock { balance_proof: p.bp(2, 10, &[]), secret }));
+    let right = p.from_a(Message::Unlock(Unlock {
+        balance_proof: p.bp(2, 10, &[]),
+        secret,
+    }));
     p.accepted(right);
     assert_eq!(p.b_view_of_a(), (amount(10), Nonce(2)));
 }
@@ -256,10 +325,12 @@ fn a_disposed_response_for_a_lock_we_never_gave_back_is_refused() {
     let (l, _) = lock(30, 10, 7);
     let m = p.from_a(mediated(&p, p.bp(1, 0, &[l]), l));
     p.accepted(m);
-    let resp = p.from_a(Message::AnnounceDisposedResponse(AnnounceDisposedResponse {
-        balance_proof: p.bp(2, 0, &[]),
-        secrethash: l.secrethash,
-    }));
+    let resp = p.from_a(Message::AnnounceDisposedResponse(
+        AnnounceDisposedResponse {
+            balance_proof: p.bp(2, 0, &[]),
+            secrethash: l.secrethash,
+        },
+    ));
     p.refused(resp, "was not disposed");
 }
 
@@ -308,7 +379,10 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
     let mut p = pair();
     let before = p.a.state.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut ctx = Ctx { now_ms: 0, rng: &mut rng };
+    let mut ctx = Ctx {
+        now_ms: 0,
+        rng: &mut rng,
+    };
     let b = p.b.address();
     let pay = |amount: u64, is_direct: bool| {
         Action::Transfer(smartraiden::core::TransferRequest {
@@ -320,9 +394,18 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
             secret: None,
         })
     };
-    assert!(matches!(p.a.act(pay(101, true), &mut ctx), Err(smartraiden::core::ActionError::InsufficientBalance { .. })));
-    assert!(matches!(p.a.act(pay(101, false), &mut ctx), Err(smartraiden::core::ActionError::InsufficientBalance { .. })));
-    assert!(matches!(p.a.act(pay(0, true), &mut ctx), Err(smartraiden::core::ActionError::Invalid(_))));
+    assert!(matches!(
+        p.a.act(pay(101, true), &mut ctx),
+        Err(smartraiden::core::ActionError::InsufficientBalance { .. })
+    ));
+    assert!(matches!(
+        p.a.act(pay(101, false), &mut ctx),
+        Err(smartraiden::core::ActionError::InsufficientBalance { .. })
+    ));
+    assert!(matches!(
+        p.a.act(pay(0, true), &mut ctx),
+        Err(smartraiden::core::ActionError::Invalid(_))
+    ));
     let to_self = Action::Transfer(smartraiden::core::TransferRequest {
         token: TOKEN,
         target: p.a.address(),
@@ -331,7 +414,10 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
         is_direct: false,
         secret: None,
     });
-    assert!(matches!(p.a.act(to_self, &mut ctx), Err(smartraiden::core::ActionError::Invalid(_))));
+    assert!(matches!(
+        p.a.act(to_self, &mut ctx),
+        Err(smartraiden::core::ActionError::Invalid(_))
+    ));
     let unknown_token = Action::Transfer(smartraiden::core::TransferRequest {
         token: Address([0x77; 20]),
         target: b,
@@ -340,6 +426,9 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
         is_direct: false,
         secret: None,
     });
-    assert!(matches!(p.a.act(unknown_token, &mut ctx), Err(smartraiden::core::ActionError::UnknownToken(_))));
+    assert!(matches!(
+        p.a.act(unknown_token, &mut ctx),
+        Err(smartraiden::core::ActionError::UnknownToken(_))
+    ));
     assert_eq!(p.a.state, before);
 }

@@ -53,7 +53,10 @@ fn every_message() -> Vec<Message> {
         participant2_balance: TokenAmount::from(200u64),
     };
     vec![
-        Message::DirectTransfer(DirectTransfer { balance_proof: bp(), payment_identifier: 7 }),
+        Message::DirectTransfer(DirectTransfer {
+            balance_proof: bp(),
+            payment_identifier: 7,
+        }),
         Message::MediatedTransfer(MediatedTransfer {
             balance_proof: bp(),
             lock: lock(),
@@ -109,7 +112,10 @@ fn every_message_round_trips_and_recovers_its_signer() {
 
 #[test]
 fn balance_proof_messages_sign_the_on_chain_digest_with_additional_hash_of_the_body() {
-    let m = Message::DirectTransfer(DirectTransfer { balance_proof: bp(), payment_identifier: 7 });
+    let m = Message::DirectTransfer(DirectTransfer {
+        balance_proof: bp(),
+        payment_identifier: 7,
+    });
     let signed = encode_signed(m, &key(1), CHAIN);
     let data = balance_proof_data(&bp(), signed.hash, CHAIN);
     assert_eq!(
@@ -122,7 +128,10 @@ fn balance_proof_messages_sign_the_on_chain_digest_with_additional_hash_of_the_b
 #[test]
 fn a_wrong_chain_id_recovers_someone_else() {
     let signed = encode_signed(
-        Message::DirectTransfer(DirectTransfer { balance_proof: bp(), payment_identifier: 7 }),
+        Message::DirectTransfer(DirectTransfer {
+            balance_proof: bp(),
+            payment_identifier: 7,
+        }),
         &key(1),
         CHAIN,
     );
@@ -183,7 +192,10 @@ fn trailing_bytes_and_wide_integers_are_non_canonical() {
 fn out_of_range_amounts_are_malformed() {
     // DirectTransfer whose transferred_amount has 33 bytes.
     let signed = encode_signed(
-        Message::DirectTransfer(DirectTransfer { balance_proof: bp(), payment_identifier: 7 }),
+        Message::DirectTransfer(DirectTransfer {
+            balance_proof: bp(),
+            payment_identifier: 7,
+        }),
         &key(1),
         CHAIN,
     );

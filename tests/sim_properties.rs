@@ -270,13 +270,20 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     // Tokens are never created or destroyed: open-channel balances plus on-chain payouts
     // always add up to the deposits.
     let total_now: i128 = (0..s.nodes).map(|i| total_balance(&sim, i)).sum();
-    prop_assert_eq!(total_now, start.iter().sum::<i128>(), "tokens created or destroyed");
+    prop_assert_eq!(
+        total_now,
+        start.iter().sum::<i128>(),
+        "tokens created or destroyed"
+    );
     // A node down for longer than its reveal timeout may lose a mediation fee's position (the
     // payer's lock can expire before it reclaims it): that is what monitoring services are
     // for. Everyone else's books must balance to the token.
     let long_down_ms = (REVEAL_TIMEOUT - 1) * sim.block_time_ms;
     for i in 0..s.nodes {
-        if s.crashes.iter().any(|&(_, n, ms)| n == i && ms > long_down_ms) {
+        if s.crashes
+            .iter()
+            .any(|&(_, n, ms)| n == i && ms > long_down_ms)
+        {
             continue;
         }
         let received: i128 = sim.nodes[i]
@@ -355,6 +362,31 @@ fn regression_mediator_restarts_while_the_secret_travels_back() {
         duplicate: 0.1050937483423782,
         max_delay: 16,
         seed: 5055224393211748376,
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the crash property (10,000-case run): a 1-token payment to a direct partner while
+/// an unrelated node restarts.
+#[test]
+fn regression_payment_to_a_partner_with_an_unrelated_restart() {
+    let s = Scenario {
+        nodes: 5,
+        channels: vec![(1, 0, 39, 1), (2, 1, 39, 1), (3, 0, 10, 31), (4, 1, 10, 1)],
+        payments: vec![
+            (1, 0, 40, false, 551),
+            (2, 3, 32, false, 48),
+            (0, 1, 2, false, 729),
+            (1, 3, 1, false, 148),
+            (0, 1, 1, false, 351),
+        ],
+        crashes: vec![(4, 3, 13052)],
+        cancel: vec![2],
+        fee: 0,
+        loss: 0.2663986226468571,
+        duplicate: 0.0325690851855284,
+        max_delay: 58,
+        seed: 16982285753415996219,
     };
     run(&s).unwrap();
 }

@@ -5,8 +5,10 @@
 //! releases the step's outputs, as the real shell does.
 
 mod chain;
+mod mesh;
 
 pub use chain::SimChain;
+pub use mesh::Mesh;
 
 use crate::core::{
     Action, ActionError, ChainEvent, ContractCall, Core, Ctx, Input, NodeConfig, NodeState,

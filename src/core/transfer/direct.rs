@@ -38,7 +38,10 @@ impl Core {
         let payment_identifier = rng.next_u64();
         let signed = self
             .send_balance_proof(channel, transferred, locks, |bp| {
-                Message::DirectTransfer(DirectTransfer { balance_proof: bp, payment_identifier })
+                Message::DirectTransfer(DirectTransfer {
+                    balance_proof: bp,
+                    payment_identifier,
+                })
             })
             .expect("channel exists");
         self.state.direct_pending.insert(signed.hash, channel);

@@ -85,7 +85,11 @@ impl Core {
             }
             // The last mediator keeps whatever fee is left, so the target receives exactly
             // the payment amount.
-            let (out_fee, kept) = if r.hops() == 1 { (TokenAmount::ZERO, med.incoming_fee) } else { (out_fee, charge) };
+            let (out_fee, kept) = if r.hops() == 1 {
+                (TokenAmount::ZERO, med.incoming_fee)
+            } else {
+                (out_fee, charge)
+            };
             let Some(amount) = med.payer_lock.amount.checked_sub(kept) else {
                 continue;
             };
@@ -146,10 +150,24 @@ impl Core {
         if payee.partner != sender || med.secret.is_some() {
             return;
         }
-        med.secret = Some(secret);
         let (payer, payer_channel) = (med.payer, med.payer_channel);
+        // Claim from the payer only what we pay onward: if our lock to the payee is already
+        // gone (it expired while the payee was away), the payment did not reach the target and
+        // the payer's lock must expire too, so the initiator learns it failed.
+        let claimable_on_chain = self
+            .state
+            .channel(&payee.channel)
+            .is_some_and(|c| c.status.is_closed() && c.our_lock(&h).is_some());
+        if !self.pay_payee(payee.channel, secret) && !claimable_on_chain {
+            log::warn!(
+                "{h:?}: payee revealed the secret after its lock was gone; not claiming from the payer"
+            );
+            return;
+        }
+        if let Some(med) = self.state.mediators.get_mut(&h) {
+            med.secret = Some(secret);
+        }
         self.learn_partner_secret(payer_channel, secret);
-        self.pay_payee(payee.channel, secret);
         self.send_message(payer, Message::RevealSecret(RevealSecret { secret }), None);
     }
 
