@@ -3,6 +3,7 @@
 //! The protocol core ([`core`]) is deterministic and free of I/O; everything else is a thin shell
 //! that carries out what the core decides.
 
+pub mod chain;
 pub mod core;
 pub mod crypto;
 pub mod messages;
