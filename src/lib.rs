@@ -6,3 +6,4 @@
 pub mod crypto;
 pub mod primitives;
 pub mod proofs;
+pub mod transport;

@@ -1,0 +1,451 @@
+//! The XMPP client loop: connect, pump messages both ways, reconnect with backoff.
+//!
+//! It runs on its own thread with a current-thread tokio runtime (tokio-xmpp stalls on the
+//! multi-thread runtime) and talks to [`super::XmppTransport`] through channels only.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, Timeouts, XmppStreamElement};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::ns;
+use xmpp_parsers::ping::Ping;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use super::presence::PresenceTracker;
+use super::session::{self, OpenError, Stream};
+use super::stanza::{DecodeError, address_of, decode_message, encode_message, jid_for};
+use super::{XmppConfig, XmppError};
+use crate::primitives::Address;
+use crate::transport::TransportEvent;
+
+/// Most messages written before one flush: bounds the time reads wait behind writes.
+const WRITE_BATCH: usize = 256;
+/// Most commands taken in one go before the loop looks at the socket again.
+const COMMAND_BATCH: usize = 1024;
+/// How long a clean close may take before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A request from the transport handle to the worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Queue a protocol message.
+    Send(Address, Vec<u8>),
+    /// Report this peer's presence.
+    Watch(Address),
+    /// Address this peer on another (federated) domain.
+    PeerDomain(Address, String),
+    /// Say goodbye and stop.
+    Shutdown,
+}
+
+/// Why the connected loop ended.
+enum End {
+    /// The node asked to stop.
+    Shutdown,
+    /// The connection broke.
+    Lost(String),
+}
+
+/// State that survives reconnects.
+pub struct Worker {
+    config: XmppConfig,
+    jid: BareJid,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<TransportEvent>,
+    /// Messages accepted by `send` and not yet written to a socket (shared with the handle).
+    queued: Arc<AtomicUsize>,
+    queue: VecDeque<(Address, Vec<u8>)>,
+    presence: PresenceTracker,
+    domains: HashMap<Address, String>,
+    /// Events produced while applying commands, emitted after the batch.
+    owed_events: Vec<TransportEvent>,
+}
+
+impl Worker {
+    /// A worker for `config`, fed by `commands`, reporting to `events`.
+    pub fn new(
+        config: XmppConfig,
+        jid: BareJid,
+        commands: mpsc::UnboundedReceiver<Command>,
+        events: mpsc::Sender<TransportEvent>,
+        queued: Arc<AtomicUsize>,
+    ) -> Self {
+        Worker {
+            config,
+            jid,
+            commands,
+            events,
+            queued,
+            queue: VecDeque::new(),
+            presence: PresenceTracker::default(),
+            domains: HashMap::new(),
+            owed_events: Vec::new(),
+        }
+    }
+
+    /// Runs until shutdown; `ready` gets the outcome of the first login.
+    pub async fn run(mut self, ready: oneshot::Sender<Result<FullJid, XmppError>>) {
+        let mut ready = Some(ready);
+        let first_deadline = Instant::now() + self.config.login_timeout;
+        let mut backoff = self.config.backoff_initial;
+        loop {
+            let Some(attempt) = self.attempt().await else { return };
+            let reason = match attempt {
+                Ok(Ok((stream, bound))) => {
+                    log::info!("xmpp: {} online at {}", bound, self.config.server);
+                    backoff = self.config.backoff_initial;
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(bound));
+                    }
+                    match self.connected(stream).await {
+                        End::Shutdown => return,
+                        End::Lost(reason) => {
+                            log::warn!("xmpp: {} disconnected: {reason}; reconnecting", self.jid);
+                            self.emit(TransportEvent::Disconnected).await;
+                            for ev in self.presence.reset() {
+                                self.emit(ev).await;
+                            }
+                            // Try again at once: the first attempt after a loss is often the
+                            // one that works (server restarted); backoff covers the rest.
+                            continue;
+                        }
+                    }
+                }
+                Ok(Err(OpenError::Rejected(reason))) => {
+                    if let Some(r) = ready.take() {
+                        let jid = self.jid.to_string();
+                        let _ = r.send(Err(XmppError::LoginFailed { jid, reason }));
+                        return;
+                    }
+                    // Accepted before, rejected now (account reset?): keep trying, loudly.
+                    log::error!("xmpp: server rejects login of {}: {reason}", self.jid);
+                    reason
+                }
+                Ok(Err(OpenError::Transient(reason))) => reason,
+                Err(_) => format!("login not finished within {:?}", self.config.login_timeout),
+            };
+            if ready.is_some() && Instant::now() >= first_deadline {
+                let _ = ready.take().map(|r| {
+                    r.send(Err(XmppError::Unreachable {
+                        server: self.config.server,
+                        timeout: self.config.login_timeout,
+                        reason: reason.clone(),
+                    }))
+                });
+                return;
+            }
+            log::debug!("xmpp: {} connect failed ({reason}); retry in {backoff:?}", self.jid);
+            let mut until = Instant::now() + backoff;
+            if ready.is_some() {
+                until = until.min(first_deadline);
+            }
+            backoff = (backoff * 2).min(self.config.backoff_max);
+            if self.idle_until(until).await {
+                return;
+            }
+        }
+    }
+
+    /// One login attempt (bounded by the login timeout) while still serving commands;
+    /// `None` if asked to shut down meanwhile.
+    async fn attempt(
+        &mut self,
+    ) -> Option<Result<Result<(Stream, FullJid), OpenError>, tokio::time::error::Elapsed>> {
+        let (server, jid, password) =
+            (self.config.server, self.jid.clone(), self.config.password.clone());
+        let timeouts = self.timeouts();
+        let open = timeout(self.config.login_timeout, async move {
+            session::open(server, &jid, &password, timeouts).await
+        });
+        tokio::pin!(open);
+        loop {
+            tokio::select! {
+                res = &mut open => return Some(res),
+                cmd = self.commands.recv() => {
+                    if self.apply(cmd).is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stream's silence timeouts: a soft timeout makes us ping the server.
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            read_timeout: self.config.keepalive,
+            response_timeout: (self.config.keepalive / 2).max(Duration::from_secs(5)),
+        }
+    }
+
+    /// Serves commands while disconnected until `until`; true if asked to shut down.
+    async fn idle_until(&mut self, until: Instant) -> bool {
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => return false,
+                cmd = self.commands.recv() => {
+                    if self.apply(cmd).is_err() {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a command to the offline state; `Err` means shut down.
+    fn apply(&mut self, cmd: Option<Command>) -> Result<Option<Stanza>, ()> {
+        match cmd {
+            Some(Command::Send(to, bytes)) => {
+                self.queue.push_back((to, bytes));
+                Ok(None)
+            }
+            Some(Command::Watch(peer)) => {
+                // A peer already known online is reported at once (emitted by the caller).
+                self.owed_events.extend(self.presence.watch(peer));
+                Ok(Some(self.subscribe(peer)?))
+            }
+            Some(Command::PeerDomain(peer, domain)) => {
+                self.domains.insert(peer, domain);
+                Ok(None)
+            }
+            Some(Command::Shutdown) | None => Err(()),
+        }
+    }
+
+    /// A subscription request to `peer`'s presence.
+    fn subscribe(&self, peer: Address) -> Result<Stanza, ()> {
+        let to = self.peer_jid(&peer).ok_or(())?;
+        Ok(Presence::subscribe().with_to(to).into())
+    }
+
+    /// The bare JID of `peer`, on its known domain or ours.
+    fn peer_jid(&self, peer: &Address) -> Option<BareJid> {
+        let domain = self.domains.get(peer).unwrap_or(&self.config.domain);
+        jid_for(peer, domain).map_err(|e| log::error!("xmpp: {e}")).ok()
+    }
+
+    /// Pumps one live connection until it breaks or we are told to stop.
+    async fn connected(&mut self, mut stream: Stream) -> End {
+        self.emit(TransportEvent::Connected).await;
+        let mut hello: Vec<Stanza> = vec![Presence::available().into()];
+        hello.extend(self.presence.watched().filter_map(|p| self.subscribe(*p).ok()));
+        if let Err(e) = write_all(&mut stream, hello).await {
+            return End::Lost(e);
+        }
+        loop {
+            if !self.queue.is_empty() {
+                if let Err(e) = self.flush_queue(&mut stream).await {
+                    return End::Lost(e);
+                }
+            }
+            let mut out: Vec<Stanza> = Vec::new();
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => {
+                    let mut next = cmd;
+                    for _ in 0..COMMAND_BATCH {
+                        match self.apply(next) {
+                            Ok(Some(st)) => out.push(st),
+                            Ok(None) => {}
+                            Err(()) => return self.close(stream).await,
+                        }
+                        match self.commands.try_recv() {
+                            Ok(c) => next = Some(c),
+                            Err(_) => break,
+                        }
+                    }
+                    for ev in std::mem::take(&mut self.owed_events) {
+                        self.emit(ev).await;
+                    }
+                }
+                item = stream.next() => {
+                    match item {
+                        None => return End::Lost("server closed the connection".into()),
+                        Some(Err(ReadError::SoftTimeout)) => {
+                            out.push(Iq::from_get("keepalive", Ping).with_to(self.server_jid()).into());
+                        }
+                        Some(Err(ReadError::ParseError(e))) => {
+                            log::warn!("xmpp: unparsable element ignored: {e}");
+                        }
+                        Some(Err(ReadError::StreamFooterReceived)) => {
+                            return End::Lost("server ended the stream".into());
+                        }
+                        Some(Err(ReadError::HardError(e))) => return End::Lost(e.to_string()),
+                        Some(Ok(FallibleStreamElement::Err(e))) => {
+                            log::warn!("xmpp: malformed stanza ignored: {e}");
+                        }
+                        Some(Ok(FallibleStreamElement::Ok(el))) => match el {
+                            XmppStreamElement::Stanza(st) => {
+                                if let Some(reply) = self.incoming(st).await {
+                                    out.push(reply);
+                                }
+                            }
+                            XmppStreamElement::StreamError(e) => {
+                                return End::Lost(format!("stream error from server: {e:?}"));
+                            }
+                            other => log::debug!("xmpp: ignoring {other:?}"),
+                        },
+                    }
+                }
+                // Nothing to read or apply right now: go back and write the queue.
+                _ = std::future::ready(()), if !self.queue.is_empty() => {}
+            }
+            if let Err(e) = write_all(&mut stream, out).await {
+                return End::Lost(e);
+            }
+        }
+    }
+
+    /// Writes up to [`WRITE_BATCH`] queued messages; they leave the queue only once flushed,
+    /// so a write error keeps them for the next connection.
+    async fn flush_queue(&mut self, stream: &mut Stream) -> Result<(), String> {
+        let n = self.queue.len().min(WRITE_BATCH);
+        for (to, bytes) in self.queue.iter().take(n) {
+            let Some(jid) = self.peer_jid(to) else { continue };
+            let el = XmppStreamElement::Stanza(encode_message(jid, bytes).into());
+            stream.feed(&el).await.map_err(|e| e.to_string())?;
+        }
+        flush(stream).await?;
+        self.queue.drain(..n);
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Handles one incoming stanza; returns a reply to send, if any.
+    async fn incoming(&mut self, stanza: Stanza) -> Option<Stanza> {
+        match stanza {
+            Stanza::Message(m) => {
+                self.message(m).await;
+                None
+            }
+            Stanza::Presence(p) => self.presence_stanza(p).await,
+            Stanza::Iq(iq) => iq_reply(iq, &self.jid),
+        }
+    }
+
+    /// Delivers a protocol message, or logs why not.
+    async fn message(&mut self, m: Message) {
+        let from = m.from.clone();
+        let sender = from.as_ref().and_then(address_of);
+        if m.type_ == MessageType::Error {
+            log::debug!("xmpp: delivery error from {from:?}");
+            return;
+        }
+        match decode_message(&m) {
+            Ok(bytes) => self.emit(TransportEvent::Received { bytes, claimed_sender: sender }).await,
+            Err(DecodeError::NoBody) => log::debug!("xmpp: bodiless message from {from:?} ignored"),
+            Err(e) => log::warn!("xmpp: dropped malformed message from {from:?}: {e:?}"),
+        }
+    }
+
+    /// Tracks presence and accepts subscription requests; returns a reply, if any.
+    async fn presence_stanza(&mut self, p: Presence) -> Option<Stanza> {
+        let from = p.from.clone()?;
+        let Some(peer) = address_of(&from) else {
+            log::debug!("xmpp: presence from non-node {from}");
+            return None;
+        };
+        if from.to_bare() == self.jid {
+            return None; // our own presence echoed back
+        }
+        let resource = from.resource().map(|r| r.as_str().to_owned());
+        let event = match p.type_ {
+            PresenceType::None => self.presence.available(peer, resource.as_deref().unwrap_or("")),
+            PresenceType::Unavailable => self.presence.unavailable(peer, resource.as_deref()),
+            PresenceType::Subscribe => {
+                // Anyone may see whether we are online: the address is public anyway.
+                return Some(Presence::subscribed().with_to(from.to_bare()).into());
+            }
+            PresenceType::Error => {
+                log::warn!("xmpp: presence error from {from}: {:?}", p.payloads);
+                None
+            }
+            other => {
+                log::debug!("xmpp: presence {other:?} from {from}");
+                None
+            }
+        };
+        if let Some(ev) = event {
+            self.emit(ev).await;
+        }
+        None
+    }
+
+    /// Our server's JID (for keepalive pings).
+    fn server_jid(&self) -> Jid {
+        Jid::from(self.jid.domain().to_owned())
+    }
+
+    /// Ends the session cleanly: remaining queue, unavailable presence, stream footer.
+    async fn close(&mut self, mut stream: Stream) -> End {
+        let goodbye = async {
+            while !self.queue.is_empty() {
+                self.flush_queue(&mut stream).await?;
+            }
+            write_all(&mut stream, vec![Presence::unavailable().into()]).await?;
+            <Stream as SinkExt<&XmppStreamElement>>::close(&mut stream)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = timeout(CLOSE_TIMEOUT, goodbye).await.unwrap_or(Err("timed out".into())) {
+            log::debug!("xmpp: unclean close of {}: {e}", self.jid);
+        }
+        End::Shutdown
+    }
+
+    /// Reports an event; a node that dropped its receiver simply hears nothing.
+    async fn emit(&self, event: TransportEvent) {
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// Writes stanzas and flushes.
+async fn write_all(stream: &mut Stream, stanzas: Vec<Stanza>) -> Result<(), String> {
+    if stanzas.is_empty() {
+        return Ok(());
+    }
+    for st in stanzas {
+        let el = XmppStreamElement::Stanza(st);
+        stream.feed(&el).await.map_err(|e| e.to_string())?;
+    }
+    flush(stream).await
+}
+
+/// Pushes buffered output to the socket.
+async fn flush(stream: &mut Stream) -> Result<(), String> {
+    <Stream as SinkExt<&XmppStreamElement>>::flush(stream).await.map_err(|e| e.to_string())
+}
+
+/// The answer to an IQ: pings and roster pushes get a result, other requests an error,
+/// results and errors (answers to our keepalives) nothing.
+fn iq_reply(iq: Iq, own: &BareJid) -> Option<Stanza> {
+    let (from, id, payload, is_set) = match iq {
+        Iq::Get { from, id, payload, .. } => (from, id, payload, false),
+        Iq::Set { from, id, payload, .. } => (from, id, payload, true),
+        Iq::Result { .. } | Iq::Error { .. } => return None,
+    };
+    let from_server = from.as_ref().is_none_or(|f| f.to_bare() == *own);
+    let ok = payload.is("ping", ns::PING) || (is_set && from_server && payload.is("query", ns::ROSTER));
+    let reply = if ok {
+        Iq::Result { from: None, to: from, id, payload: None }
+    } else {
+        let error = StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            "not supported by a SmartRaiden node",
+        );
+        Iq::Error { from: None, to: from, id, error, payload: None }
+    };
+    Some(reply.into())
+}
