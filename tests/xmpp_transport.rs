@@ -187,7 +187,16 @@ impl Tally {
                 }
                 Ok(Some(ev)) => self.events.push(ev),
                 Ok(None) => panic!("event channel closed while waiting for {what}"),
-                Err(_) => panic!("no {what} within {DEADLINE:?}"),
+                Err(_) => {
+                    let mut tags: Vec<(char, usize)> = Vec::new();
+                    for (t, _) in self.received.keys() {
+                        match tags.iter_mut().find(|(c, _)| *c == *t as char) {
+                            Some(e) => e.1 += 1,
+                            None => tags.push((*t as char, 1)),
+                        }
+                    }
+                    panic!("no {what} within {DEADLINE:?}; received {tags:?}, events {:?}", self.events)
+                }
             }
         }
     }
@@ -228,10 +237,11 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
     assert!(a.queued() >= DURING as usize, "A queued {}", a.queued());
 
     server.restart().unwrap();
-    // Both reconnect by themselves and flush their queues; a message to a peer that is not
+    // Both reconnect by themselves (a second Connected, after the initial one) and flush
+    // their queues; a message to a peer that is not
     // back yet waits in the server's offline storage.
-    at_a.until(&mut a_rx, "A's queued messages", |t| t.saw(&up) == 1 && t.count(b'q') == DURING as usize).await;
-    at_b.until(&mut b_rx, "B's queued messages", |t| t.saw(&up) == 1 && t.count(b'Q') == DURING as usize).await;
+    at_a.until(&mut a_rx, "A's queued messages", |t| t.saw(&up) == 2 && t.count(b'q') == DURING as usize).await;
+    at_b.until(&mut b_rx, "B's queued messages", |t| t.saw(&up) == 2 && t.count(b'Q') == DURING as usize).await;
     assert_eq!((a.queued(), b.queued()), (0, 0));
 
     // Phase 3: both directions work after the reconnect.
@@ -314,4 +324,22 @@ fn read_until(s: &mut TcpStream, marker: &str) {
         assert!(n > 0, "connection closed waiting for {marker}: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
+}
+
+#[tokio::test]
+async fn offline_queue_is_bounded_with_a_clear_error() {
+    let mut server = start_server();
+    let mut cfg = account(&server, 1);
+    cfg.max_queued = 10;
+    let (a, mut a_rx) = connect(cfg).await;
+    server.kill().unwrap();
+    expect_event(&mut a_rx, "disconnect", |e| *e == TransportEvent::Disconnected).await;
+    for i in 0..10 {
+        a.send(address(2), vec![i]).unwrap();
+    }
+    assert_eq!(
+        a.send(address(2), vec![99]),
+        Err(smartraiden::transport::TransportError::QueueFull { capacity: 10 })
+    );
+    assert_eq!(a.queued(), 10);
 }
