@@ -30,7 +30,9 @@ fn start_server() -> ProsodyServer {
 fn account(server: &ProsodyServer, n: u8) -> XmppConfig {
     let a = address(n);
     let password = format!("pw-{n}");
-    server.register(&a.to_lower_hex(), &password).expect("register");
+    server
+        .register(&a.to_lower_hex(), &password)
+        .expect("register");
     let mut cfg = XmppConfig::new(a, server.domain(), server.addr(), &password);
     // Loopback: fast retries keep the reconnect test short.
     cfg.backoff_initial = Duration::from_millis(50);
@@ -83,18 +85,23 @@ async fn receive_n(rx: &mut Receiver<TransportEvent>, tag: u8, n: usize) -> Hash
             }
             Ok(Some(_)) => {}
             Ok(None) => panic!("event channel closed"),
-            Err(_) => panic!("only {} of {n} messages arrived within {DEADLINE:?}", got.len()),
+            Err(_) => panic!(
+                "only {} of {n} messages arrived within {DEADLINE:?}",
+                got.len()
+            ),
         }
     }
     got
 }
 
 #[tokio::test]
-async fn thousand_messages_each_way_arrive_byte_exact() {
+async fn thousands_of_messages_each_way_arrive_byte_exact() {
     let server = start_server();
     let (a, mut a_rx) = connect(account(&server, 1)).await;
     let (b, mut b_rx) = connect(account(&server, 2)).await;
-    const N: u32 = 1000;
+    // More than the worker takes from its command channel in one batch (1,024), sent faster
+    // than it drains: a command lost at a batch boundary fails this.
+    const N: u32 = 3000;
     for i in 0..N {
         a.send(address(2), payload(b'A', i)).unwrap();
         b.send(address(1), payload(b'B', i)).unwrap();
@@ -113,10 +120,16 @@ async fn claimed_sender_is_the_senders_address() {
     let (a, _a_rx) = connect(account(&server, 1)).await;
     let (_b, mut b_rx) = connect(account(&server, 2)).await;
     a.send(address(2), vec![7, 7, 7]).unwrap();
-    let ev = expect_event(&mut b_rx, "message", |e| matches!(e, TransportEvent::Received { .. })).await;
+    let ev = expect_event(&mut b_rx, "message", |e| {
+        matches!(e, TransportEvent::Received { .. })
+    })
+    .await;
     assert_eq!(
         ev,
-        TransportEvent::Received { bytes: vec![7, 7, 7], claimed_sender: Some(address(1)) }
+        TransportEvent::Received {
+            bytes: vec![7, 7, 7],
+            claimed_sender: Some(address(1))
+        }
     );
 }
 
@@ -128,12 +141,21 @@ async fn presence_follows_peer_connecting_and_disconnecting() {
     a.watch_presence(address(2)).unwrap();
     let (mut b, _b_rx) = connect(b_cfg.clone()).await;
     // B was offline when A subscribed: the request waits on the server, B accepts it on login.
-    expect_event(&mut a_rx, "B online", |e| *e == TransportEvent::PeerOnline(address(2))).await;
+    expect_event(&mut a_rx, "B online", |e| {
+        *e == TransportEvent::PeerOnline(address(2))
+    })
+    .await;
     b.shutdown();
-    expect_event(&mut a_rx, "B offline", |e| *e == TransportEvent::PeerOffline(address(2))).await;
+    expect_event(&mut a_rx, "B offline", |e| {
+        *e == TransportEvent::PeerOffline(address(2))
+    })
+    .await;
     // Back again: the subscription persists in the roster.
     let (_b, _b_rx) = connect(b_cfg).await;
-    expect_event(&mut a_rx, "B online again", |e| *e == TransportEvent::PeerOnline(address(2))).await;
+    expect_event(&mut a_rx, "B online again", |e| {
+        *e == TransportEvent::PeerOnline(address(2))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -142,10 +164,19 @@ async fn wrong_password_fails_fast_with_login_failed() {
     let mut cfg = account(&server, 1);
     cfg.password = "not-the-password".into();
     let started = std::time::Instant::now();
-    let err = XmppTransport::connect(cfg.clone()).await.expect_err("login must fail");
+    let err = XmppTransport::connect(cfg.clone())
+        .await
+        .expect_err("login must fail");
     assert!(matches!(err, XmppError::LoginFailed { .. }), "got {err}");
-    assert!(started.elapsed() < cfg.login_timeout, "took {:?}", started.elapsed());
-    assert!(err.to_string().contains(&address(1).to_lower_hex()), "{err}");
+    assert!(
+        started.elapsed() < cfg.login_timeout,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.to_string().contains(&address(1).to_lower_hex()),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +188,11 @@ async fn unreachable_server_fails_within_login_timeout() {
     let started = std::time::Instant::now();
     let err = XmppTransport::connect(cfg).await.expect_err("no server");
     assert!(matches!(err, XmppError::Unreachable { .. }), "got {err}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 /// Everything one transport reported, kept while waiting for particular events.
@@ -182,7 +217,12 @@ impl Tally {
             match timeout(left, rx.recv()).await {
                 Ok(Some(TransportEvent::Received { bytes, .. })) => {
                     let i = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
-                    assert_eq!(bytes, payload(bytes[0], i), "message {}{i} intact", bytes[0] as char);
+                    assert_eq!(
+                        bytes,
+                        payload(bytes[0], i),
+                        "message {}{i} intact",
+                        bytes[0] as char
+                    );
                     self.received.insert((bytes[0], i), ());
                 }
                 Ok(Some(ev)) => self.events.push(ev),
@@ -195,7 +235,10 @@ impl Tally {
                             None => tags.push((*t as char, 1)),
                         }
                     }
-                    panic!("no {what} within {DEADLINE:?}; received {tags:?}, events {:?}", self.events)
+                    panic!(
+                        "no {what} within {DEADLINE:?}; received {tags:?}, events {:?}",
+                        self.events
+                    )
                 }
             }
         }
@@ -224,8 +267,10 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
         a.send(address(2), payload(b'P', i)).unwrap();
     }
     server.kill().unwrap();
-    at_a.until(&mut a_rx, "A disconnected", |t| t.saw(&down) == 1).await;
-    at_b.until(&mut b_rx, "B disconnected", |t| t.saw(&down) == 1).await;
+    at_a.until(&mut a_rx, "A disconnected", |t| t.saw(&down) == 1)
+        .await;
+    at_b.until(&mut b_rx, "B disconnected", |t| t.saw(&down) == 1)
+        .await;
     let before_kill = at_b.count(b'P');
 
     // Phase 2: sent while the server is down; the transport must keep them.
@@ -240,8 +285,14 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
     // Both reconnect by themselves (a second Connected, after the initial one) and flush
     // their queues; a message to a peer that is not
     // back yet waits in the server's offline storage.
-    at_a.until(&mut a_rx, "A's queued messages", |t| t.saw(&up) == 2 && t.count(b'q') == DURING as usize).await;
-    at_b.until(&mut b_rx, "B's queued messages", |t| t.saw(&up) == 2 && t.count(b'Q') == DURING as usize).await;
+    at_a.until(&mut a_rx, "A's queued messages", |t| {
+        t.saw(&up) == 2 && t.count(b'q') == DURING as usize
+    })
+    .await;
+    at_b.until(&mut b_rx, "B's queued messages", |t| {
+        t.saw(&up) == 2 && t.count(b'Q') == DURING as usize
+    })
+    .await;
     assert_eq!((a.queued(), b.queued()), (0, 0));
 
     // Phase 3: both directions work after the reconnect.
@@ -250,8 +301,14 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
         a.send(address(2), payload(b'R', i)).unwrap();
         b.send(address(1), payload(b'r', i)).unwrap();
     }
-    at_b.until(&mut b_rx, "A→B after restart", |t| t.count(b'R') == AFTER as usize).await;
-    at_a.until(&mut a_rx, "B→A after restart", |t| t.count(b'r') == AFTER as usize).await;
+    at_b.until(&mut b_rx, "A→B after restart", |t| {
+        t.count(b'R') == AFTER as usize
+    })
+    .await;
+    at_a.until(&mut a_rx, "B→A after restart", |t| {
+        t.count(b'r') == AFTER as usize
+    })
+    .await;
     let before = at_b.count(b'P');
     eprintln!(
         "restart: of {BEFORE} messages sent just before the kill, {before_kill} arrived before it, \
@@ -272,20 +329,33 @@ async fn garbage_bodies_are_dropped_and_the_transport_keeps_working() {
     let b_jid = format!("{}@{DOMAIN}", address(2).to_lower_hex());
     let mut raw = raw_login(&server, "mallory", "pw");
     for body in ["!!! not base64 !!!", "", "AQ=", "////"] {
-        let stanza = format!(
-            "<message type='chat' to='{b_jid}'><body>{body}</body></message>"
-        );
+        let stanza = format!("<message type='chat' to='{b_jid}'><body>{body}</body></message>");
         raw.write_all(stanza.as_bytes()).unwrap();
     }
     // "////" is valid base64 for three 0xff bytes: delivered, so it proves the junk before it
     // went through the same path and was dropped rather than stalled.
-    let ev = expect_event(&mut b_rx, "a message", |e| matches!(e, TransportEvent::Received { .. })).await;
-    assert_eq!(ev, TransportEvent::Received { bytes: vec![0xff; 3], claimed_sender: None });
-    a.send(address(2), vec![1, 2, 3]).unwrap();
-    let ev = expect_event(&mut b_rx, "a real message", |e| matches!(e, TransportEvent::Received { .. })).await;
+    let ev = expect_event(&mut b_rx, "a message", |e| {
+        matches!(e, TransportEvent::Received { .. })
+    })
+    .await;
     assert_eq!(
         ev,
-        TransportEvent::Received { bytes: vec![1, 2, 3], claimed_sender: Some(address(1)) }
+        TransportEvent::Received {
+            bytes: vec![0xff; 3],
+            claimed_sender: None
+        }
+    );
+    a.send(address(2), vec![1, 2, 3]).unwrap();
+    let ev = expect_event(&mut b_rx, "a real message", |e| {
+        matches!(e, TransportEvent::Received { .. })
+    })
+    .await;
+    assert_eq!(
+        ev,
+        TransportEvent::Received {
+            bytes: vec![1, 2, 3],
+            claimed_sender: Some(address(1))
+        }
     );
 }
 
@@ -301,15 +371,14 @@ fn raw_login(server: &ProsodyServer, user: &str, password: &str) -> TcpStream {
     s.write_all(header.as_bytes()).unwrap();
     read_until(&mut s, "</stream:features>");
     let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-    let auth = format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>");
+    let auth =
+        format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>");
     s.write_all(auth.as_bytes()).unwrap();
     read_until(&mut s, "<success");
     s.write_all(header.as_bytes()).unwrap();
     read_until(&mut s, "</stream:features>");
-    s.write_all(
-        b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
-    )
-    .unwrap();
+    s.write_all(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+        .unwrap();
     read_until(&mut s, "</iq>");
     s
 }
@@ -320,8 +389,14 @@ fn read_until(s: &mut TcpStream, marker: &str) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains(marker) {
-        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("waiting for {marker}: {e}"));
-        assert!(n > 0, "connection closed waiting for {marker}: {}", String::from_utf8_lossy(&seen));
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {marker}: {e}"));
+        assert!(
+            n > 0,
+            "connection closed waiting for {marker}: {}",
+            String::from_utf8_lossy(&seen)
+        );
         seen.extend_from_slice(&buf[..n]);
     }
 }
@@ -333,7 +408,10 @@ async fn offline_queue_is_bounded_with_a_clear_error() {
     cfg.max_queued = 10;
     let (a, mut a_rx) = connect(cfg).await;
     server.kill().unwrap();
-    expect_event(&mut a_rx, "disconnect", |e| *e == TransportEvent::Disconnected).await;
+    expect_event(&mut a_rx, "disconnect", |e| {
+        *e == TransportEvent::Disconnected
+    })
+    .await;
     for i in 0..10 {
         a.send(address(2), vec![i]).unwrap();
     }

@@ -5,6 +5,7 @@
 //! that enqueues without blocking. Messages queued while disconnected wait (up to
 //! [`XmppConfig::max_queued`]) and are sent after the reconnect.
 
+mod link;
 mod presence;
 pub mod server;
 mod session;
@@ -129,7 +130,10 @@ impl XmppTransport {
             .spawn(move || {
                 // tokio-xmpp stalls on the multi-thread runtime (FIELD-NOTES): one
                 // current-thread runtime per client.
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt.block_on(worker.run(ready_tx)),
                     Err(e) => log::error!("xmpp: cannot build runtime: {e}"),
                 }
@@ -186,7 +190,9 @@ impl Transport for XmppTransport {
         // Count first so the bound holds however many threads send at once.
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(TransportError::QueueFull { capacity: self.capacity });
+            return Err(TransportError::QueueFull {
+                capacity: self.capacity,
+            });
         }
         self.command(Command::Send(to, bytes)).inspect_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);

@@ -36,7 +36,10 @@ impl PresenceTracker {
     /// `peer/resource` sent available presence.
     pub fn available(&mut self, peer: Address, resource: &str) -> Option<TransportEvent> {
         let was = self.is_online(&peer);
-        self.resources.entry(peer).or_default().insert(resource.to_owned());
+        self.resources
+            .entry(peer)
+            .or_default()
+            .insert(resource.to_owned());
         (!was && self.watched.contains(&peer)).then_some(TransportEvent::PeerOnline(peer))
     }
 

@@ -49,7 +49,9 @@ pub enum ServerError {
         log_tail: String,
     },
     /// Prosody did not open its port before the deadline.
-    #[error("prosody did not accept connections on port {port} within {timeout:?}; log tail:\n{log_tail}")]
+    #[error(
+        "prosody did not accept connections on port {port} within {timeout:?}; log tail:\n{log_tail}"
+    )]
     StartTimeout {
         /// The port it was told to open.
         port: u16,
@@ -112,7 +114,10 @@ pub struct ProsodyOptions {
 impl Default for ProsodyOptions {
     fn default() -> Self {
         // Start-up to open port takes ~0.07 s here; ten seconds absorbs a loaded CI machine.
-        ProsodyOptions { log_level: LogLevel::Info, start_timeout: Duration::from_secs(10) }
+        ProsodyOptions {
+            log_level: LogLevel::Info,
+            start_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -234,7 +239,9 @@ impl ProsodyServer {
 
     /// Stops Prosody in an orderly way (SIGTERM), killing it if it lingers.
     pub fn stop(&mut self) -> Result<(), ServerError> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         // std only sends SIGKILL; `kill -TERM` lets Prosody close its streams cleanly.
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -243,12 +250,19 @@ impl ProsodyServer {
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if child.try_wait().map_err(io_err("waiting for prosody"))?.is_some() {
+            if child
+                .try_wait()
+                .map_err(io_err("waiting for prosody"))?
+                .is_some()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        log::warn!("prosody on port {} ignored SIGTERM for 5 s; killing it", self.port);
+        log::warn!(
+            "prosody on port {} ignored SIGTERM for 5 s; killing it",
+            self.port
+        );
         let _ = child.kill();
         child.wait().map_err(io_err("waiting for prosody"))?;
         Ok(())
@@ -276,7 +290,9 @@ impl ProsodyServer {
             .append(true)
             .open(&self.console_path)
             .map_err(io_err("opening the console log"))?;
-        let console_err = console.try_clone().map_err(io_err("opening the console log"))?;
+        let console_err = console
+            .try_clone()
+            .map_err(io_err("opening the console log"))?;
         let child = Command::new("prosody")
             .arg("--config")
             .arg(&self.config_path)
@@ -289,7 +305,11 @@ impl ProsodyServer {
         self.child = Some(child);
         let deadline = Instant::now() + self.options.start_timeout;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Err(ServerError::Exited {
                     status: status.to_string(),
@@ -356,7 +376,10 @@ pub fn render_template(template: &str, values: &[(&str, String)]) -> String {
 
 /// A path as a Lua string body (the template quotes it).
 fn lua_path(p: &Path) -> String {
-    p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+    p.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
 }
 
 /// Runs the installer when `prosody` is not on the PATH.
@@ -368,7 +391,10 @@ fn ensure_installed() -> Result<(), ServerError> {
         .args([DEPS_SCRIPT, "prosody"])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| ServerError::Install { script: DEPS_SCRIPT.into(), detail: e.to_string() })?;
+        .map_err(|e| ServerError::Install {
+            script: DEPS_SCRIPT.into(),
+            detail: e.to_string(),
+        })?;
     if out.status.success() && on_path("prosody") {
         return Ok(());
     }
@@ -387,8 +413,12 @@ fn on_path(name: &str) -> bool {
 
 /// A loopback port that was free a moment ago (the OS picks it).
 fn free_port() -> Result<u16, ServerError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("finding a free port"))?;
-    Ok(listener.local_addr().map_err(io_err("finding a free port"))?.port())
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io_err("finding a free port"))?
+        .port())
 }
 
 /// The last [`LOG_TAIL_BYTES`] of a file.
@@ -408,15 +438,27 @@ mod tests {
     #[test]
     fn template_renders_without_leftover_placeholders() {
         let values: Vec<(&str, String)> = [
-            "INTERFACE", "C2S_PORT", "DOMAIN", "DATA_DIR", "CERT_DIR", "PID_FILE", "LOG_FILE",
+            "INTERFACE",
+            "C2S_PORT",
+            "DOMAIN",
+            "DATA_DIR",
+            "CERT_DIR",
+            "PID_FILE",
+            "LOG_FILE",
             "LOG_LEVEL",
         ]
         .iter()
         .map(|n| (*n, "x".to_string()))
         .collect();
         let out = render_template(CONFIG_TEMPLATE, &values);
-        let code: Vec<&str> = out.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
-        assert!(code.iter().all(|l| !l.contains('@')), "placeholder left: {code:?}");
+        let code: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect();
+        assert!(
+            code.iter().all(|l| !l.contains('@')),
+            "placeholder left: {code:?}"
+        );
         assert!(out.contains("nagle = false"));
         assert!(out.contains("VirtualHost \"x\""));
     }

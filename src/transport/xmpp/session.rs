@@ -60,7 +60,8 @@ pub async fn open(
         from: None,
         id: None,
     };
-    let pending = initiate_stream(BufStream::new(tcp), ns::JABBER_CLIENT, header(), timeouts).await?;
+    let pending =
+        initiate_stream(BufStream::new(tcp), ns::JABBER_CLIENT, header(), timeouts).await?;
     let (features, stream) = pending
         .recv_features::<FallibleStreamElement>()
         .await
@@ -102,7 +103,9 @@ async fn await_bind(stream: &mut Stream) -> Result<FullJid, OpenError> {
             Some(Ok(FallibleStreamElement::Ok(el))) => el,
         };
         match element {
-            XmppStreamElement::Stanza(Stanza::Iq(Iq::Result { id, payload, .. })) if id == BIND_ID => {
+            XmppStreamElement::Stanza(Stanza::Iq(Iq::Result { id, payload, .. }))
+                if id == BIND_ID =>
+            {
                 let payload =
                     payload.ok_or_else(|| OpenError::Transient("empty bind result".into()))?;
                 let resp = BindResponse::try_from(payload)
@@ -113,7 +116,9 @@ async fn await_bind(stream: &mut Stream) -> Result<FullJid, OpenError> {
                 return Err(OpenError::Transient(format!("bind refused: {error:?}")));
             }
             XmppStreamElement::StreamError(e) => {
-                return Err(OpenError::Transient(format!("stream error during bind: {e:?}")));
+                return Err(OpenError::Transient(format!(
+                    "stream error during bind: {e:?}"
+                )));
             }
             other => log::debug!("xmpp: ignoring {other:?} before bind completed"),
         }

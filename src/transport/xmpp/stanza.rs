@@ -50,7 +50,9 @@ pub fn decode_message(message: &Message) -> Result<Vec<u8>, DecodeError> {
     }
     // Prosody adds xml:lang="en" to bodies, so look at the first body whatever its language.
     let body = message.bodies.values().next().ok_or(DecodeError::NoBody)?;
-    let bytes = B64.decode(body.trim()).map_err(|e| DecodeError::NotBase64(e.to_string()))?;
+    let bytes = B64
+        .decode(body.trim())
+        .map_err(|e| DecodeError::NotBase64(e.to_string()))?;
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -98,9 +100,15 @@ mod tests {
     #[test]
     fn garbage_bodies_are_errors() {
         let with = |body: &str| Message::chat(None).with_body(Lang::from(""), body.to_string());
-        assert!(matches!(decode_message(&with("not base64!")), Err(DecodeError::NotBase64(_))));
+        assert!(matches!(
+            decode_message(&with("not base64!")),
+            Err(DecodeError::NotBase64(_))
+        ));
         assert_eq!(decode_message(&with("")), Err(DecodeError::Empty));
-        assert_eq!(decode_message(&Message::chat(None)), Err(DecodeError::NoBody));
+        assert_eq!(
+            decode_message(&Message::chat(None)),
+            Err(DecodeError::NoBody)
+        );
         let mut err = with("AQID");
         err.type_ = MessageType::Error;
         assert_eq!(decode_message(&err), Err(DecodeError::NoBody));

@@ -3,12 +3,11 @@
 //! It runs on its own thread with a current-thread tokio runtime (tokio-xmpp stalls on the
 //! multi-thread runtime) and talks to [`super::XmppTransport`] through channels only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, Timeouts, XmppStreamElement};
@@ -21,15 +20,14 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
+use super::link::{Link, Outbox, Step};
 use super::presence::PresenceTracker;
 use super::session::{self, OpenError, Stream};
-use super::stanza::{DecodeError, address_of, decode_message, encode_message, jid_for};
+use super::stanza::{DecodeError, address_of, decode_message, jid_for};
 use super::{XmppConfig, XmppError};
 use crate::primitives::Address;
 use crate::transport::TransportEvent;
 
-/// Most messages written before one flush: bounds the time reads wait behind writes.
-const WRITE_BATCH: usize = 256;
 /// Most commands taken in one go before the loop looks at the socket again.
 const COMMAND_BATCH: usize = 1024;
 /// How long a clean close may take before the socket is just dropped.
@@ -62,9 +60,7 @@ pub struct Worker {
     jid: BareJid,
     commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<TransportEvent>,
-    /// Messages accepted by `send` and not yet written to a socket (shared with the handle).
-    queued: Arc<AtomicUsize>,
-    queue: VecDeque<(Address, Vec<u8>)>,
+    outbox: Outbox,
     presence: PresenceTracker,
     domains: HashMap<Address, String>,
     /// Events produced while applying commands, emitted after the batch.
@@ -85,8 +81,7 @@ impl Worker {
             jid,
             commands,
             events,
-            queued,
-            queue: VecDeque::new(),
+            outbox: Outbox::new(queued),
             presence: PresenceTracker::default(),
             domains: HashMap::new(),
             owed_events: Vec::new(),
@@ -99,7 +94,9 @@ impl Worker {
         let first_deadline = Instant::now() + self.config.login_timeout;
         let mut backoff = self.config.backoff_initial;
         loop {
-            let Some(attempt) = self.attempt().await else { return };
+            let Some(attempt) = self.attempt().await else {
+                return;
+            };
             let reason = match attempt {
                 Ok(Ok((stream, bound))) => {
                     log::info!("xmpp: {} online at {}", bound, self.config.server);
@@ -144,7 +141,10 @@ impl Worker {
                 });
                 return;
             }
-            log::debug!("xmpp: {} connect failed ({reason}); retry in {backoff:?}", self.jid);
+            log::debug!(
+                "xmpp: {} connect failed ({reason}); retry in {backoff:?}",
+                self.jid
+            );
             let mut until = Instant::now() + backoff;
             if ready.is_some() {
                 until = until.min(first_deadline);
@@ -161,8 +161,11 @@ impl Worker {
     async fn attempt(
         &mut self,
     ) -> Option<Result<Result<(Stream, FullJid), OpenError>, tokio::time::error::Elapsed>> {
-        let (server, jid, password) =
-            (self.config.server, self.jid.clone(), self.config.password.clone());
+        let (server, jid, password) = (
+            self.config.server,
+            self.jid.clone(),
+            self.config.password.clone(),
+        );
         let timeouts = self.timeouts();
         let open = timeout(self.config.login_timeout, async move {
             session::open(server, &jid, &password, timeouts).await
@@ -206,7 +209,11 @@ impl Worker {
     fn apply(&mut self, cmd: Option<Command>) -> Result<Option<Stanza>, ()> {
         match cmd {
             Some(Command::Send(to, bytes)) => {
-                self.queue.push_back((to, bytes));
+                match self.peer_jid(&to) {
+                    Some(jid) => self.outbox.push(jid, bytes),
+                    // Only a bad peer domain gets here (checked when set); count it out.
+                    None => self.outbox.discard_one(),
+                }
                 Ok(None)
             }
             Some(Command::Watch(peer)) => {
@@ -231,33 +238,44 @@ impl Worker {
     /// The bare JID of `peer`, on its known domain or ours.
     fn peer_jid(&self, peer: &Address) -> Option<BareJid> {
         let domain = self.domains.get(peer).unwrap_or(&self.config.domain);
-        jid_for(peer, domain).map_err(|e| log::error!("xmpp: {e}")).ok()
+        jid_for(peer, domain)
+            .map_err(|e| log::error!("xmpp: {e}"))
+            .ok()
     }
 
     /// Pumps one live connection until it breaks or we are told to stop.
-    async fn connected(&mut self, mut stream: Stream) -> End {
+    async fn connected(&mut self, stream: Stream) -> End {
         self.emit(TransportEvent::Connected).await;
-        let mut hello: Vec<Stanza> = vec![Presence::available().into()];
-        hello.extend(self.presence.watched().filter_map(|p| self.subscribe(*p).ok()));
-        if let Err(e) = write_all(&mut stream, hello).await {
-            return End::Lost(e);
+        let mut link = Link::new(stream);
+        link.push_control(Presence::available().into());
+        for st in self
+            .presence
+            .watched()
+            .filter_map(|p| self.subscribe(*p).ok())
+            .collect::<Vec<_>>()
+        {
+            link.push_control(st);
         }
         loop {
-            if !self.queue.is_empty() {
-                if let Err(e) = self.flush_queue(&mut stream).await {
-                    return End::Lost(e);
-                }
-            }
-            let mut out: Vec<Stanza> = Vec::new();
-            tokio::select! {
-                biased;
-                cmd = self.commands.recv() => {
+            let step =
+                std::future::poll_fn(|cx| link.poll_step(&mut self.outbox, &mut self.commands, cx))
+                    .await;
+            match step {
+                Step::Lost(e) => return End::Lost(e),
+                Step::Command(cmd) => {
+                    // Take what is waiting in one go (cheap), but never more than a batch
+                    // before writing and reading again.
                     let mut next = cmd;
-                    for _ in 0..COMMAND_BATCH {
+                    let mut taken = 0;
+                    loop {
                         match self.apply(next) {
-                            Ok(Some(st)) => out.push(st),
+                            Ok(Some(st)) => link.push_control(st),
                             Ok(None) => {}
-                            Err(()) => return self.close(stream).await,
+                            Err(()) => return self.close(link).await,
+                        }
+                        taken += 1;
+                        if taken == COMMAND_BATCH {
+                            break;
                         }
                         match self.commands.try_recv() {
                             Ok(c) => next = Some(c),
@@ -268,57 +286,39 @@ impl Worker {
                         self.emit(ev).await;
                     }
                 }
-                item = stream.next() => {
-                    match item {
-                        None => return End::Lost("server closed the connection".into()),
-                        Some(Err(ReadError::SoftTimeout)) => {
-                            out.push(Iq::from_get("keepalive", Ping).with_to(self.server_jid()).into());
-                        }
-                        Some(Err(ReadError::ParseError(e))) => {
-                            log::warn!("xmpp: unparsable element ignored: {e}");
-                        }
-                        Some(Err(ReadError::StreamFooterReceived)) => {
-                            return End::Lost("server ended the stream".into());
-                        }
-                        Some(Err(ReadError::HardError(e))) => return End::Lost(e.to_string()),
-                        Some(Ok(FallibleStreamElement::Err(e))) => {
-                            log::warn!("xmpp: malformed stanza ignored: {e}");
-                        }
-                        Some(Ok(FallibleStreamElement::Ok(el))) => match el {
-                            XmppStreamElement::Stanza(st) => {
-                                if let Some(reply) = self.incoming(st).await {
-                                    out.push(reply);
-                                }
-                            }
-                            XmppStreamElement::StreamError(e) => {
-                                return End::Lost(format!("stream error from server: {e:?}"));
-                            }
-                            other => log::debug!("xmpp: ignoring {other:?}"),
-                        },
+                Step::Incoming(item) => match item {
+                    None => return End::Lost("server closed the connection".into()),
+                    Some(Err(ReadError::SoftTimeout)) => {
+                        link.push_control(
+                            Iq::from_get("keepalive", Ping)
+                                .with_to(self.server_jid())
+                                .into(),
+                        );
                     }
-                }
-                // Nothing to read or apply right now: go back and write the queue.
-                _ = std::future::ready(()), if !self.queue.is_empty() => {}
-            }
-            if let Err(e) = write_all(&mut stream, out).await {
-                return End::Lost(e);
+                    Some(Err(ReadError::ParseError(e))) => {
+                        log::warn!("xmpp: unparsable element ignored: {e}");
+                    }
+                    Some(Err(ReadError::StreamFooterReceived)) => {
+                        return End::Lost("server ended the stream".into());
+                    }
+                    Some(Err(ReadError::HardError(e))) => return End::Lost(e.to_string()),
+                    Some(Ok(FallibleStreamElement::Err(e))) => {
+                        log::warn!("xmpp: malformed stanza ignored: {e}");
+                    }
+                    Some(Ok(FallibleStreamElement::Ok(el))) => match el {
+                        XmppStreamElement::Stanza(st) => {
+                            if let Some(reply) = self.incoming(st).await {
+                                link.push_control(reply);
+                            }
+                        }
+                        XmppStreamElement::StreamError(e) => {
+                            return End::Lost(format!("stream error from server: {e:?}"));
+                        }
+                        other => log::debug!("xmpp: ignoring {other:?}"),
+                    },
+                },
             }
         }
-    }
-
-    /// Writes up to [`WRITE_BATCH`] queued messages; they leave the queue only once flushed,
-    /// so a write error keeps them for the next connection.
-    async fn flush_queue(&mut self, stream: &mut Stream) -> Result<(), String> {
-        let n = self.queue.len().min(WRITE_BATCH);
-        for (to, bytes) in self.queue.iter().take(n) {
-            let Some(jid) = self.peer_jid(to) else { continue };
-            let el = XmppStreamElement::Stanza(encode_message(jid, bytes).into());
-            stream.feed(&el).await.map_err(|e| e.to_string())?;
-        }
-        flush(stream).await?;
-        self.queue.drain(..n);
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-        Ok(())
     }
 
     /// Handles one incoming stanza; returns a reply to send, if any.
@@ -342,7 +342,13 @@ impl Worker {
             return;
         }
         match decode_message(&m) {
-            Ok(bytes) => self.emit(TransportEvent::Received { bytes, claimed_sender: sender }).await,
+            Ok(bytes) => {
+                self.emit(TransportEvent::Received {
+                    bytes,
+                    claimed_sender: sender,
+                })
+                .await
+            }
             Err(DecodeError::NoBody) => log::debug!("xmpp: bodiless message from {from:?} ignored"),
             Err(e) => log::warn!("xmpp: dropped malformed message from {from:?}: {e:?}"),
         }
@@ -360,7 +366,9 @@ impl Worker {
         }
         let resource = from.resource().map(|r| r.as_str().to_owned());
         let event = match p.type_ {
-            PresenceType::None => self.presence.available(peer, resource.as_deref().unwrap_or("")),
+            PresenceType::None => self
+                .presence
+                .available(peer, resource.as_deref().unwrap_or("")),
             PresenceType::Unavailable => self.presence.unavailable(peer, resource.as_deref()),
             PresenceType::Subscribe => {
                 // Anyone may see whether we are online: the address is public anyway.
@@ -387,17 +395,12 @@ impl Worker {
     }
 
     /// Ends the session cleanly: remaining queue, unavailable presence, stream footer.
-    async fn close(&mut self, mut stream: Stream) -> End {
-        let goodbye = async {
-            while !self.queue.is_empty() {
-                self.flush_queue(&mut stream).await?;
-            }
-            write_all(&mut stream, vec![Presence::unavailable().into()]).await?;
-            <Stream as SinkExt<&XmppStreamElement>>::close(&mut stream)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        if let Err(e) = timeout(CLOSE_TIMEOUT, goodbye).await.unwrap_or(Err("timed out".into())) {
+    async fn close(&mut self, link: Link) -> End {
+        let goodbye = link.close(&mut self.outbox, Presence::unavailable().into());
+        if let Err(e) = timeout(CLOSE_TIMEOUT, goodbye)
+            .await
+            .unwrap_or(Err("timed out".into()))
+        {
             log::debug!("xmpp: unclean close of {}: {e}", self.jid);
         }
         End::Shutdown
@@ -409,35 +412,28 @@ impl Worker {
     }
 }
 
-/// Writes stanzas and flushes.
-async fn write_all(stream: &mut Stream, stanzas: Vec<Stanza>) -> Result<(), String> {
-    if stanzas.is_empty() {
-        return Ok(());
-    }
-    for st in stanzas {
-        let el = XmppStreamElement::Stanza(st);
-        stream.feed(&el).await.map_err(|e| e.to_string())?;
-    }
-    flush(stream).await
-}
-
-/// Pushes buffered output to the socket.
-async fn flush(stream: &mut Stream) -> Result<(), String> {
-    <Stream as SinkExt<&XmppStreamElement>>::flush(stream).await.map_err(|e| e.to_string())
-}
-
 /// The answer to an IQ: pings and roster pushes get a result, other requests an error,
 /// results and errors (answers to our keepalives) nothing.
 fn iq_reply(iq: Iq, own: &BareJid) -> Option<Stanza> {
     let (from, id, payload, is_set) = match iq {
-        Iq::Get { from, id, payload, .. } => (from, id, payload, false),
-        Iq::Set { from, id, payload, .. } => (from, id, payload, true),
+        Iq::Get {
+            from, id, payload, ..
+        } => (from, id, payload, false),
+        Iq::Set {
+            from, id, payload, ..
+        } => (from, id, payload, true),
         Iq::Result { .. } | Iq::Error { .. } => return None,
     };
     let from_server = from.as_ref().is_none_or(|f| f.to_bare() == *own);
-    let ok = payload.is("ping", ns::PING) || (is_set && from_server && payload.is("query", ns::ROSTER));
+    let ok =
+        payload.is("ping", ns::PING) || (is_set && from_server && payload.is("query", ns::ROSTER));
     let reply = if ok {
-        Iq::Result { from: None, to: from, id, payload: None }
+        Iq::Result {
+            from: None,
+            to: from,
+            id,
+            payload: None,
+        }
     } else {
         let error = StanzaError::new(
             ErrorType::Cancel,
@@ -445,7 +441,13 @@ fn iq_reply(iq: Iq, own: &BareJid) -> Option<Stanza> {
             "en",
             "not supported by a SmartRaiden node",
         );
-        Iq::Error { from: None, to: from, id, error, payload: None }
+        Iq::Error {
+            from: None,
+            to: from,
+            id,
+            error,
+            payload: None,
+        }
     };
     Some(reply.into())
 }
