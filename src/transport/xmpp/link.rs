@@ -59,6 +59,8 @@ impl Outbox {
 }
 
 /// What happened on a link.
+// Moved once per event and never stored: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// A command from the handle (`None`: the handle is gone).
     Command(Option<Command>),
