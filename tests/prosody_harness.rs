@@ -48,5 +48,8 @@ fn a_broken_config_fails_with_the_log_tail() {
     let text = err.to_string();
     assert!(matches!(err, ServerError::Exited { .. }), "{text}");
     assert!(text.contains("log tail"), "{text}");
-    assert!(text.contains("prosody.cfg.lua"), "log tail should quote the config error: {text}");
+    assert!(
+        text.contains("prosody.cfg.lua"),
+        "log tail should quote the config error: {text}"
+    );
 }

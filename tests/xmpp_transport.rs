@@ -260,6 +260,13 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
     let (b, mut b_rx) = connect(account(&server, 2)).await;
     let (mut at_a, mut at_b) = (Tally::default(), Tally::default());
     let (up, down) = (TransportEvent::Connected, TransportEvent::Disconnected);
+    let (b_on, b_off) = (
+        TransportEvent::PeerOnline(address(2)),
+        TransportEvent::PeerOffline(address(2)),
+    );
+    a.watch_presence(address(2)).unwrap();
+    at_a.until(&mut a_rx, "B online", |t| t.saw(&b_on) == 1)
+        .await;
 
     // Phase 1: a stream in flight when the server dies.
     const BEFORE: u32 = 500;
@@ -267,8 +274,11 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
         a.send(address(2), payload(b'P', i)).unwrap();
     }
     server.kill().unwrap();
-    at_a.until(&mut a_rx, "A disconnected", |t| t.saw(&down) == 1)
-        .await;
+    // Losing our own connection means we no longer know B's presence: B goes offline.
+    at_a.until(&mut a_rx, "A disconnected", |t| {
+        t.saw(&down) == 1 && t.saw(&b_off) == 1
+    })
+    .await;
     at_b.until(&mut b_rx, "B disconnected", |t| t.saw(&down) == 1)
         .await;
     let before_kill = at_b.count(b'P');
@@ -294,6 +304,9 @@ async fn server_restart_mid_stream_reconnects_and_delivers_the_queue() {
     })
     .await;
     assert_eq!((a.queued(), b.queued()), (0, 0));
+    // A re-subscribes after the reconnect and sees B again.
+    at_a.until(&mut a_rx, "B online after restart", |t| t.saw(&b_on) == 2)
+        .await;
 
     // Phase 3: both directions work after the reconnect.
     const AFTER: u32 = 200;
