@@ -30,23 +30,24 @@ async fn login(server: &ProsodyServer, n: u8) -> (XmppTransport, Receiver<Transp
         .expect("login")
 }
 
-/// The next received message, skipping presence and connectivity events; fails with the
-/// server log's tail if none comes.
-async fn next_message(rx: &mut Receiver<TransportEvent>, server: &ProsodyServer) -> Vec<u8> {
+/// The next received message, skipping presence and connectivity events; panics (which
+/// drops, and so kills, the server) if none comes within `wait`.
+async fn next_message(
+    rx: &mut Receiver<TransportEvent>,
+    wait: Duration,
+    phase: &str,
+    a: &XmppTransport,
+) -> Vec<u8> {
     loop {
-        match tokio::time::timeout(STALL, rx.recv()).await {
+        match tokio::time::timeout(wait, rx.recv()).await {
             Ok(Some(TransportEvent::Received { bytes, .. })) => return bytes,
             Ok(Some(_)) => continue,
-            Ok(None) => eprintln!("transport closed"),
-            Err(_) => eprintln!("no message within {STALL:?}: stalled"),
+            Ok(None) => panic!("{phase}: transport closed"),
+            Err(_) => panic!(
+                "{phase}: no message within {wait:?} (A queued {})",
+                a.queued()
+            ),
         }
-        let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        // Panic, not exit: unwinding drops the server, which kills Prosody.
-        panic!(
-            "prosody log tail:\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        );
     }
 }
 
@@ -103,7 +104,8 @@ async fn main() {
                     }
                     counted = 0;
                 }
-                if b.send(addr(1), bytes).is_err() {
+                if let Err(e) = b.send(addr(1), bytes) {
+                    eprintln!("echo: B cannot send: {e}");
                     break;
                 }
             }
@@ -115,7 +117,7 @@ async fn main() {
     let msg = vec![0x55u8; size.max(9)];
     for _ in 0..200 {
         a.send(addr(2), msg.clone()).unwrap();
-        next_message(&mut a_rx, &server).await;
+        next_message(&mut a_rx, STALL, "warm-up", &a).await;
     }
 
     let mut lat = Vec::with_capacity(round_trips);
@@ -125,7 +127,7 @@ async fn main() {
         m[..8].copy_from_slice(&(i as u64).to_be_bytes());
         let t = Instant::now();
         a.send(addr(2), m.clone()).unwrap();
-        let back = next_message(&mut a_rx, &server).await;
+        let back = next_message(&mut a_rx, STALL, "ping-pong", &a).await;
         lat.push(t.elapsed());
         assert_eq!(back, m, "echo {i} intact");
     }
@@ -140,7 +142,7 @@ async fn main() {
         a.send(addr(2), m).unwrap();
     }
     for _ in 0..one_way {
-        next_message(&mut a_rx, &server).await;
+        next_message(&mut a_rx, STALL, "pipelined", &a).await;
     }
     let pipe_elapsed = started.elapsed();
 
@@ -151,7 +153,9 @@ async fn main() {
         m[1..9].copy_from_slice(&(i as u64).to_be_bytes());
         a.send(addr(2), m).unwrap();
     }
-    next_message(&mut a_rx, &server).await;
+    // B answers only after the last one: allow for all of them (1 ms each is ~10x slack).
+    let wait = STALL + Duration::from_millis(one_way as u64);
+    next_message(&mut a_rx, wait, "one-way", &a).await;
     let one_way_elapsed = started.elapsed();
 
     a.send(addr(2), vec![0xee]).unwrap();
