@@ -30,6 +30,8 @@ use crate::transport::TransportEvent;
 
 /// Most commands taken in one go before the loop looks at the socket again.
 const COMMAND_BATCH: usize = 1024;
+/// A session that lasted this long counts as healthy: reconnect at once, reset the backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 /// How long a clean close may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -100,21 +102,35 @@ impl Worker {
             let reason = match attempt {
                 Ok(Ok((stream, bound))) => {
                     log::info!("xmpp: {} online at {}", bound, self.config.server);
-                    backoff = self.config.backoff_initial;
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(bound));
                     }
+                    let since = Instant::now();
                     match self.connected(stream).await {
                         End::Shutdown => return,
                         End::Lost(reason) => {
-                            log::warn!("xmpp: {} disconnected: {reason}; reconnecting", self.jid);
+                            if reason.contains("Conflict") {
+                                // Same address, same resource: another process uses our key.
+                                log::error!(
+                                    "xmpp: {} replaced by another login: {reason}",
+                                    self.jid
+                                );
+                            } else {
+                                log::warn!("xmpp: {} disconnected: {reason}", self.jid);
+                            }
                             self.emit(TransportEvent::Disconnected).await;
                             for ev in self.presence.reset() {
                                 self.emit(ev).await;
                             }
-                            // Try again at once: the first attempt after a loss is often the
-                            // one that works (server restarted); backoff covers the rest.
-                            continue;
+                            if since.elapsed() >= STABLE_SESSION {
+                                // Try again at once: after a long session the first attempt
+                                // often works (server restarted); backoff covers the rest.
+                                backoff = self.config.backoff_initial;
+                                continue;
+                            }
+                            // A session that dies young (kicked, server flapping) must not
+                            // turn into a tight reconnect loop.
+                            reason
                         }
                     }
                 }
@@ -142,7 +158,7 @@ impl Worker {
                 return;
             }
             log::debug!(
-                "xmpp: {} connect failed ({reason}); retry in {backoff:?}",
+                "xmpp: {} offline ({reason}); next attempt in {backoff:?}",
                 self.jid
             );
             let mut until = Instant::now() + backoff;
