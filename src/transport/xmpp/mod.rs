@@ -1,8 +1,8 @@
 //! The XMPP transport: nodes log in to an XMPP server as `<lowercase hex address>@<domain>`
 //! and exchange one `<message type="chat">` per protocol message (SPEC §4).
 //!
-//! The client runs on its own thread (see [`worker`]); [`XmppTransport`] is a cheap handle
-//! that enqueues without blocking. Messages queued while disconnected wait (up to
+//! The client runs on its own thread (a current-thread tokio runtime per client);
+//! [`XmppTransport`] is a cheap handle that enqueues without blocking. Messages queued while disconnected wait (up to
 //! [`XmppConfig::max_queued`]) and are sent after the reconnect.
 
 mod link;
