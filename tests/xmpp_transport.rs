@@ -434,3 +434,31 @@ async fn offline_queue_is_bounded_with_a_clear_error() {
     );
     assert_eq!(a.queued(), 10);
 }
+
+#[tokio::test]
+async fn a_second_login_with_the_same_key_takes_over_and_the_first_backs_off() {
+    let server = start_server();
+    let cfg = account(&server, 1);
+    let (_first, mut first_rx) = connect(cfg.clone()).await;
+    let (_b, _b_rx) = connect(account(&server, 2)).await;
+    let (second, mut second_rx) = connect(cfg).await;
+    // Same JID and resource: the server replaces the first session ("conflict").
+    expect_event(&mut first_rx, "first kicked", |e| {
+        *e == TransportEvent::Disconnected
+    })
+    .await;
+    // Both keep the key busy, but with backoff: over two seconds neither reconnects in a
+    // tight loop (50 ms initial backoff, 500 ms cap → at most a handful of sessions).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut sessions = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, first_rx.recv()).await {
+        sessions += usize::from(ev == TransportEvent::Connected);
+    }
+    while let Ok(ev) = second_rx.try_recv() {
+        sessions += usize::from(ev == TransportEvent::Connected);
+    }
+    eprintln!("same-key logins: {sessions} sessions in 2 s");
+    assert!(sessions >= 1, "the kicked transport never came back");
+    assert!(sessions < 20, "{sessions} sessions in 2 s: reconnect loop without backoff");
+    drop(second);
+}

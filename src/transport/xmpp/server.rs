@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 pub const CONFIG_TEMPLATE: &str =
     include_str!("../../../xmpp-server-config/prosody.cfg.lua.template");
 
+/// The federation (s2s) variant, with `@NAME@` placeholders (adds `S2S_PORT`).
+pub const FEDERATION_TEMPLATE: &str =
+    include_str!("../../../xmpp-server-config/prosody-federation.cfg.lua.template");
+
 /// The project's idempotent installer of external programs.
 const DEPS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/deps.sh");
 
@@ -436,10 +440,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn template_renders_without_leftover_placeholders() {
+    fn templates_render_without_leftover_placeholders() {
         let values: Vec<(&str, String)> = [
             "INTERFACE",
             "C2S_PORT",
+            "S2S_PORT",
             "DOMAIN",
             "DATA_DIR",
             "CERT_DIR",
@@ -450,16 +455,18 @@ mod tests {
         .iter()
         .map(|n| (*n, "x".to_string()))
         .collect();
-        let out = render_template(CONFIG_TEMPLATE, &values);
-        let code: Vec<&str> = out
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect();
-        assert!(
-            code.iter().all(|l| !l.contains('@')),
-            "placeholder left: {code:?}"
-        );
-        assert!(out.contains("nagle = false"));
-        assert!(out.contains("VirtualHost \"x\""));
+        for template in [CONFIG_TEMPLATE, FEDERATION_TEMPLATE] {
+            let out = render_template(template, &values);
+            let code: Vec<&str> = out
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            assert!(
+                code.iter().all(|l| !l.contains('@')),
+                "placeholder left: {code:?}"
+            );
+            assert!(out.contains("nagle = false"));
+            assert!(out.contains("VirtualHost \"x\""));
+        }
     }
 }
