@@ -1,9 +1,41 @@
 #!/usr/bin/env bash
 # Idempotent installer of the external programs the tests and scripts need.
-# Usage: integration/deps.sh anvil|solc|all ...
+# Usage: integration/deps.sh prosody|libclang|anvil|solc|all ...
 # Each dependency is one function; a dependency already installed is left alone.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# apt-get install, running `apt-get update` first only when the package lists are empty
+# (a fresh machine) or the install fails on a stale list.
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' || true)" ]; then
+        apt-get update -qq >&2
+    fi
+    if ! apt-get install -y -qq --no-install-recommends "$@" >&2; then
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends "$@" >&2
+    fi
+}
+
+# Prosody XMPP server (Debian package); the tests run private instances, never the system service.
+dep_prosody() {
+    if command -v prosody >/dev/null 2>&1 && command -v prosodyctl >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "deps.sh: installing prosody (apt)" >&2
+    apt_install prosody
+    command -v prosody >/dev/null 2>&1 || { echo "deps.sh: prosody missing after install" >&2; exit 1; }
+}
+
+# libclang for bindgen, needed to build the rocksdb crate.
+dep_libclang() {
+    if ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "deps.sh: installing libclang-dev (apt)" >&2
+    apt_install libclang-dev
+}
 
 # anvil dev chain: a static binary shipped inside an npm package, pinned by integration/package-lock.json.
 dep_anvil() {
@@ -26,14 +58,16 @@ dep_solc() {
 }
 
 if [ $# -eq 0 ]; then
-    echo "usage: $0 anvil|solc|all ..." >&2
+    echo "usage: $0 prosody|libclang|anvil|solc|all ..." >&2
     exit 2
 fi
 for dep in "$@"; do
     case "$dep" in
+        prosody) dep_prosody ;;
+        libclang) dep_libclang ;;
         anvil) dep_anvil ;;
         solc) dep_solc ;;
-        all) dep_anvil; dep_solc ;;
-        *) echo "deps.sh: unknown dependency '$dep' (known: anvil solc all)" >&2; exit 2 ;;
+        all) dep_prosody; dep_libclang; dep_anvil; dep_solc ;;
+        *) echo "deps.sh: unknown dependency '$dep' (known: prosody libclang anvil solc all)" >&2; exit 2 ;;
     esac
 done

@@ -1,0 +1,472 @@
+//! A private Prosody instance for tests and the local testnet.
+//!
+//! Each [`ProsodyServer`] renders `xmpp-server-config/prosody.cfg.lua.template` into its own
+//! temporary directory (config, data, pid file, log) and listens on a free loopback port, so
+//! several can run side by side and nothing is assumed to be running already.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The single-server Prosody configuration template, with `@NAME@` placeholders.
+pub const CONFIG_TEMPLATE: &str =
+    include_str!("../../../xmpp-server-config/prosody.cfg.lua.template");
+
+/// The federation (s2s) variant, with `@NAME@` placeholders (adds `S2S_PORT`).
+pub const FEDERATION_TEMPLATE: &str =
+    include_str!("../../../xmpp-server-config/prosody-federation.cfg.lua.template");
+
+/// The project's idempotent installer of external programs.
+const DEPS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/deps.sh");
+
+/// How many bytes of the log end a start-up error quotes.
+const LOG_TAIL_BYTES: u64 = 4096;
+
+/// Why the Prosody harness failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Prosody is not installed and `integration/deps.sh prosody` could not install it.
+    #[error("prosody is not installed and `{script} prosody` failed: {detail}")]
+    Install {
+        /// The installer that was run.
+        script: String,
+        /// Its exit status and output.
+        detail: String,
+    },
+    /// A file or process operation failed.
+    #[error("prosody harness I/O ({context}): {source}")]
+    Io {
+        /// What the harness was doing.
+        context: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Prosody exited before it opened its port.
+    #[error("prosody exited during start-up ({status}); log tail:\n{log_tail}")]
+    Exited {
+        /// Its exit status.
+        status: String,
+        /// The end of its log and console output.
+        log_tail: String,
+    },
+    /// Prosody did not open its port before the deadline.
+    #[error(
+        "prosody did not accept connections on port {port} within {timeout:?}; log tail:\n{log_tail}"
+    )]
+    StartTimeout {
+        /// The port it was told to open.
+        port: u16,
+        /// How long the harness waited.
+        timeout: Duration,
+        /// The end of its log and console output.
+        log_tail: String,
+    },
+    /// `prosodyctl register` failed.
+    #[error("prosodyctl register {user}@{domain} failed ({status}): {output}")]
+    Register {
+        /// The user name.
+        user: String,
+        /// The virtual host.
+        domain: String,
+        /// Its exit status.
+        status: String,
+        /// Its output.
+        output: String,
+    },
+}
+
+/// Attaches a description of what was being done to an I/O error.
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
+    let context = context.into();
+    move |source| ServerError::Io { context, source }
+}
+
+/// Minimum level Prosody logs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Every stanza's top tag and connection detail; slows Prosody down.
+    Debug,
+    /// Connections, logins and errors.
+    Info,
+    /// Problems only.
+    Warn,
+}
+
+impl LogLevel {
+    /// Prosody's name for the level.
+    fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+        }
+    }
+}
+
+/// Options for [`ProsodyServer::start_with`].
+#[derive(Debug, Clone)]
+pub struct ProsodyOptions {
+    /// Minimum log level.
+    pub log_level: LogLevel,
+    /// How long to wait for the port to open.
+    pub start_timeout: Duration,
+}
+
+impl Default for ProsodyOptions {
+    fn default() -> Self {
+        // Start-up to open port takes ~0.07 s here; ten seconds absorbs a loaded CI machine.
+        ProsodyOptions {
+            log_level: LogLevel::Info,
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running (or stopped) private Prosody instance; killed when dropped.
+#[derive(Debug)]
+pub struct ProsodyServer {
+    domain: String,
+    port: u16,
+    options: ProsodyOptions,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    console_path: PathBuf,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    // Declared last so the directory outlives the process during drop.
+    dir: tempfile::TempDir,
+}
+
+impl ProsodyServer {
+    /// Starts Prosody for `domain` on a free loopback port with default options.
+    pub fn start(domain: &str) -> Result<Self, ServerError> {
+        Self::start_with(domain, ProsodyOptions::default())
+    }
+
+    /// Starts Prosody for `domain` on a free loopback port.
+    pub fn start_with(domain: &str, options: ProsodyOptions) -> Result<Self, ServerError> {
+        ensure_installed()?;
+        let dir = tempfile::Builder::new()
+            .prefix("smartraiden-prosody-")
+            .tempdir()
+            .map_err(io_err("creating the server directory"))?;
+        let base = dir.path();
+        let data_dir = base.join("data");
+        let cert_dir = base.join("certs");
+        for d in [&data_dir, &cert_dir] {
+            fs::create_dir_all(d).map_err(io_err(format!("creating {}", d.display())))?;
+        }
+        let port = free_port()?;
+        let mut server = ProsodyServer {
+            domain: domain.to_owned(),
+            port,
+            config_path: base.join("prosody.cfg.lua"),
+            log_path: base.join("prosody.log"),
+            console_path: base.join("console.log"),
+            data_dir,
+            options,
+            child: None,
+            dir,
+        };
+        let config = server.render_config(&cert_dir);
+        fs::write(&server.config_path, config).map_err(io_err("writing the config"))?;
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// The XMPP domain (virtual host) accounts live on.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The client-to-server port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The client-to-server address (loopback).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// Prosody's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The rendered configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Account and offline-message storage.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The server's private base directory.
+    pub fn base_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the Prosody process is alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Creates (or resets the password of) `user@domain`; works whether or not Prosody runs.
+    pub fn register(&self, user: &str, password: &str) -> Result<(), ServerError> {
+        let out = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["register", user, &self.domain, password])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io_err("running prosodyctl register"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(ServerError::Register {
+            user: user.to_owned(),
+            domain: self.domain.clone(),
+            status: out.status.to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+
+    /// Stops Prosody in an orderly way (SIGTERM), killing it if it lingers.
+    pub fn stop(&mut self) -> Result<(), ServerError> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // std only sends SIGKILL; `kill -TERM` lets Prosody close its streams cleanly.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if child
+                .try_wait()
+                .map_err(io_err("waiting for prosody"))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log::warn!(
+            "prosody on port {} ignored SIGTERM for 5 s; killing it",
+            self.port
+        );
+        let _ = child.kill();
+        child.wait().map_err(io_err("waiting for prosody"))?;
+        Ok(())
+    }
+
+    /// Kills Prosody at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) -> Result<(), ServerError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            child.wait().map_err(io_err("waiting for prosody"))?;
+        }
+        Ok(())
+    }
+
+    /// Starts Prosody again on the same port, config and data (stopping it first if running).
+    pub fn restart(&mut self) -> Result<(), ServerError> {
+        self.stop()?;
+        self.spawn()
+    }
+
+    /// Starts the process and waits until the port accepts connections.
+    fn spawn(&mut self) -> Result<(), ServerError> {
+        let console = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.console_path)
+            .map_err(io_err("opening the console log"))?;
+        let console_err = console
+            .try_clone()
+            .map_err(io_err("opening the console log"))?;
+        let child = Command::new("prosody")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("-F")
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(console_err)
+            .spawn()
+            .map_err(io_err("spawning prosody"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + self.options.start_timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(ServerError::Exited {
+                    status: status.to_string(),
+                    log_tail: self.log_tail(),
+                });
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.kill();
+                return Err(ServerError::StartTimeout {
+                    port: self.port,
+                    timeout: self.options.start_timeout,
+                    log_tail: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Fills the template's placeholders for this instance.
+    fn render_config(&self, cert_dir: &Path) -> String {
+        render_template(
+            CONFIG_TEMPLATE,
+            &[
+                ("INTERFACE", "127.0.0.1".into()),
+                ("C2S_PORT", self.port.to_string()),
+                ("DOMAIN", self.domain.clone()),
+                ("DATA_DIR", lua_path(&self.data_dir)),
+                ("CERT_DIR", lua_path(cert_dir)),
+                ("PID_FILE", lua_path(&self.dir.path().join("prosody.pid"))),
+                ("LOG_FILE", lua_path(&self.log_path)),
+                ("LOG_LEVEL", self.options.log_level.as_str().into()),
+            ],
+        )
+    }
+
+    /// The last few kilobytes of the log and console output, for error messages.
+    fn log_tail(&self) -> String {
+        let mut out = String::new();
+        for path in [&self.log_path, &self.console_path] {
+            out.push_str(&format!("--- {} ---\n", path.display()));
+            out.push_str(&tail(path).unwrap_or_else(|e| format!("(unreadable: {e})\n")));
+        }
+        out
+    }
+}
+
+impl Drop for ProsodyServer {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// Replaces each `@NAME@` in `template` by its value.
+pub fn render_template(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("@{name}@"), value);
+    }
+    out
+}
+
+/// A path as a Lua string body (the template quotes it).
+fn lua_path(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
+/// Runs the installer when `prosody` is not on the PATH.
+fn ensure_installed() -> Result<(), ServerError> {
+    if on_path("prosody") && on_path("prosodyctl") {
+        return Ok(());
+    }
+    let out = Command::new("bash")
+        .args([DEPS_SCRIPT, "prosody"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ServerError::Install {
+            script: DEPS_SCRIPT.into(),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() && on_path("prosody") {
+        return Ok(());
+    }
+    Err(ServerError::Install {
+        script: DEPS_SCRIPT.into(),
+        detail: format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
+    })
+}
+
+/// Whether an executable named `name` is on the PATH.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// A loopback port that was free a moment ago (the OS picks it).
+fn free_port() -> Result<u16, ServerError> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io_err("finding a free port"))?
+        .port())
+}
+
+/// The last [`LOG_TAIL_BYTES`] of a file.
+fn tail(path: &Path) -> io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_without_leftover_placeholders() {
+        let values: Vec<(&str, String)> = [
+            "INTERFACE",
+            "C2S_PORT",
+            "S2S_PORT",
+            "DOMAIN",
+            "DATA_DIR",
+            "CERT_DIR",
+            "PID_FILE",
+            "LOG_FILE",
+            "LOG_LEVEL",
+        ]
+        .iter()
+        .map(|n| (*n, "x".to_string()))
+        .collect();
+        for template in [CONFIG_TEMPLATE, FEDERATION_TEMPLATE] {
+            let out = render_template(template, &values);
+            let code: Vec<&str> = out
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            assert!(
+                code.iter().all(|l| !l.contains('@')),
+                "placeholder left: {code:?}"
+            );
+            assert!(out.contains("nagle = false"));
+            assert!(out.contains("VirtualHost \"x\""));
+        }
+    }
+}
