@@ -3,10 +3,12 @@
 //! The protocol core ([`core`]) is deterministic and free of I/O; everything else is a thin shell
 //! that carries out what the core decides.
 
+pub mod api;
 pub mod chain;
 pub mod core;
 pub mod crypto;
 pub mod messages;
+pub mod node;
 pub mod primitives;
 pub mod proofs;
 pub mod sim;

@@ -459,6 +459,9 @@ async fn a_second_login_with_the_same_key_takes_over_and_the_first_backs_off() {
     }
     eprintln!("same-key logins: {sessions} sessions in 2 s");
     assert!(sessions >= 1, "the kicked transport never came back");
-    assert!(sessions < 20, "{sessions} sessions in 2 s: reconnect loop without backoff");
+    assert!(
+        sessions < 20,
+        "{sessions} sessions in 2 s: reconnect loop without backoff"
+    );
     drop(second);
 }

@@ -111,11 +111,25 @@ impl<'de> Deserialize<'de> for TokenAmount {
 /// Accepts the canonical big-endian byte form of an amount.
 struct AmountVisitor;
 
-impl serde::de::Visitor<'_> for AmountVisitor {
+impl<'de> serde::de::Visitor<'de> for AmountVisitor {
     type Value = TokenAmount;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("at most 32 big-endian bytes without a leading zero")
+    }
+
+    /// Self-describing formats without a byte type (JSON) write bytes as a sequence.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TokenAmount, A::Error> {
+        let mut bytes = Vec::with_capacity(32);
+        while let Some(b) = seq.next_element::<u8>()? {
+            if bytes.len() == 32 {
+                return Err(serde::de::Error::custom(
+                    "token amount longer than 32 bytes",
+                ));
+            }
+            bytes.push(b);
+        }
+        self.visit_bytes(&bytes)
     }
 
     fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<TokenAmount, E> {

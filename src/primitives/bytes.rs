@@ -61,6 +61,23 @@ pub(crate) mod fixed_bytes {
         fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
             <[u8; N]>::try_from(v).map_err(|_| E::invalid_length(v.len(), &self))
         }
+
+        /// Self-describing formats without a byte type (JSON) write bytes as a sequence.
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = [0u8; N];
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+            }
+            if seq.next_element::<u8>()?.is_some() {
+                return Err(serde::de::Error::invalid_length(N + 1, &self));
+            }
+            Ok(out)
+        }
     }
 }
 

@@ -129,3 +129,32 @@ impl BlockNumber {
         BlockNumber(self.0.saturating_sub(n.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newtypes_round_trip_through_json_and_messagepack() {
+        let v = (
+            Address([7; 20]),
+            H256([9; 32]),
+            TokenAmount::from(123_456u64),
+            Nonce(5),
+        );
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            serde_json::from_str::<(Address, H256, TokenAmount, Nonce)>(&json).unwrap(),
+            v
+        );
+        let mp = rmp_serde::to_vec(&v).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<(Address, H256, TokenAmount, Nonce)>(&mp).unwrap(),
+            v
+        );
+        assert!(
+            serde_json::from_str::<Address>("[1,2,3]").is_err(),
+            "wrong length is refused"
+        );
+    }
+}

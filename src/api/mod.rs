@@ -1,0 +1,10 @@
+//! The REST API of SPEC §6 (SmartRaiden's paths, JSON bodies, `{"error_code", "error_message"}`
+//! errors). Handlers translate requests into core actions and state queries through the
+//! [`NodeHandle`]; they make no protocol decision.
+
+mod error;
+mod json;
+mod routes;
+
+pub use error::ApiError;
+pub use routes::{ApiState, BoxFuture, ChainOps, TransferLog, router};

@@ -1,0 +1,443 @@
+//! The SPEC §6 routes.
+
+use super::ApiError;
+use super::json::*;
+use crate::core::{Action, NodeState, Notification, TransferRequest};
+use crate::node::{NodeHandle, TransferOutcome};
+use crate::primitives::{Address, BlockCount, ChannelId, H256, Secret, SecretHash, TokenAmount};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed future, for the object-safe [`ChainOps`].
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Chain operations the API needs that are not protocol actions.
+pub trait ChainOps: Send + Sync + 'static {
+    /// Creates (or finds) the token network of `token`; returns its address.
+    fn register_token(&self, token: Address) -> BoxFuture<Result<Address, String>>;
+    /// On-chain token balance of `who`.
+    fn token_balance(&self, token: Address, who: Address)
+    -> BoxFuture<Result<TokenAmount, String>>;
+}
+
+/// Transfer records kept by the node's storage.
+pub trait TransferLog: Send + Sync + 'static {
+    /// The record of transfer `id`.
+    fn get(&self, id: &H256) -> Option<Value>;
+    /// Transfers we sent, oldest first.
+    fn sent(&self) -> Vec<Value>;
+    /// Transfers we received, oldest first.
+    fn received(&self) -> Vec<Value>;
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The event loop.
+    pub node: NodeHandle,
+    /// Our account.
+    pub our_address: Address,
+    /// Chain access.
+    pub chain: Arc<dyn ChainOps>,
+    /// Transfer history.
+    pub history: Arc<dyn TransferLog>,
+    /// Notifications, to wait for on-chain effects.
+    pub notifications: tokio::sync::broadcast::Sender<Notification>,
+    /// Fired by `POST /api/1/stop`.
+    pub shutdown: Arc<tokio::sync::Notify>,
+    /// How long a request waits for the chain or a `sync` transfer.
+    pub timeout: Duration,
+    /// Settle timeout of channels opened without one.
+    pub default_settle_timeout: u64,
+}
+
+/// The router of every SPEC §6 path.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/1/address", get(our_address))
+        .route("/api/1/tokens", get(tokens))
+        .route("/api/1/tokens/{token}", put(register_token))
+        .route("/api/1/tokens/{token}/partners", get(partners))
+        .route("/api/1/channels", get(channels).put(open_channel))
+        .route("/api/1/channels/{id}", get(channel).patch(patch_channel))
+        .route("/api/1/withdraw/{id}", put(withdraw))
+        .route(
+            "/api/1/transfers/allowrevealsecret",
+            post(allow_reveal_secret),
+        )
+        .route("/api/1/transfers/{token}/{target}", post(transfer))
+        .route("/api/1/transferstatus/{token}/{hash}", get(transfer_status))
+        .route(
+            "/api/1/transfercancel/{token}/{hash}",
+            post(transfer_cancel),
+        )
+        .route("/api/1/secret", get(fresh_secret))
+        .route("/api/1/registersecret", post(register_secret))
+        .route("/api/1/querysenttransfer", get(sent_transfers))
+        .route("/api/1/queryreceivedtransfer", get(received_transfers))
+        .route("/api/1/debug/balance/{token}/{addr}", get(debug_balance))
+        .route("/api/1/stop", post(stop))
+        .with_state(state)
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn body<T>(r: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+    r.map(|Json(v)| v)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+fn channel_json(s: &NodeState, id: &ChannelId) -> Option<Value> {
+    s.channel(id)
+        .map(|c| serde_json::to_value(ChannelJson::from(c)).expect("serializable"))
+}
+
+/// Waits until `pred` holds on the committed state, re-checking after every notification.
+async fn wait_until<T: Send + 'static>(
+    st: &ApiState,
+    pred: impl Fn(&NodeState) -> Option<T> + Send + Sync + Clone + 'static,
+) -> Result<T, ApiError> {
+    let mut rx = st.notifications.subscribe();
+    let deadline = tokio::time::Instant::now() + st.timeout;
+    loop {
+        let p = pred.clone();
+        if let Some(v) = st.node.query(move |s| p(s)).await? {
+            return Ok(v);
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => {
+                return Err(ApiError::Timeout(format!(
+                    "the chain did not confirm within {:?}",
+                    st.timeout
+                )));
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                return Err(ApiError::Internal("the node is shutting down".into()));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn our_address(State(st): State<ApiState>) -> ApiResult {
+    Ok(Json(json!({ "our_address": st.our_address.to_checksum() })))
+}
+
+async fn tokens(State(st): State<ApiState>) -> ApiResult {
+    let list = st
+        .node
+        .query(|s| s.tokens.keys().map(|t| t.to_checksum()).collect::<Vec<_>>())
+        .await?;
+    Ok(Json(json!(list)))
+}
+
+async fn register_token(State(st): State<ApiState>, Path(token): Path<String>) -> ApiResult {
+    let token = address(&token)?;
+    let tn = st
+        .chain
+        .register_token(token)
+        .await
+        .map_err(ApiError::Conflict)?;
+    wait_until(&st, move |s| s.tokens.contains_key(&token).then_some(())).await?;
+    Ok(Json(json!({ "token_network_address": tn.to_checksum() })))
+}
+
+async fn partners(State(st): State<ApiState>, Path(token): Path<String>) -> ApiResult {
+    let token = address(&token)?;
+    let list = st
+        .node
+        .query(move |s| {
+            let tn = s.tokens.get(&token)?;
+            Some(
+                s.token_networks[tn]
+                    .channels
+                    .values()
+                    .map(|c| {
+                        json!({
+                            "partner_address": c.partner.address.to_checksum(),
+                            "channel": format!("/api/1/channels/{}", c.identifier),
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("token {token} is not registered")))?;
+    Ok(Json(json!(list)))
+}
+
+async fn channels(State(st): State<ApiState>) -> ApiResult {
+    let list = st
+        .node
+        .query(|s| {
+            s.channels()
+                .map(|c| serde_json::to_value(ChannelJson::from(c)).expect("serializable"))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(json!(list)))
+}
+
+async fn channel(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    let id = ChannelId(hash(&id)?);
+    st.node
+        .query(move |s| channel_json(s, &id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))
+}
+
+async fn open_channel(
+    State(st): State<ApiState>,
+    b: Result<Json<OpenChannelBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let b = body(b)?;
+    let (partner, token) = (address(&b.partner_address)?, address(&b.token_address)?);
+    let deposit = b.balance.map(|a| a.0).unwrap_or_default();
+    let settle_timeout = BlockCount(b.settle_timeout.unwrap_or(st.default_settle_timeout));
+    st.node
+        .act(Action::OpenChannel {
+            token,
+            partner,
+            deposit,
+            settle_timeout,
+        })
+        .await?;
+    let v = wait_until(&st, move |s| {
+        let c = s.channel_with(&token, &partner)?;
+        (c.our.deposit >= deposit)
+            .then(|| channel_json(s, &c.identifier))
+            .flatten()
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+async fn patch_channel(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    b: Result<Json<PatchChannelBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let id = ChannelId(hash(&id)?);
+    let b = body(b)?;
+    let last = st
+        .node
+        .query(move |s| channel_json(s, &id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))?;
+    match (b.balance, b.state.as_deref()) {
+        (Some(amount), None) => {
+            let before = st.node.query(move |s| s.channel(&id).map(|c| c.our.deposit)).await?.unwrap_or_default();
+            st.node.act(Action::Deposit { channel: id, amount: amount.0 }).await?;
+            let target = before.saturating_add(amount.0);
+            Ok(Json(
+                wait_until(&st, move |s| {
+                    s.channel(&id).filter(|c| c.our.deposit >= target).and_then(|_| channel_json(s, &id))
+                })
+                .await?,
+            ))
+        }
+        (None, Some("closed")) if b.force => {
+            st.node.act(Action::Close { channel: id }).await?;
+            Ok(Json(
+                wait_until(&st, move |s| s.channel(&id).filter(|c| c.status.is_closed()).and_then(|_| channel_json(s, &id)))
+                    .await?,
+            ))
+        }
+        (None, Some("closed")) => {
+            st.node.act(Action::CooperativeSettle { channel: id }).await?;
+            wait_until(&st, move |s| s.channel(&id).is_none().then_some(())).await?;
+            Ok(Json(settled(last)))
+        }
+        (None, Some("settled")) => {
+            st.node.act(Action::Settle { channel: id }).await?;
+            wait_until(&st, move |s| s.channel(&id).is_none().then_some(())).await?;
+            Ok(Json(settled(last)))
+        }
+        _ => Err(ApiError::BadRequest(
+            "give either {\"balance\": n}, {\"state\": \"closed\", \"force\": true}, {\"state\": \"closed\"} or {\"state\": \"settled\"}".into(),
+        )),
+    }
+}
+
+fn settled(mut last: Value) -> Value {
+    last["state"] = json!("settled");
+    last
+}
+
+async fn withdraw(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    b: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let id = ChannelId(hash(&id)?);
+    let b = body(b)?;
+    let epoch = st
+        .node
+        .query(move |s| s.channel(&id).map(|c| c.open_block_number))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))?;
+    let mut refusals = st.notifications.subscribe();
+    st.node
+        .act(Action::Withdraw {
+            channel: id,
+            amount: b.amount.0,
+        })
+        .await?;
+    let done = wait_until(&st, move |s| {
+        s.channel(&id)
+            .filter(|c| c.open_block_number != epoch)
+            .and_then(|_| channel_json(s, &id))
+    });
+    tokio::select! {
+        v = done => Ok(Json(v?)),
+        reason = async {
+            loop {
+                match refusals.recv().await {
+                    Ok(Notification::ChannelRequestRefused { channel, reason }) if channel == id => return reason,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return "node stopped".to_string(),
+                    _ => {}
+                }
+            }
+        } => Err(ApiError::Conflict(format!("withdraw refused: {reason}"))),
+    }
+}
+
+async fn transfer(
+    State(st): State<ApiState>,
+    Path((token, target)): Path<(String, String)>,
+    b: Result<Json<TransferBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let (token, target) = (address(&token)?, address(&target)?);
+    let b = body(b)?;
+    let secret = b.secret.as_deref().map(hash).transpose()?.map(Secret);
+    let req = TransferRequest {
+        token,
+        target,
+        amount: b.amount.0,
+        max_fee: b.fee.map(|f| f.0),
+        is_direct: b.is_direct,
+        secret,
+    };
+    let notes = st.node.act(Action::Transfer(req)).await?;
+    let id = notes
+        .iter()
+        .find_map(|n| {
+            if let Notification::TransferStarted { id, .. } = n {
+                Some(*id)
+            } else {
+                None
+            }
+        })
+        .ok_or_else(|| ApiError::Internal("transfer started without an id".into()))?;
+    if b.sync {
+        match st.node.wait_transfer(id, st.timeout).await? {
+            TransferOutcome::Success => {}
+            TransferOutcome::Failed(reason) => {
+                return Err(ApiError::Conflict(format!("transfer failed: {reason}")));
+            }
+            TransferOutcome::Canceled => {
+                return Err(ApiError::Conflict("transfer canceled".into()));
+            }
+        }
+    }
+    Ok(Json(json!({
+        "initiator_address": st.our_address.to_checksum(),
+        "target_address": target.to_checksum(),
+        "token_address": token.to_checksum(),
+        "amount": amount_json(b.amount.0),
+        "lock_secret_hash": id.to_string(),
+    })))
+}
+
+async fn transfer_status(
+    State(st): State<ApiState>,
+    Path((_token, h)): Path<(String, String)>,
+) -> ApiResult {
+    let id = hash(&h)?;
+    st.history
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no transfer {id}")))
+}
+
+async fn transfer_cancel(
+    State(st): State<ApiState>,
+    Path((_token, h)): Path<(String, String)>,
+) -> ApiResult {
+    let secrethash = SecretHash(hash(&h)?);
+    st.node.act(Action::CancelTransfer { secrethash }).await?;
+    Ok(Json(
+        json!({ "lock_secret_hash": secrethash.to_string(), "status": "canceled" }),
+    ))
+}
+
+async fn fresh_secret() -> ApiResult {
+    let mut b = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    let secret = Secret(H256(b));
+    Ok(Json(
+        json!({ "secret": secret.to_string(), "lock_secret_hash": secret.hash().to_string() }),
+    ))
+}
+
+async fn allow_reveal_secret(
+    State(st): State<ApiState>,
+    b: Result<Json<SecretHashBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    address(&b.token_address)?;
+    let secrethash = SecretHash(hash(&b.lock_secret_hash)?);
+    st.node
+        .act(Action::AllowRevealSecret { secrethash })
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn register_secret(
+    State(st): State<ApiState>,
+    b: Result<Json<RegisterSecretBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    if let Some(t) = &b.token_address {
+        address(t)?;
+    }
+    let secret = Secret(hash(&b.secret)?);
+    st.node.act(Action::RegisterSecret { secret }).await?;
+    Ok(Json(
+        json!({ "lock_secret_hash": secret.hash().to_string() }),
+    ))
+}
+
+async fn sent_transfers(State(st): State<ApiState>) -> ApiResult {
+    Ok(Json(json!(st.history.sent())))
+}
+
+async fn received_transfers(State(st): State<ApiState>) -> ApiResult {
+    Ok(Json(json!(st.history.received())))
+}
+
+async fn debug_balance(
+    State(st): State<ApiState>,
+    Path((token, who)): Path<(String, String)>,
+) -> ApiResult {
+    let (token, who) = (address(&token)?, address(&who)?);
+    let balance = st
+        .chain
+        .token_balance(token, who)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(Json(json!({ "balance": amount_json(balance) })))
+}
+
+async fn stop(State(st): State<ApiState>) -> ApiResult {
+    st.shutdown.notify_waiters();
+    Ok(Json(json!({ "stopping": true })))
+}

@@ -1,0 +1,113 @@
+//! [`NodeHandle`]: how the REST API and the I/O tasks talk to the event loop.
+
+use crate::core::{Action, ActionError, Input, NodeState, Notification};
+use crate::primitives::H256;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+/// A unit of work for the event loop.
+pub enum Work {
+    /// An input from the network, the chain or the clock.
+    Input(Input),
+    /// A user action; the reply carries the notifications it produced (e.g. the transfer id).
+    Action {
+        /// The action.
+        action: Action,
+        /// Answered after the resulting state is durable.
+        reply: tokio::sync::oneshot::Sender<Result<Vec<Notification>, ActionError>>,
+    },
+    /// A read of the committed state.
+    Query(Box<dyn FnOnce(&NodeState) + Send>),
+    /// Tell `reply` when transfer `id` ends.
+    WaitTransfer {
+        /// Transfer id.
+        id: H256,
+        /// The outcome.
+        reply: tokio::sync::oneshot::Sender<TransferOutcome>,
+    },
+}
+
+/// How a transfer we initiated ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// The payee holds a balance proof paying it.
+    Success,
+    /// It failed; nothing moved.
+    Failed(String),
+    /// The user canceled it before the reveal.
+    Canceled,
+}
+
+/// Why a request to the node could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The core refused the action.
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    /// The event loop stopped.
+    #[error("the node is shutting down")]
+    Stopped,
+    /// No answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// A cheap, cloneable handle to the event loop.
+#[derive(Clone)]
+pub struct NodeHandle {
+    work: Sender<Work>,
+}
+
+impl NodeHandle {
+    /// A handle feeding `work`.
+    pub fn new(work: Sender<Work>) -> NodeHandle {
+        NodeHandle { work }
+    }
+
+    /// Feeds an input (transport and chain tasks use this).
+    pub fn input(&self, input: Input) -> Result<(), NodeError> {
+        self.work
+            .send(Work::Input(input))
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Runs an action; answers once its effects are durable.
+    pub async fn act(&self, action: Action) -> Result<Vec<Notification>, NodeError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.work
+            .send(Work::Action { action, reply })
+            .map_err(|_| NodeError::Stopped)?;
+        Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+    }
+
+    /// Reads the committed state.
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeState) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Box::new(move |s: &NodeState| {
+            let _ = tx.send(f(s));
+        });
+        self.work
+            .send(Work::Query(job))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Waits until transfer `id` ends, or `timeout`.
+    pub async fn wait_transfer(
+        &self,
+        id: H256,
+        timeout: Duration,
+    ) -> Result<TransferOutcome, NodeError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.work
+            .send(Work::WaitTransfer { id, reply })
+            .map_err(|_| NodeError::Stopped)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(r) => r.map_err(|_| NodeError::Stopped),
+            Err(_) => Err(NodeError::Timeout(timeout)),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The node's shell around the protocol core: one thread owns the [`Core`](crate::core::Core),
+//! takes work in batches (group commit), persists each batch's resulting state, and only then
+//! releases its outputs: messages to the transport, transactions to the chain executor,
+//! notifications to whoever waits (the REST API). It makes no protocol decision of its own.
+
+mod handle;
+mod runtime;
+
+pub use handle::Work;
+pub use handle::{NodeError, NodeHandle, TransferOutcome};
+pub use runtime::{Outbound, Persist, PersistError, Runtime, RuntimeConfig};

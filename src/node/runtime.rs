@@ -1,0 +1,229 @@
+//! The event loop: batch, step, persist, then send.
+
+use super::handle::{TransferOutcome, Work};
+use crate::core::ContractCall;
+use crate::core::{Core, Ctx, Input, NodeState, Notification, Output};
+use crate::primitives::{Address, H256};
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// How many ended transfers' outcomes are kept for late waiters.
+const FINISHED_KEPT: usize = 100_000;
+
+/// A commit that did not become durable: the node must stop (it cannot send what it could
+/// not persist).
+#[derive(Debug, thiserror::Error)]
+#[error("persisting node state failed: {0}")]
+pub struct PersistError(pub String);
+
+/// Durable storage of the core's state (RocksDB in the node, memory in tests).
+pub trait Persist: Send + 'static {
+    /// Makes `state` and the batch's notifications durable before returning.
+    fn commit(
+        &mut self,
+        state: &NodeState,
+        notifications: &[Notification],
+        now_ms: u64,
+    ) -> Result<(), PersistError>;
+}
+
+/// Where messages leave the node (a transport; best effort, never blocks).
+pub trait Outbound: Send + 'static {
+    /// Queues signed bytes for a peer.
+    fn send(&self, to: Address, bytes: Vec<u8>);
+}
+
+/// Shell settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Most work items stepped per commit.
+    pub max_batch: usize,
+    /// Interval of `Tick` inputs (retransmission timers).
+    pub tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_batch: 256,
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The event loop's owned parts.
+pub struct Runtime<P: Persist, O: Outbound> {
+    core: Core,
+    persist: P,
+    outbound: O,
+    chain: tokio::sync::mpsc::UnboundedSender<ContractCall>,
+    config: RuntimeConfig,
+    waiters: HashMap<H256, Vec<tokio::sync::oneshot::Sender<TransferOutcome>>>,
+    /// Outcomes of recently ended transfers, so a waiter that arrives after the end (the Ack
+    /// can beat the request to wait) is answered at once. Bounded, oldest dropped first.
+    finished: HashMap<H256, TransferOutcome>,
+    finished_order: std::collections::VecDeque<H256>,
+    notifications: tokio::sync::broadcast::Sender<Notification>,
+    rng: rand_chacha::ChaCha20Rng,
+    started: Instant,
+}
+
+impl<P: Persist, O: Outbound> Runtime<P, O> {
+    /// A runtime around `core`; contract calls go to `chain`.
+    pub fn new(
+        core: Core,
+        persist: P,
+        outbound: O,
+        chain: tokio::sync::mpsc::UnboundedSender<ContractCall>,
+        notifications: tokio::sync::broadcast::Sender<Notification>,
+        config: RuntimeConfig,
+    ) -> Self {
+        use rand_core::SeedableRng;
+        Runtime {
+            core,
+            persist,
+            outbound,
+            chain,
+            config,
+            waiters: HashMap::new(),
+            finished: HashMap::new(),
+            finished_order: std::collections::VecDeque::new(),
+            notifications,
+            // Secrets must be unpredictable: seed from the operating system.
+            rng: rand_chacha::ChaCha20Rng::from_entropy(),
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs until every sender of `work` is gone. Resends the outbox first (after a restart).
+    pub fn run(mut self, work: Receiver<Work>) -> Result<(), PersistError> {
+        for o in self.core.resend_pending() {
+            self.release(o);
+        }
+        let mut last_tick = Instant::now();
+        loop {
+            let wait = self.config.tick.saturating_sub(last_tick.elapsed());
+            let mut batch = Vec::new();
+            match work.recv_timeout(wait) {
+                Ok(w) => batch.push(w),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            while batch.len() < self.config.max_batch {
+                match work.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
+            if last_tick.elapsed() >= self.config.tick {
+                last_tick = Instant::now();
+                batch.push(Work::Input(Input::Tick));
+            }
+            self.process(batch)?;
+        }
+    }
+
+    /// Steps the core through a batch, commits once, then releases outputs and replies.
+    fn process(&mut self, batch: Vec<Work>) -> Result<(), PersistError> {
+        let now_ms = self.now_ms();
+        let mut outputs = Vec::new();
+        let mut replies = Vec::new();
+        let mut after_commit = Vec::new();
+        for w in batch {
+            let mut ctx = Ctx {
+                now_ms,
+                rng: &mut self.rng,
+            };
+            match w {
+                Work::Input(input) => outputs.extend(self.core.step(input, &mut ctx)),
+                Work::Action { action, reply } => match self.core.act(action, &mut ctx) {
+                    Ok(out) => {
+                        let notes = out
+                            .iter()
+                            .filter_map(|o| {
+                                if let Output::Event(n) = o {
+                                    Some(n.clone())
+                                } else {
+                                    None
+                                }
+                            })
+                            .collect();
+                        outputs.extend(out);
+                        replies.push((reply, Ok(notes)));
+                    }
+                    Err(e) => replies.push((reply, Err(e))),
+                },
+                Work::Query(f) => after_commit.push(f),
+                Work::WaitTransfer { id, reply } => match self.finished.get(&id) {
+                    Some(outcome) => {
+                        let _ = reply.send(outcome.clone());
+                    }
+                    None => self.waiters.entry(id).or_default().push(reply),
+                },
+            }
+        }
+        let notes: Vec<Notification> = outputs
+            .iter()
+            .filter_map(|o| {
+                if let Output::Event(n) = o {
+                    Some(n.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        self.persist.commit(&self.core.state, &notes, now_ms)?;
+        for o in outputs {
+            self.release(o);
+        }
+        for (reply, r) in replies {
+            let _ = reply.send(r);
+        }
+        for f in after_commit {
+            f(&self.core.state);
+        }
+        Ok(())
+    }
+
+    /// Carries out one committed output.
+    fn release(&mut self, o: Output) {
+        match o {
+            Output::Send { to, bytes } => self.outbound.send(to, bytes),
+            Output::ContractSend(call) => {
+                if self.chain.send(call).is_err() {
+                    log::error!("chain executor is gone; transaction not submitted");
+                }
+            }
+            Output::Event(n) => {
+                let outcome = match &n {
+                    Notification::TransferSucceeded { id, .. } => {
+                        Some((*id, TransferOutcome::Success))
+                    }
+                    Notification::TransferFailed { id, reason } => {
+                        Some((*id, TransferOutcome::Failed(reason.clone())))
+                    }
+                    Notification::TransferCanceled { id } => Some((*id, TransferOutcome::Canceled)),
+                    _ => None,
+                };
+                if let Some((id, outcome)) = outcome {
+                    for w in self.waiters.remove(&id).into_iter().flatten() {
+                        let _ = w.send(outcome.clone());
+                    }
+                    if self.finished_order.len() >= FINISHED_KEPT
+                        && let Some(old) = self.finished_order.pop_front()
+                    {
+                        self.finished.remove(&old);
+                    }
+                    self.finished.insert(id, outcome);
+                    self.finished_order.push_back(id);
+                }
+                let _ = self.notifications.send(n);
+            }
+        }
+    }
+}

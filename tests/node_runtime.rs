@@ -1,0 +1,291 @@
+//! The node shell (batch, step, persist, then send) with in-memory persistence and an
+//! in-memory loopback between nodes: actions answer after their state is committed, transfers
+//! complete through the handles, and a runtime restarted from its committed state carries on.
+
+use smartraiden::core::{
+    Action, ChainEvent, ContractCall, Core, Input, NodeConfig, NodeState, Notification,
+    TransferRequest,
+};
+use smartraiden::crypto::PrivateKey;
+use smartraiden::node::{
+    NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig, TransferOutcome, Work,
+};
+use smartraiden::primitives::{Address, BlockCount, BlockNumber, ChainId, TokenAmount};
+use smartraiden::proofs::channel_identifier;
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Keeps the last committed state, and counts commits.
+#[derive(Clone, Default)]
+struct MemoryStore(Arc<Mutex<(Option<Vec<u8>>, usize)>>);
+
+impl Persist for MemoryStore {
+    fn commit(
+        &mut self,
+        state: &NodeState,
+        _: &[Notification],
+        _: u64,
+    ) -> Result<(), PersistError> {
+        let bytes = rmp_serde::to_vec(state).map_err(|e| PersistError(e.to_string()))?;
+        let mut g = self.0.lock().unwrap();
+        g.0 = Some(bytes);
+        g.1 += 1;
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn load(&self) -> NodeState {
+        rmp_serde::from_slice(self.0.lock().unwrap().0.as_ref().unwrap()).unwrap()
+    }
+}
+
+/// Delivers to the recipient's work queue (as a transport would).
+#[derive(Clone, Default)]
+struct Loopback(Arc<Mutex<HashMap<Address, Sender<Work>>>>);
+
+impl Outbound for Loopback {
+    fn send(&self, to: Address, bytes: Vec<u8>) {
+        if let Some(tx) = self.0.lock().unwrap().get(&to) {
+            let _ = tx.send(Work::Input(Input::Receive(bytes)));
+        }
+    }
+}
+
+const TOKEN: Address = Address([0xaa; 20]);
+const TN: Address = Address([0xbb; 20]);
+
+fn chain_events(keys: &[PrivateKey]) -> Vec<ChainEvent> {
+    let mut ev = vec![ChainEvent::TokenNetworkCreated {
+        token: TOKEN,
+        token_network: TN,
+    }];
+    for w in keys.windows(2) {
+        let (a, b) = (w[0].address(), w[1].address());
+        let id = channel_identifier(a, b, TN);
+        ev.push(ChainEvent::ChannelOpened {
+            token_network: TN,
+            channel_identifier: id,
+            participant1: a,
+            participant2: b,
+            settle_timeout: BlockCount(100),
+            open_block_number: BlockNumber(1),
+        });
+        for p in [a, b] {
+            ev.push(ChainEvent::ChannelDeposit {
+                channel_identifier: id,
+                participant: p,
+                total_deposit: TokenAmount::from(100u64),
+            });
+        }
+    }
+    ev
+}
+
+struct Started {
+    handle: NodeHandle,
+    notes: tokio::sync::broadcast::Sender<Notification>,
+    store: MemoryStore,
+    thread: std::thread::JoinHandle<Result<(), PersistError>>,
+    _chain: tokio::sync::mpsc::UnboundedReceiver<ContractCall>,
+}
+
+fn start(core: Core, store: MemoryStore, net: &Loopback) -> Started {
+    let (tx, rx) = std::sync::mpsc::channel();
+    net.0.lock().unwrap().insert(core.address(), tx.clone());
+    let (chain_tx, chain_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (notes, _) = tokio::sync::broadcast::channel(1024);
+    let rt = Runtime::new(
+        core,
+        store.clone(),
+        net.clone(),
+        chain_tx,
+        notes.clone(),
+        RuntimeConfig::default(),
+    );
+    let thread = std::thread::spawn(move || rt.run(rx));
+    Started {
+        handle: NodeHandle::new(tx),
+        notes,
+        store,
+        thread,
+        _chain: chain_rx,
+    }
+}
+
+fn line(n: usize) -> (Vec<PrivateKey>, Vec<Started>, Loopback) {
+    let keys: Vec<PrivateKey> = (0..n)
+        .map(|i| PrivateKey::from_bytes([i as u8 + 1; 32]).unwrap())
+        .collect();
+    let net = Loopback::default();
+    let nodes = keys
+        .iter()
+        .map(|k| {
+            let s = start(
+                Core::new(k.clone(), NodeConfig::new(ChainId(31337))),
+                MemoryStore::default(),
+                &net,
+            );
+            for e in chain_events(&keys) {
+                s.handle.input(Input::ContractReceive(e)).unwrap();
+            }
+            s.handle.input(Input::Block(BlockNumber(2))).unwrap();
+            s
+        })
+        .collect();
+    (keys, nodes, net)
+}
+
+fn pay(target: Address, amount: u64, is_direct: bool) -> Action {
+    Action::Transfer(TransferRequest {
+        token: TOKEN,
+        target,
+        amount: TokenAmount::from(amount),
+        max_fee: None,
+        is_direct,
+        secret: None,
+    })
+}
+
+async fn balance(h: &NodeHandle, partner: Address) -> (u128, u128) {
+    h.query(move |s| {
+        let c = s.channel_with(&TOKEN, &partner).unwrap();
+        (
+            c.our_balance().to_u128().unwrap(),
+            c.partner_balance().to_u128().unwrap(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn started_id(notes: &[Notification]) -> smartraiden::primitives::H256 {
+    notes
+        .iter()
+        .find_map(|n| {
+            if let Notification::TransferStarted { id, .. } = n {
+                Some(*id)
+            } else {
+                None
+            }
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn direct_and_mediated_transfers_complete_through_the_handles() {
+    let (keys, nodes, _net) = line(3);
+    let notes = nodes[0]
+        .handle
+        .act(pay(keys[1].address(), 10, true))
+        .await
+        .unwrap();
+    assert!(
+        nodes[0].store.0.lock().unwrap().1 > 0,
+        "answered after a commit"
+    );
+    let id = started_id(&notes);
+    assert_eq!(
+        nodes[0]
+            .handle
+            .wait_transfer(id, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        TransferOutcome::Success
+    );
+    let mut target_notes = nodes[2].notes.subscribe();
+    let notes = nodes[0]
+        .handle
+        .act(pay(keys[2].address(), 25, false))
+        .await
+        .unwrap();
+    let id = started_id(&notes);
+    assert_eq!(
+        nodes[0]
+            .handle
+            .wait_transfer(id, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        TransferOutcome::Success
+    );
+    assert_eq!(
+        balance(&nodes[0].handle, keys[1].address()).await,
+        (65, 135)
+    );
+    // The target is paid when the mediator's unlock reaches it.
+    let received = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Notification::PaymentReceived { id: i, amount, .. } =
+                target_notes.recv().await.unwrap()
+            {
+                if i == id {
+                    return amount;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the target is paid");
+    assert_eq!(received, TokenAmount::from(25u64));
+    assert_eq!(
+        balance(&nodes[2].handle, keys[1].address()).await,
+        (125, 75)
+    );
+}
+
+#[tokio::test]
+async fn refused_actions_are_reported_and_change_nothing() {
+    let (keys, nodes, _net) = line(2);
+    let before = nodes[0].handle.query(|s| s.clone()).await.unwrap();
+    let err = nodes[0]
+        .handle
+        .act(pay(keys[1].address(), 1_000, true))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("insufficient balance"), "{err}");
+    assert_eq!(nodes[0].handle.query(|s| s.clone()).await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_runtime_restarted_from_its_committed_state_carries_on() {
+    let (keys, mut nodes, net) = line(2);
+    let id = started_id(
+        &nodes[0]
+            .handle
+            .act(pay(keys[1].address(), 7, true))
+            .await
+            .unwrap(),
+    );
+    nodes[0]
+        .handle
+        .wait_transfer(id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Stop node 0: drop every sender of its work queue, join its thread.
+    let old = nodes.remove(0);
+    net.0.lock().unwrap().remove(&keys[0].address());
+    let (store, handle, thread) = (old.store, old.handle, old.thread);
+    drop(handle);
+    thread.join().unwrap().unwrap();
+    let core = Core::restore(keys[0].clone(), store.load()).unwrap();
+    let again = start(core, store, &net);
+    assert_eq!(balance(&again.handle, keys[1].address()).await, (93, 107));
+    let id = started_id(
+        &again
+            .handle
+            .act(pay(keys[1].address(), 3, true))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        again
+            .handle
+            .wait_transfer(id, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        TransferOutcome::Success
+    );
+    assert_eq!(balance(&again.handle, keys[1].address()).await, (90, 110));
+}
