@@ -595,10 +595,11 @@ async fn follower_resumes_from_persisted_progress_without_duplicates() {
     let (tn, _) = open_channel(&f, 10).await;
     let before = drain(&mut first).await;
     let last = last_block(&before).unwrap();
-    // What the node persists with the core state: the last Block(n) processed and the networks seen.
-    let persisted = serde_json::to_string(first.progress()).unwrap();
+    // What the node persists with the core state (MessagePack, as its store does): the last
+    // Block(n) processed and the networks seen.
+    let persisted = rmp_serde::to_vec(first.progress()).unwrap();
     assert_eq!(
-        serde_json::from_str::<FollowerProgress>(&persisted).unwrap(),
+        rmp_serde::from_slice::<FollowerProgress>(&persisted).unwrap(),
         FollowerProgress::after(last, [tn])
     );
     drop(first);
@@ -613,7 +614,7 @@ async fn follower_resumes_from_persisted_progress_without_duplicates() {
     let mut resumed = ChainFollower::new(
         f.chain.url(),
         config,
-        serde_json::from_str(&persisted).unwrap(),
+        rmp_serde::from_slice(&persisted).unwrap(),
     )
     .unwrap();
     let after = drain(&mut resumed).await;

@@ -9,12 +9,14 @@ pub mod deploy;
 pub mod devchain;
 pub mod events;
 pub mod follower;
+pub mod queries;
 
-pub use calls::{ChainContracts, ChainExecutor, OnChainChannel, TxOutcome};
+pub use calls::{ChainContracts, ChainExecutor, TxOutcome};
 pub use client::ChainClient;
 pub use deploy::{DeployOptions, Deployment};
 pub use devchain::DevChain;
 pub use follower::{ChainFollower, FollowerConfig, FollowerProgress, FollowerStatus};
+pub use queries::OnChainChannel;
 
 use alloy::primitives::{Bytes, TxHash};
 use alloy::sol_types::SolInterface;
