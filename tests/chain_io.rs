@@ -10,8 +10,8 @@ use alloy::primitives::U256;
 use smartraiden::chain::bindings::StandardToken;
 use smartraiden::chain::deploy::{DeployOptions, Deployment, deploy};
 use smartraiden::chain::{
-    ChainClient, ChainContracts, ChainError, ChainExecutor, ChainFollower, DevChain,
-    FollowerConfig, FollowerProgress,
+    ChainContracts, ChainError, ChainExecutor, ChainFollower, DevChain, FollowerConfig,
+    FollowerProgress,
 };
 use smartraiden::core::io::OnChainBalanceProof;
 use smartraiden::core::{ChainEvent, ContractCall, Input};
@@ -21,8 +21,8 @@ use smartraiden::primitives::{
     TokenAmount,
 };
 use smartraiden::proofs::{
-    BalanceProofData, ChannelBinding, CooperativeSettleData, Lock, MerkleTree, SignedData,
-    WithdrawData, channel_identifier,
+    BalanceProofData, ChannelBinding, CooperativeSettleData, DisposedLockData, Lock, MerkleTree,
+    SignedData, WithdrawData, channel_identifier,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc};
@@ -873,5 +873,70 @@ async fn reverts_name_the_custom_error() {
     assert_eq!(revert_name(e), "TokenNetworkExists");
     // The chain is still usable after reverts (no nonce was consumed).
     deposit(&f, tn, 1).await;
-    let _: &ChainClient = f.a.exec.client();
+}
+
+#[tokio::test]
+async fn punish_names_the_cheater() {
+    let f = Fixture::new().await;
+    let (a, b) = (&f.a, &f.b);
+    let (tn, opened) = open_channel(&f, 100).await;
+    let cid = channel_identifier(a.addr(), b.addr(), tn);
+    let epoch = binding(cid, opened, f.chain_id());
+    // a locked 20 toward b (nonce 1); b disposed it (signed); b then cheats with that old proof.
+    let secret = Secret(H256([9; 32]));
+    let lock = Lock {
+        expiration: BlockNumber(opened + 40),
+        amount: amt(20),
+        secrethash: secret.hash(),
+    };
+    let tree = MerkleTree::new(vec![lock.lockhash()]);
+    let additional_hash = H256([4; 32]);
+    let disposed = DisposedLockData {
+        lockhash: lock.lockhash(),
+        binding: epoch,
+        additional_hash,
+    }
+    .sign(&b.key);
+    let calls = [
+        ContractCall::Close {
+            token_network: tn,
+            partner: a.addr(),
+            balance_proof: Some(proof(&a.key, epoch, 0, tree.root(), 1)),
+        },
+        ContractCall::RegisterSecret { secret },
+        ContractCall::Unlock {
+            token_network: tn,
+            partner: a.addr(),
+            transferred_amount: TokenAmount::ZERO,
+            lock,
+            merkle_proof: tree.proof(0).unwrap(),
+        },
+    ];
+    for call in &calls {
+        b.exec.execute(call).await.unwrap();
+    }
+    a.exec
+        .execute(&ContractCall::PunishObsoleteUnlock {
+            token_network: tn,
+            partner: b.addr(),
+            lockhash: lock.lockhash(),
+            additional_hash,
+            signature: disposed,
+        })
+        .await
+        .unwrap();
+    let punished = ChainEvent::ObsoleteUnlockPunished {
+        channel_identifier: cid,
+        beneficiary: a.addr(),
+        cheater: b.addr(),
+    };
+    // From the start, and from after the opening (the cheater then comes from the calldata alone).
+    for start in [
+        FollowerProgress::from_block(0),
+        FollowerProgress::after(opened, [tn]),
+    ] {
+        let mut follower = f.follower(0, start);
+        let got = events(&drain(&mut follower).await);
+        assert_eq!(got.last(), Some(&punished), "{got:?}");
+    }
 }
