@@ -2,13 +2,21 @@
 //! (for tests and local use) an anvil dev-chain harness.
 
 pub mod bindings;
+pub mod calls;
 pub mod client;
+pub mod convert;
 pub mod deploy;
 pub mod devchain;
+pub mod events;
+pub mod follower;
+pub mod queries;
 
+pub use calls::{ChainContracts, ChainExecutor, TxOutcome};
 pub use client::ChainClient;
 pub use deploy::{DeployOptions, Deployment};
 pub use devchain::DevChain;
+pub use follower::{ChainFollower, FollowerConfig, FollowerProgress, FollowerStatus};
+pub use queries::OnChainChannel;
 
 use alloy::primitives::{Bytes, TxHash};
 use alloy::sol_types::SolInterface;
@@ -49,6 +57,17 @@ pub enum ChainError {
         tx_hash: TxHash,
         /// Gas it consumed.
         gas_used: u64,
+    },
+    /// A contract refused the call: `error` is the name of its custom error (e.g. `ChannelNotOpen`),
+    /// `details` its decoded arguments.
+    #[error("{call} reverted with {error}: {details}")]
+    ContractRevert {
+        /// The contract function called.
+        call: &'static str,
+        /// The custom error's name (`revert` for `Error(string)`/`Panic`, `unknown` otherwise).
+        error: String,
+        /// The decoded error with its arguments.
+        details: String,
     },
     /// A deployment receipt names no contract address.
     #[error("deployment transaction {0} created no contract")]
