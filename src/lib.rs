@@ -9,3 +9,4 @@ pub mod messages;
 pub mod primitives;
 pub mod proofs;
 pub mod sim;
+pub mod storage;
