@@ -13,3 +13,4 @@ pub mod primitives;
 pub mod proofs;
 pub mod sim;
 pub mod transport;
+pub mod storage;

@@ -1,0 +1,335 @@
+//! [`Store`]: the RocksDB database of one node, held exclusively by one process.
+
+use super::history::{Direction, RecordUpdate, TransferRecord};
+use super::keys::{self, ALL_CFS, CF_META, CF_STATE, CF_TRANSFER_INDEX, CF_TRANSFERS, FORMAT};
+use super::{CommitBatch, StorageError};
+use crate::core::NodeState;
+use crate::primitives::{Address, BlockNumber, H256};
+use rocksdb::{ColumnFamily, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Our own advisory lock file beside RocksDB's: taking it first lets a second process get a
+/// clear "in use" error instead of RocksDB's low-level one.
+const LOCK_FILE: &str = "smartraiden.lock";
+
+/// One node's durable storage.
+pub struct Store {
+    // Field order matters: `db` is dropped (closed) before `_lock` releases the directory.
+    db: DB,
+    dir: PathBuf,
+    address: Address,
+    /// The next history sequence number; holding it also serializes commits, so sequence
+    /// numbers and read-modify-write of records never race.
+    next_seq: Mutex<u64>,
+    _lock: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory `dir` for the account `address`.
+    /// Refuses a directory held by another process or created for another account.
+    pub fn open(dir: impl AsRef<Path>, address: Address) -> Result<Store, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |source| StorageError::Io {
+            dir: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StorageError::InUse { dir }),
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // RocksDB's info logs would otherwise accumulate one file per open.
+        opts.set_keep_log_file_num(4);
+        let db = DB::open_cf(&opts, &dir, ALL_CFS).map_err(|source| {
+            // Our lock makes this unlikely, but a process that bypasses it still gets the
+            // clear error when RocksDB refuses its own LOCK.
+            let msg = source.to_string();
+            if msg.contains("While lock file") || msg.contains("lock hold by current process") {
+                StorageError::InUse { dir: dir.clone() }
+            } else {
+                StorageError::Db {
+                    dir: dir.clone(),
+                    source,
+                }
+            }
+        })?;
+        let mut store = Store {
+            db,
+            dir,
+            address,
+            next_seq: Mutex::new(0),
+            _lock: lock,
+        };
+        store.check_or_init_meta()?;
+        let next = match store.get(CF_META, keys::META_NEXT_SEQ)? {
+            None => 0,
+            Some(b) => keys::decode_u64(&b).ok_or_else(|| store.corrupt("history sequence", "not 8 bytes"))?,
+        };
+        *store.next_seq.get_mut().expect("not shared yet") = next;
+        log::info!("opened store {} for {}", store.dir.display(), address);
+        Ok(store)
+    }
+
+    /// On first open records format and owner; afterwards insists on both.
+    fn check_or_init_meta(&self) -> Result<(), StorageError> {
+        let format = self.get(CF_META, keys::META_FORMAT)?;
+        let owner = self.get(CF_META, keys::META_ADDRESS)?;
+        match (format, owner) {
+            (None, None) => {
+                let mut wb = WriteBatch::default();
+                wb.put_cf(self.cf(CF_META), keys::META_FORMAT, FORMAT.to_be_bytes());
+                wb.put_cf(self.cf(CF_META), keys::META_ADDRESS, self.address.0);
+                self.write_synced(wb)
+            }
+            (Some(f), Some(a)) => {
+                let found = <[u8; 4]>::try_from(f.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| self.corrupt("storage format", "not 4 bytes"))?;
+                if found != FORMAT {
+                    return Err(StorageError::UnsupportedFormat {
+                        dir: self.dir.clone(),
+                        found,
+                        expected: FORMAT,
+                    });
+                }
+                let stored = <[u8; 20]>::try_from(a.as_slice())
+                    .map(Address)
+                    .map_err(|_| self.corrupt("owner address", "not 20 bytes"))?;
+                if stored != self.address {
+                    return Err(StorageError::ForeignDataDir {
+                        dir: self.dir.clone(),
+                        stored,
+                        requested: self.address,
+                    });
+                }
+                Ok(())
+            }
+            _ => Err(self.corrupt("metadata", "format and owner must both be present")),
+        }
+    }
+
+    /// The account this store belongs to.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `batch` atomically with one fsync; when this returns `Ok`, everything in it
+    /// survives a crash. On error nothing of it was written.
+    pub fn commit(&self, batch: CommitBatch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut next_seq = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wb = WriteBatch::default();
+        if let Some((owner, bytes)) = &batch.state {
+            if *owner != self.address {
+                return Err(StorageError::ForeignState {
+                    state: *owner,
+                    store: self.address,
+                });
+            }
+            wb.put_cf(self.cf(CF_STATE), keys::STATE_KEY, bytes);
+        }
+        if let Some(b) = batch.chain_block {
+            wb.put_cf(self.cf(CF_META), keys::META_CHAIN_BLOCK, b.0.to_be_bytes());
+        }
+        let seq_after = self.stage_records(&batch.records, *next_seq, &mut wb)?;
+        if seq_after != *next_seq {
+            wb.put_cf(self.cf(CF_META), keys::META_NEXT_SEQ, seq_after.to_be_bytes());
+        }
+        self.write_synced(wb)?;
+        *next_seq = seq_after;
+        Ok(())
+    }
+
+    /// Applies history updates in order into `wb` (reading only the records they touch) and
+    /// returns the next sequence number after the records created.
+    fn stage_records(
+        &self,
+        updates: &[RecordUpdate],
+        mut seq: u64,
+        wb: &mut WriteBatch,
+    ) -> Result<u64, StorageError> {
+        // Records touched by this batch, by id: their key, current value, and whether new.
+        let mut touched: HashMap<H256, ([u8; keys::TRANSFER_KEY_LEN], TransferRecord, bool)> =
+            HashMap::new();
+        let mut order = Vec::new();
+        for u in updates {
+            match u {
+                RecordUpdate::Create(r) => {
+                    if touched.contains_key(&r.id) || self.transfer_key_of(&r.id)?.is_some() {
+                        return Err(StorageError::DuplicateTransfer(r.id));
+                    }
+                    let key = keys::transfer_key(r.direction, seq);
+                    seq += 1;
+                    touched.insert(r.id, (key, r.clone(), true));
+                    order.push(r.id);
+                }
+                RecordUpdate::Finish {
+                    id,
+                    status,
+                    fee,
+                    reason,
+                    at_ms,
+                } => {
+                    if !touched.contains_key(id) {
+                        let key = self
+                            .transfer_key_of(id)?
+                            .ok_or(StorageError::UnknownTransfer(*id))?;
+                        let record = self.read_record(&key)?.ok_or_else(|| {
+                            self.corrupt(&format!("history of transfer {id}"), "indexed but missing")
+                        })?;
+                        touched.insert(*id, (key, record, false));
+                        order.push(*id);
+                    }
+                    let (_, record, _) = touched.get_mut(id).expect("just ensured");
+                    RecordUpdate::finish(record, *status, *fee, reason.clone(), *at_ms)?;
+                }
+            }
+        }
+        for id in order {
+            let (key, record, new) = &touched[&id];
+            let bytes = rmp_serde::to_vec(record).map_err(|e| StorageError::Encode {
+                what: "transfer record",
+                detail: e.to_string(),
+            })?;
+            wb.put_cf(self.cf(CF_TRANSFERS), key, bytes);
+            if *new {
+                wb.put_cf(self.cf(CF_TRANSFER_INDEX), keys::index_key(&id), key);
+            }
+        }
+        Ok(seq)
+    }
+
+    /// The last committed state, or `None` in a fresh directory.
+    pub fn load(&self) -> Result<Option<NodeState>, StorageError> {
+        let Some(bytes) = self.get(CF_STATE, keys::STATE_KEY)? else {
+            return Ok(None);
+        };
+        let state: NodeState = rmp_serde::from_slice(&bytes)
+            .map_err(|e| self.corrupt("node state snapshot", &e.to_string()))?;
+        if state.our_address != self.address {
+            return Err(self.corrupt(
+                "node state snapshot",
+                &format!("it belongs to {}, not to the owner {}", state.our_address, self.address),
+            ));
+        }
+        Ok(Some(state))
+    }
+
+    /// The last chain block the shell recorded with [`CommitBatch::set_chain_block`].
+    pub fn chain_block(&self) -> Result<Option<BlockNumber>, StorageError> {
+        self.get(CF_META, keys::META_CHAIN_BLOCK)?
+            .map(|b| {
+                keys::decode_u64(&b)
+                    .map(BlockNumber)
+                    .ok_or_else(|| self.corrupt("chain block", "not 8 bytes"))
+            })
+            .transpose()
+    }
+
+    /// One transfer's history record.
+    pub fn get_transfer(&self, id: &H256) -> Result<Option<TransferRecord>, StorageError> {
+        match self.transfer_key_of(id)? {
+            None => Ok(None),
+            Some(key) => self.read_record(&key),
+        }
+    }
+
+    /// Transfers we initiated, oldest first.
+    pub fn sent_transfers(&self) -> Result<Vec<TransferRecord>, StorageError> {
+        self.transfers(Direction::Sent)
+    }
+
+    /// Payments we received, oldest first.
+    pub fn received_transfers(&self) -> Result<Vec<TransferRecord>, StorageError> {
+        self.transfers(Direction::Received)
+    }
+
+    fn transfers(&self, direction: Direction) -> Result<Vec<TransferRecord>, StorageError> {
+        let first = [keys::direction_byte(direction)];
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(CF_TRANSFERS),
+            IteratorMode::From(&first, rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            if k.first() != Some(&first[0]) {
+                break;
+            }
+            out.push(self.decode_record(&v)?);
+        }
+        Ok(out)
+    }
+
+    fn transfer_key_of(
+        &self,
+        id: &H256,
+    ) -> Result<Option<[u8; keys::TRANSFER_KEY_LEN]>, StorageError> {
+        self.get(CF_TRANSFER_INDEX, &keys::index_key(id))?
+            .map(|k| {
+                <[u8; keys::TRANSFER_KEY_LEN]>::try_from(k.as_slice())
+                    .map_err(|_| self.corrupt(&format!("index of transfer {id}"), "bad key length"))
+            })
+            .transpose()
+    }
+
+    fn read_record(&self, key: &[u8]) -> Result<Option<TransferRecord>, StorageError> {
+        self.get(CF_TRANSFERS, key)?
+            .map(|v| self.decode_record(&v))
+            .transpose()
+    }
+
+    fn decode_record(&self, bytes: &[u8]) -> Result<TransferRecord, StorageError> {
+        rmp_serde::from_slice(bytes).map_err(|e| self.corrupt("transfer record", &e.to_string()))
+    }
+
+    fn write_synced(&self, wb: WriteBatch) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        // The whole point: a commit that returned survives power loss, not just a crash.
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo).map_err(|e| self.db_err(e))
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get_cf(self.cf(cf), key).map_err(|e| self.db_err(e))
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every family in ALL_CFS is created or opened by `open`.
+        self.db.cf_handle(name).expect("column family opened")
+    }
+
+    fn corrupt(&self, what: &str, detail: &str) -> StorageError {
+        StorageError::Corrupt {
+            dir: self.dir.clone(),
+            what: what.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn db_err(&self, source: rocksdb::Error) -> StorageError {
+        StorageError::Db {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+}
