@@ -23,7 +23,8 @@ fn ten_channel_state() -> NodeState {
     }
     for partner in 1..=10 {
         sim.pay(token, 0, partner, 5, true).expect("direct payment");
-        sim.pay(token, 0, partner, 7, false).expect("mediated payment");
+        sim.pay(token, 0, partner, 7, false)
+            .expect("mediated payment");
         sim.pay(token, partner, 0, 3, true).expect("payment back");
     }
     assert!(sim.run_until_quiet(600_000), "payments finish");
@@ -77,7 +78,14 @@ fn commits(c: &mut Criterion) {
     let store = Store::open(dir.path(), state.our_address).unwrap();
     let mut next = 0u64;
 
-    bench_commits(c, "fsync'd commit: 10-channel snapshot", &store, &state, 0, &mut next);
+    bench_commits(
+        c,
+        "fsync'd commit: 10-channel snapshot",
+        &store,
+        &state,
+        0,
+        &mut next,
+    );
     bench_commits(
         c,
         "fsync'd commit: snapshot + 1 history record",

@@ -17,7 +17,12 @@ fn seed_network() -> (Simulation, Address) {
         NodeConfig::new(ChainId(31337))
     });
     let (token, _) = sim.register_token();
-    for (a, b, da, db) in [(0, 1, 200, 100), (1, 2, 100, 100), (1, 3, 200, 100), (3, 4, 100, 100)] {
+    for (a, b, da, db) in [
+        (0, 1, 200, 100),
+        (1, 2, 100, 100),
+        (1, 3, 200, 100),
+        (3, 4, 100, 100),
+    ] {
         sim.open_channel(token, a, b, da, db, 100);
     }
     (sim, token)
@@ -66,7 +71,11 @@ fn a_mid_payment_state_reads_back_identical_after_reopening() {
     assert!(state.channels().any(|c| !c.our.locks.is_empty()));
     {
         let store = Store::open(dir.path(), sim.address(0)).unwrap();
-        assert_eq!(store.load().unwrap(), None, "a fresh directory has no state");
+        assert_eq!(
+            store.load().unwrap(),
+            None,
+            "a fresh directory has no state"
+        );
         assert_eq!(store.chain_block().unwrap(), None);
         let mut b = CommitBatch::new();
         b.set_state(&state).unwrap();
@@ -178,7 +187,10 @@ fn a_corrupt_snapshot_is_reported_as_corrupt_not_a_panic() {
         StorageError::Corrupt { what, .. } => assert_eq!(what, "node state snapshot"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    assert!(err.to_string().starts_with("corrupt node state snapshot in data directory"));
+    assert!(
+        err.to_string()
+            .starts_with("corrupt node state snapshot in data directory")
+    );
 }
 
 #[test]
@@ -289,7 +301,11 @@ fn a_bad_history_update_fails_the_whole_batch_and_changes_nothing() {
         b.record_notifications(&ns, 40);
         let err = store.commit(b).unwrap_err();
         assert!(expected(&err), "{err:?}");
-        assert_eq!(store.load().unwrap(), None, "the batch's state was not written");
+        assert_eq!(
+            store.load().unwrap(),
+            None,
+            "the batch's state was not written"
+        );
         assert_eq!(store.get_transfer(&id(2)).unwrap(), None);
     }
     let mut dup = CommitBatch::new();
@@ -371,9 +387,15 @@ fn every_commit_that_returned_survives_kill_9_of_the_writer() {
     let mut acknowledged: Option<u64> = None;
     for round in 0..3u64 {
         // A different, pseudo-random number of commits to let through in each round.
-        let kill_after = 20 + (seed.wrapping_mul(6364136223846793005).wrapping_add(round) >> 33) % 300;
+        let kill_after =
+            20 + (seed.wrapping_mul(6364136223846793005).wrapping_add(round) >> 33) % 300;
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CRASH_CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .spawn()
@@ -383,11 +405,16 @@ fn every_commit_that_returned_survives_kill_9_of_the_writer() {
         // Keep reading after the kill: lines already in the pipe are commits that returned.
         for line in lines {
             let line = line.unwrap();
-            let Some(n) = line.strip_prefix("committed ") else {
+            // The harness may print "test crash_child_writer ... " on the same line first.
+            let Some((_, n)) = line.split_once("committed ") else {
                 continue;
             };
             let n: u64 = n.parse().unwrap();
-            assert_eq!(n, acknowledged.map_or(0, |a| a + 1), "commits are numbered in order");
+            assert_eq!(
+                n,
+                acknowledged.map_or(0, |a| a + 1),
+                "commits are numbered in order"
+            );
             acknowledged = Some(n);
             seen += 1;
             if seen == kill_after {
@@ -401,17 +428,32 @@ fn every_commit_that_returned_survives_kill_9_of_the_writer() {
             Some(9),
             "round {round} (seed {seed}): the writer was killed, not finished: {status:?}"
         );
-        assert!(seen >= kill_after, "round {round} (seed {seed}): {seen} commits");
+        assert!(
+            seen >= kill_after,
+            "round {round} (seed {seed}): {seen} commits"
+        );
 
         let last = acknowledged.unwrap();
         let store = Store::open(dir.path(), account(1)).unwrap();
         let durable = store.chain_block().unwrap().expect("committed").0;
-        assert!(durable >= last, "round {round} (seed {seed}): {durable} < {last}");
+        assert!(
+            durable >= last,
+            "round {round} (seed {seed}): {durable} < {last}"
+        );
         // Batches are atomic: the snapshot, the block and the history agree, with no gap.
         assert_eq!(store.load().unwrap().unwrap().block, BlockNumber(durable));
         let history = store.sent_transfers().unwrap();
-        assert_eq!(history.len() as u64, durable + 1, "round {round} (seed {seed})");
-        assert!(history.iter().enumerate().all(|(i, r)| r.id == id(i as u64)));
+        assert_eq!(
+            history.len() as u64,
+            durable + 1,
+            "round {round} (seed {seed})"
+        );
+        assert!(
+            history
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.id == id(i as u64))
+        );
         // The child resumes after the last durable batch, which may be one it never reported.
         acknowledged = Some(durable);
     }

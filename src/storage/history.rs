@@ -224,10 +224,19 @@ mod tests {
         };
         assert_eq!(
             (r.direction, r.status, r.partner, r.created_ms),
-            (Direction::Sent, TransferStatus::Pending, Address([3; 20]), 7)
+            (
+                Direction::Sent,
+                TransferStatus::Pending,
+                Address([3; 20]),
+                7
+            )
         );
         let RecordUpdate::Finish {
-            status, fee, reason, at_ms, ..
+            status,
+            fee,
+            reason,
+            at_ms,
+            ..
         } = u[1].clone()
         else {
             panic!("second update finishes: {u:?}")
@@ -313,7 +322,10 @@ mod tests {
         RecordUpdate::finish(&mut r, TransferStatus::Failed, None, None, 9).unwrap();
         assert_eq!(r, before, "a repeat changes nothing");
         let err = RecordUpdate::finish(&mut r, TransferStatus::Success, None, None, 9).unwrap_err();
-        assert!(matches!(err, super::super::StorageError::OutcomeChanged { .. }));
+        assert!(matches!(
+            err,
+            super::super::StorageError::OutcomeChanged { .. }
+        ));
         assert_eq!(r, before);
     }
 }

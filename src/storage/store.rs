@@ -76,7 +76,8 @@ impl Store {
         store.check_or_init_meta()?;
         let next = match store.get(CF_META, keys::META_NEXT_SEQ)? {
             None => 0,
-            Some(b) => keys::decode_u64(&b).ok_or_else(|| store.corrupt("history sequence", "not 8 bytes"))?,
+            Some(b) => keys::decode_u64(&b)
+                .ok_or_else(|| store.corrupt("history sequence", "not 8 bytes"))?,
         };
         *store.next_seq.get_mut().expect("not shared yet") = next;
         log::info!("opened store {} for {}", store.dir.display(), address);
@@ -153,7 +154,11 @@ impl Store {
         }
         let seq_after = self.stage_records(&batch.records, *next_seq, &mut wb)?;
         if seq_after != *next_seq {
-            wb.put_cf(self.cf(CF_META), keys::META_NEXT_SEQ, seq_after.to_be_bytes());
+            wb.put_cf(
+                self.cf(CF_META),
+                keys::META_NEXT_SEQ,
+                seq_after.to_be_bytes(),
+            );
         }
         self.write_synced(wb)?;
         *next_seq = seq_after;
@@ -195,7 +200,10 @@ impl Store {
                             .transfer_key_of(id)?
                             .ok_or(StorageError::UnknownTransfer(*id))?;
                         let record = self.read_record(&key)?.ok_or_else(|| {
-                            self.corrupt(&format!("history of transfer {id}"), "indexed but missing")
+                            self.corrupt(
+                                &format!("history of transfer {id}"),
+                                "indexed but missing",
+                            )
                         })?;
                         touched.insert(*id, (key, record, false));
                         order.push(*id);
@@ -229,7 +237,10 @@ impl Store {
         if state.our_address != self.address {
             return Err(self.corrupt(
                 "node state snapshot",
-                &format!("it belongs to {}, not to the owner {}", state.our_address, self.address),
+                &format!(
+                    "it belongs to {}, not to the owner {}",
+                    state.our_address, self.address
+                ),
             ));
         }
         Ok(Some(state))
