@@ -12,5 +12,5 @@ pub mod node;
 pub mod primitives;
 pub mod proofs;
 pub mod sim;
-pub mod transport;
 pub mod storage;
+pub mod transport;

@@ -1,4 +1,4 @@
-//! SmartRaiden node binary. Subcommands: `deploy` (contracts); `run` and `account` come later.
+//! SmartRaiden node binary: `run` a node, `deploy` the contracts, manage `account`s.
 
 use std::path::PathBuf;
 
@@ -18,8 +18,74 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node: channels on the chain, payments over XMPP, the REST API.
+    Run(Box<RunArgs>),
     /// Deploy the registry, secret registry, discovery and a test token; write a deployment JSON.
     Deploy(DeployArgs),
+    /// Create or list keystore accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create a new key and write it as an encrypted V3 keystore file into the keystore dir.
+    New {
+        /// Directory of keystore files.
+        #[arg(long, default_value = "keystore")]
+        keystore_path: PathBuf,
+        /// File holding the new password (first line).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+    /// List the accounts of the keystore files in a directory.
+    List {
+        /// Directory of keystore files.
+        #[arg(long, default_value = "keystore")]
+        keystore_path: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Data directory (channel state, history); one node per directory.
+    #[arg(long, default_value = ".smartraiden")]
+    datadir: PathBuf,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// File holding the keystore password (first line).
+    #[arg(long, requires = "keystore")]
+    password_file: Option<PathBuf>,
+    /// Ethereum JSON-RPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    eth_rpc: String,
+    /// Deployment JSON written by `smartraiden deploy` (registry, secret registry, chain id).
+    #[arg(long)]
+    deployment: PathBuf,
+    /// XMPP server client port, host:port.
+    #[arg(long, default_value = "127.0.0.1:5222")]
+    xmpp_server: std::net::SocketAddr,
+    /// XMPP domain the node logs in to as <lowercase address>@<domain>.
+    #[arg(long, default_value = "localhost")]
+    xmpp_domain: String,
+    /// File holding the XMPP account password (first line).
+    #[arg(long)]
+    xmpp_password_file: PathBuf,
+    /// REST API address.
+    #[arg(long, default_value = "127.0.0.1:5001")]
+    api_address: std::net::SocketAddr,
+    /// Fixed fee this node charges per mediated transfer (and assumes others charge).
+    #[arg(long, default_value_t = 0)]
+    fee: u64,
+    /// Blocks a chain log must be buried under before the node acts on it.
+    #[arg(long, default_value_t = 1)]
+    confirmations: u64,
+    /// Seconds a REST call waits for the chain or a `sync` transfer.
+    #[arg(long, default_value_t = 120)]
+    api_timeout: u64,
+    /// Settle timeout (blocks) of channels opened without one.
+    #[arg(long, default_value_t = 100)]
+    settle_timeout: u64,
 }
 
 /// The signing key: a hex private key, or a keystore file with its password.
@@ -56,6 +122,93 @@ struct DeployArgs {
     /// Do not create the token's TokenNetwork.
     #[arg(long)]
     no_token_network: bool,
+}
+
+fn first_line(path: &std::path::Path, what: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {what} file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+/// The node key from `--private-key` or `--keystore` + `--password-file`.
+fn load_key(
+    key: &KeyArgs,
+    password_file: Option<&PathBuf>,
+) -> Result<smartraiden::crypto::PrivateKey> {
+    if let Some(hex) = &key.private_key {
+        return smartraiden::crypto::PrivateKey::from_hex(hex)
+            .context("--private-key is not a valid hex private key");
+    }
+    let keystore = key.keystore.as_ref().expect("clap requires one key source");
+    let Some(password_file) = password_file else {
+        bail!("--keystore needs --password-file");
+    };
+    let password = first_line(password_file, "password")?;
+    let json = std::fs::read_to_string(keystore)
+        .with_context(|| format!("reading keystore {}", keystore.display()))?;
+    smartraiden::crypto::keystore::decrypt(&json, &password)
+        .with_context(|| format!("opening keystore {}", keystore.display()))
+}
+
+async fn run_node(args: RunArgs) -> Result<()> {
+    let key = load_key(&args.key, args.password_file.as_ref())?;
+    let deployment = smartraiden::chain::Deployment::read(&args.deployment)
+        .with_context(|| format!("reading deployment {}", args.deployment.display()))?;
+    let opts = smartraiden::node::NodeOptions {
+        datadir: args.datadir,
+        eth_rpc: args.eth_rpc,
+        deployment,
+        xmpp_server: args.xmpp_server,
+        xmpp_domain: args.xmpp_domain,
+        xmpp_password: first_line(&args.xmpp_password_file, "XMPP password")?,
+        api_address: args.api_address,
+        fee: smartraiden::primitives::TokenAmount::from(args.fee),
+        confirmations: args.confirmations,
+        api_timeout: std::time::Duration::from_secs(args.api_timeout),
+        default_settle_timeout: args.settle_timeout,
+    };
+    smartraiden::node::run(key, opts)
+        .await
+        .context("node stopped")
+}
+
+fn run_account(cmd: AccountCommand) -> Result<()> {
+    match cmd {
+        AccountCommand::New {
+            keystore_path,
+            password_file,
+        } => {
+            let password = first_line(&password_file, "password")?;
+            let key = smartraiden::crypto::PrivateKey::random(&mut rand_core::OsRng);
+            let json =
+                smartraiden::crypto::keystore::encrypt(&key, &password, 18, &mut rand_core::OsRng);
+            std::fs::create_dir_all(&keystore_path)?;
+            let file = keystore_path.join(format!("UTC--{}", key.address().to_lower_hex()));
+            std::fs::write(&file, json).with_context(|| format!("writing {}", file.display()))?;
+            println!("{} {}", key.address().to_checksum(), file.display());
+            Ok(())
+        }
+        AccountCommand::List { keystore_path } => {
+            let entries = std::fs::read_dir(&keystore_path)
+                .with_context(|| format!("reading {}", keystore_path.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
+                if let Some(addr) = v.get("address").and_then(|a| a.as_str()) {
+                    match addr.parse::<smartraiden::primitives::Address>() {
+                        Ok(a) => println!("{} {}", a.to_checksum(), path.display()),
+                        Err(_) => println!("? {}", path.display()),
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn load_signer(args: &DeployArgs) -> Result<PrivateKeySigner> {
@@ -107,6 +260,8 @@ async fn run_deploy(args: DeployArgs) -> Result<()> {
 async fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match Cli::parse().command {
+        Command::Run(args) => run_node(*args).await,
         Command::Deploy(args) => run_deploy(args).await,
+        Command::Account(cmd) => run_account(cmd),
     }
 }

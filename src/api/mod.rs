@@ -3,8 +3,9 @@
 //! [`NodeHandle`]; they make no protocol decision.
 
 mod error;
-mod json;
+pub(crate) mod json;
 mod routes;
 
 pub use error::ApiError;
+pub use json::amount_json;
 pub use routes::{ApiState, BoxFuture, ChainOps, TransferLog, router};

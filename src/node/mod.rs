@@ -5,7 +5,9 @@
 
 mod handle;
 mod runtime;
+mod service;
 
 pub use handle::Work;
 pub use handle::{NodeError, NodeHandle, TransferOutcome};
 pub use runtime::{Outbound, Persist, PersistError, Runtime, RuntimeConfig};
+pub use service::{NodeOptions, RunError, run};

@@ -1,0 +1,370 @@
+//! `smartraiden run`: wires the event loop to RocksDB, the XMPP transport, the chain follower
+//! and executor, and the REST API.
+
+use super::{NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig, Work};
+use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog, router};
+use crate::chain::{
+    ChainClient, ChainContracts, ChainExecutor, ChainFollower, Deployment, FollowerConfig,
+    FollowerProgress,
+};
+use crate::core::{ChainEvent, ContractCall, Core, Input, NodeConfig, NodeState, Notification};
+use crate::crypto::PrivateKey;
+use crate::primitives::{Address, ChainId, H256, TokenAmount};
+use crate::storage::{CommitBatch, Direction, StorageError, Store, TransferRecord};
+use crate::transport::xmpp::{XmppConfig, XmppTransport};
+use crate::transport::{Transport, TransportEvent};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Everything `smartraiden run` needs.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Data directory (RocksDB).
+    pub datadir: PathBuf,
+    /// Ethereum JSON-RPC endpoint.
+    pub eth_rpc: String,
+    /// The deployed contracts.
+    pub deployment: Deployment,
+    /// XMPP server (client port).
+    pub xmpp_server: SocketAddr,
+    /// XMPP domain.
+    pub xmpp_domain: String,
+    /// XMPP account password.
+    pub xmpp_password: String,
+    /// REST API address.
+    pub api_address: SocketAddr,
+    /// Fixed mediation fee we charge (and assume others charge).
+    pub fee: TokenAmount,
+    /// Blocks a log must be buried under before the node acts on it.
+    pub confirmations: u64,
+    /// How long REST calls wait for the chain or a `sync` transfer.
+    pub api_timeout: Duration,
+    /// Settle timeout of channels opened without one.
+    pub default_settle_timeout: u64,
+}
+
+/// Why the node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// The chain is unreachable or refused.
+    #[error("chain: {0}")]
+    Chain(#[from] crate::chain::ChainError),
+    /// The XMPP server refused or is unreachable.
+    #[error("xmpp: {0}")]
+    Xmpp(#[from] crate::transport::xmpp::XmppError),
+    /// The data directory belongs to another key.
+    #[error(transparent)]
+    Foreign(#[from] crate::core::ForeignState),
+    /// The REST address could not be bound.
+    #[error("REST API on {addr}: {source}")]
+    Api {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The event loop stopped on a failed commit.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// Some other startup check failed.
+    #[error("{0}")]
+    Startup(String),
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Commits each batch to RocksDB: the state snapshot plus its transfer-history records.
+struct StorePersist(Arc<Store>);
+
+impl Persist for StorePersist {
+    fn commit(
+        &mut self,
+        state: &NodeState,
+        notes: &[Notification],
+        _now_ms: u64,
+    ) -> Result<(), PersistError> {
+        let mut batch = CommitBatch::new();
+        batch
+            .set_state(state)
+            .map_err(|e| PersistError(e.to_string()))?;
+        batch.record_notifications(notes, wall_ms());
+        match self.0.commit(batch) {
+            Ok(()) => Ok(()),
+            // History is bookkeeping: a record the store refuses (out of order, duplicate)
+            // must not stop a node that holds channels. Commit the state alone.
+            Err(
+                e @ (StorageError::UnknownTransfer(..)
+                | StorageError::DuplicateTransfer(..)
+                | StorageError::OutcomeChanged { .. }),
+            ) => {
+                log::error!("transfer history not updated: {e}");
+                let mut batch = CommitBatch::new();
+                batch
+                    .set_state(state)
+                    .map_err(|e| PersistError(e.to_string()))?;
+                self.0
+                    .commit(batch)
+                    .map_err(|e| PersistError(e.to_string()))
+            }
+            Err(e) => Err(PersistError(e.to_string())),
+        }
+    }
+}
+
+/// Transfer history for the REST API, read from the store.
+struct StoreLog(Arc<Store>);
+
+fn record_json(r: &TransferRecord) -> Value {
+    json!({
+        "lock_secret_hash": r.id.to_string(),
+        "direction": match r.direction { Direction::Sent => "sent", Direction::Received => "received" },
+        "token_address": r.token.to_checksum(),
+        "partner_address": r.partner.to_checksum(),
+        "amount": crate::api::amount_json(r.amount),
+        "fee": crate::api::amount_json(r.fee),
+        "status": format!("{:?}", r.status).to_lowercase(),
+        "reason": r.reason,
+        "created_ms": r.created_ms,
+        "updated_ms": r.updated_ms,
+    })
+}
+
+impl TransferLog for StoreLog {
+    fn get(&self, id: &H256) -> Option<Value> {
+        self.0
+            .get_transfer(id)
+            .ok()
+            .flatten()
+            .as_ref()
+            .map(record_json)
+    }
+    fn sent(&self) -> Vec<Value> {
+        self.0
+            .sent_transfers()
+            .unwrap_or_default()
+            .iter()
+            .map(record_json)
+            .collect()
+    }
+    fn received(&self) -> Vec<Value> {
+        self.0
+            .received_transfers()
+            .unwrap_or_default()
+            .iter()
+            .map(record_json)
+            .collect()
+    }
+}
+
+/// Sends through the XMPP transport.
+struct XmppOut(Arc<XmppTransport>);
+
+impl Outbound for XmppOut {
+    fn send(&self, to: Address, bytes: Vec<u8>) {
+        if let Err(e) = self.0.send(to, bytes) {
+            // The core resends until acknowledged; a full queue only delays delivery.
+            log::warn!("could not queue a message to {to:?}: {e}");
+        }
+    }
+}
+
+/// Chain operations for the REST API.
+struct ExecutorOps(Arc<ChainExecutor>);
+
+impl ChainOps for ExecutorOps {
+    fn register_token(&self, token: Address) -> BoxFuture<Result<Address, String>> {
+        let ex = self.0.clone();
+        Box::pin(async move {
+            ex.register_token_network(token)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+    fn token_balance(
+        &self,
+        token: Address,
+        who: Address,
+    ) -> BoxFuture<Result<TokenAmount, String>> {
+        let ex = self.0.clone();
+        Box::pin(async move {
+            ex.token_balance(token, who)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Runs a node until `POST /api/1/stop` or a fatal error.
+pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
+    let us = key.address();
+    let store = Arc::new(Store::open(&opts.datadir, us)?);
+    let state = store.load()?;
+    let mut config = NodeConfig::new(ChainId(opts.deployment.chain_id));
+    config.fees = crate::core::routing::FeeSchedule::flat(opts.fee);
+    let core = match state {
+        Some(s) => Core::restore(key.clone(), s)?,
+        None => Core::new(key.clone(), config),
+    };
+    let start_block = core.state.block.0;
+    let known_networks: Vec<Address> = core.state.token_networks.keys().copied().collect();
+    let partners: Vec<Address> = core.state.channels().map(|c| c.partner.address).collect();
+
+    let signer = alloy::signers::local::PrivateKeySigner::from_bytes(&key.secret_bytes().into())
+        .map_err(|e| RunError::Startup(format!("key: {e}")))?;
+    let client = Arc::new(ChainClient::connect(&opts.eth_rpc, signer).await?);
+    if client.chain_id() != opts.deployment.chain_id {
+        return Err(RunError::Startup(format!(
+            "the RPC endpoint is chain {}, the deployment is for chain {}",
+            client.chain_id(),
+            opts.deployment.chain_id
+        )));
+    }
+    let executor = Arc::new(ChainExecutor::new(
+        client,
+        ChainContracts::from(&opts.deployment),
+    ));
+
+    let (transport, mut transport_events) = XmppTransport::connect(XmppConfig::new(
+        us,
+        &opts.xmpp_domain,
+        opts.xmpp_server,
+        &opts.xmpp_password,
+    ))
+    .await?;
+    let transport = Arc::new(transport);
+    for p in &partners {
+        let _ = transport.watch_presence(*p);
+    }
+
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<Work>();
+    let handle = NodeHandle::new(work_tx);
+    let (chain_tx, mut chain_rx) = tokio::sync::mpsc::unbounded_channel::<ContractCall>();
+    let (notes, _) = tokio::sync::broadcast::channel::<Notification>(4096);
+    let runtime = Runtime::new(
+        core,
+        StorePersist(store.clone()),
+        XmppOut(transport.clone()),
+        chain_tx,
+        notes.clone(),
+        RuntimeConfig::default(),
+    );
+    let event_loop = std::thread::Builder::new()
+        .name("smartraiden-core".into())
+        .spawn(move || runtime.run(work_rx))
+        .map_err(|e| RunError::Startup(e.to_string()))?;
+
+    // Transactions the core asks for, one at a time (the client keeps nonces in order).
+    let ex = executor.clone();
+    tokio::spawn(async move {
+        while let Some(call) = chain_rx.recv().await {
+            match ex.execute(&call).await {
+                Ok(o) => log::info!("transaction mined in block {:?}", o.block_number),
+                Err(e) => log::error!("transaction failed: {e}"),
+            }
+        }
+    });
+
+    // Chain logs and blocks, from where the persisted state left off.
+    let progress = if start_block == 0 {
+        FollowerProgress::from_block(0)
+    } else {
+        FollowerProgress::after(start_block, known_networks)
+    };
+    let mut follow_config = FollowerConfig::new(
+        crate::chain::convert::address(opts.deployment.registry),
+        crate::chain::convert::address(opts.deployment.secret_registry),
+        opts.confirmations,
+    );
+    // Poll often: on a dev chain a block is mined per transaction and every poll is one cheap call.
+    follow_config.poll_interval = Duration::from_millis(100);
+    let follower = ChainFollower::new(&opts.eth_rpc, follow_config, progress)?;
+    let (follow_tx, mut follow_rx) = tokio::sync::mpsc::channel::<Input>(1024);
+    tokio::spawn(follower.run(follow_tx));
+    let h = handle.clone();
+    let t = transport.clone();
+    tokio::spawn(async move {
+        while let Some(input) = follow_rx.recv().await {
+            // Watch the presence of every new partner of ours.
+            if let Input::ContractReceive(ChainEvent::ChannelOpened {
+                participant1,
+                participant2,
+                ..
+            }) = &input
+            {
+                if *participant1 == us {
+                    let _ = t.watch_presence(*participant2);
+                } else if *participant2 == us {
+                    let _ = t.watch_presence(*participant1);
+                }
+            }
+            if h.input(input).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Messages and presence from the transport.
+    let h = handle.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = transport_events.recv().await {
+            let input = match ev {
+                TransportEvent::Received { bytes, .. } => Input::Receive(bytes),
+                TransportEvent::PeerOnline(peer) => Input::PeerReachability { peer, online: true },
+                TransportEvent::PeerOffline(peer) => Input::PeerReachability {
+                    peer,
+                    online: false,
+                },
+                TransportEvent::Connected | TransportEvent::Disconnected => continue,
+            };
+            if h.input(input).is_err() {
+                break;
+            }
+        }
+    });
+
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let api = ApiState {
+        node: handle.clone(),
+        our_address: us,
+        chain: Arc::new(ExecutorOps(executor)),
+        history: Arc::new(StoreLog(store)),
+        notifications: notes,
+        shutdown: shutdown.clone(),
+        timeout: opts.api_timeout,
+        default_settle_timeout: opts.default_settle_timeout,
+    };
+    let listener = tokio::net::TcpListener::bind(opts.api_address)
+        .await
+        .map_err(|source| RunError::Api {
+            addr: opts.api_address,
+            source,
+        })?;
+    log::info!(
+        "node {} ready; REST API on http://{}",
+        us.to_checksum(),
+        opts.api_address
+    );
+    let stop = shutdown.clone();
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(async move { stop.notified().await })
+        .await
+        .map_err(|source| RunError::Api {
+            addr: opts.api_address,
+            source,
+        })?;
+    drop(handle);
+    log::info!("stopping");
+    let _ = event_loop.join();
+    Ok(())
+}
