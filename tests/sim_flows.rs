@@ -37,6 +37,27 @@ fn balances(sim: &Simulation, token: Address, a: usize, b: usize) -> (u64, u64) 
     )
 }
 
+/// Node 0 pays `target` with a secret the user holds (it waits for `AllowRevealSecret`).
+fn pay_with_user_secret(
+    sim: &mut Simulation,
+    token: Address,
+    target: usize,
+    amount: u64,
+    secret: u8,
+) -> Secret {
+    let secret = Secret(H256([secret; 32]));
+    let req = TransferRequest {
+        token,
+        target: sim.address(target),
+        amount: t(amount),
+        max_fee: None,
+        is_direct: false,
+        secret: Some(secret),
+    };
+    sim.act(0, Action::Transfer(req)).unwrap();
+    secret
+}
+
 fn ended_with(sim: &Simulation, node: usize, id: H256) -> Option<&Notification> {
     sim.nodes[node].notifications.iter().find(|n| match n {
         Notification::TransferSucceeded { id: i, .. }
@@ -113,16 +134,7 @@ fn a_user_secret_holds_the_transfer_until_allow_reveal_secret() {
     let (mut sim, token) = net(3, 5);
     sim.open_channel(token, 0, 1, 100, 0, 100);
     sim.open_channel(token, 1, 2, 100, 0, 100);
-    let secret = Secret(H256([42; 32]));
-    let req = TransferRequest {
-        token,
-        target: sim.address(2),
-        amount: t(10),
-        max_fee: None,
-        is_direct: false,
-        secret: Some(secret),
-    };
-    sim.act(0, Action::Transfer(req)).unwrap();
+    let secret = pay_with_user_secret(&mut sim, token, 2, 10, 42);
     sim.run_for(3_000);
     let h = secret.hash();
     assert_eq!(
@@ -147,16 +159,7 @@ fn a_transfer_canceled_before_the_reveal_expires_and_moves_nothing() {
     let (mut sim, token) = net(3, 6);
     sim.open_channel(token, 0, 1, 100, 0, 100);
     sim.open_channel(token, 1, 2, 100, 0, 100);
-    let secret = Secret(H256([7; 32]));
-    let req = TransferRequest {
-        token,
-        target: sim.address(2),
-        amount: t(10),
-        max_fee: None,
-        is_direct: false,
-        secret: Some(secret),
-    };
-    sim.act(0, Action::Transfer(req)).unwrap();
+    let secret = pay_with_user_secret(&mut sim, token, 2, 10, 7);
     sim.run_for(2_000);
     sim.act(
         0,
@@ -280,16 +283,7 @@ fn a_direct_transfer_goes_through_while_a_lock_is_pending_on_the_same_channel() 
     let (mut sim, token) = net(3, 10);
     sim.open_channel(token, 0, 1, 100, 0, 100);
     sim.open_channel(token, 1, 2, 100, 0, 100);
-    let secret = Secret(H256([9; 32]));
-    let req = TransferRequest {
-        token,
-        target: sim.address(2),
-        amount: t(10),
-        max_fee: None,
-        is_direct: false,
-        secret: Some(secret),
-    };
-    sim.act(0, Action::Transfer(req)).unwrap();
+    let secret = pay_with_user_secret(&mut sim, token, 2, 10, 9);
     sim.run_for(2_000);
     let direct = sim.pay(token, 0, 1, 20, true).unwrap();
     sim.run_for(2_000);

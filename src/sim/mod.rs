@@ -176,7 +176,7 @@ impl Simulation {
         deposit_b: u64,
         settle_timeout: u64,
     ) -> ChannelId {
-        let (pa, pb) = (self.address(a), self.address(b));
+        let pb = self.address(b);
         self.act(
             a,
             Action::OpenChannel {
@@ -202,7 +202,6 @@ impl Simulation {
             )
             .expect("deposit accepted");
         }
-        let _ = pa;
         id
     }
 
