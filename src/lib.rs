@@ -13,4 +13,5 @@ pub mod primitives;
 pub mod proofs;
 pub mod sim;
 pub mod storage;
+pub mod testnet;
 pub mod transport;

@@ -25,6 +25,44 @@ enum Command {
     /// Create or list keystore accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// A local testnet on this machine: anvil, Prosody, the contracts and N nodes.
+    #[command(subcommand)]
+    Testnet(TestnetCommand),
+}
+
+#[derive(Subcommand)]
+enum TestnetCommand {
+    /// Start anvil, Prosody and N funded nodes, detached; write <dir>/testnet.json.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// Directory of testnet.json and every file of the testnet.
+        #[arg(long, default_value = "integration/.testnet")]
+        dir: PathBuf,
+        /// REST port of node 1; node i listens on this + i - 1.
+        #[arg(long, default_value_t = 5001)]
+        api_port: u16,
+        /// Fixed fee each node charges per mediated transfer.
+        #[arg(long, default_value_t = 0)]
+        fee: u64,
+        /// Seconds between empty blocks (transactions are mined at once either way); 0: none.
+        #[arg(long, default_value_t = 1)]
+        block_time: u64,
+    },
+    /// Stop every process of the testnet in <dir> (also nodes restarted by hand).
+    Down {
+        /// Directory of testnet.json.
+        #[arg(long, default_value = "integration/.testnet")]
+        dir: PathBuf,
+    },
+    /// On a fresh five-node testnet: open the seed's channels, pay 50 from node 1 to node 5,
+    /// print every channel's balances before and after.
+    Seed {
+        /// Directory of testnet.json.
+        #[arg(long, default_value = "integration/.testnet")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +294,104 @@ async fn run_deploy(args: DeployArgs) -> Result<()> {
     Ok(())
 }
 
+async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
+    use smartraiden::testnet::{self, ApiClient, Testnet, TestnetInfo, TestnetOptions};
+    match cmd {
+        TestnetCommand::Up {
+            nodes,
+            dir,
+            api_port,
+            fee,
+            block_time,
+        } => {
+            if let Ok(old) = TestnetInfo::read(&dir) {
+                if ApiClient::new(
+                    old.nodes
+                        .first()
+                        .map(|n| n.api_url.clone())
+                        .unwrap_or_default(),
+                )
+                .address()
+                .await
+                .is_ok()
+                    || std::path::Path::new(&format!("/proc/{}", old.anvil_pid)).exists()
+                {
+                    bail!(
+                        "a testnet is already running in {} (stop it with `integration/testnet down`)",
+                        dir.display()
+                    );
+                }
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing the old testnet in {}", dir.display()))?;
+            }
+            let mut options = TestnetOptions::new(nodes, &dir, std::env::current_exe()?);
+            options.detached = true;
+            options.api_base_port = Some(api_port);
+            options.fee = fee;
+            options.block_time = (block_time > 0).then_some(block_time);
+            let info = Testnet::start(options).await?.detach()?;
+            println!("testnet up: {} nodes", info.nodes.len());
+            println!("  chain   {} (anvil pid {})", info.eth_rpc, info.anvil_pid);
+            println!(
+                "  xmpp    {} domain {} (prosody pid {})",
+                info.xmpp, info.xmpp_domain, info.prosody_pid
+            );
+            println!("  token   {}", info.token);
+            for (i, n) in info.nodes.iter().enumerate() {
+                println!(
+                    "  node {} {} {} (pid {})",
+                    i + 1,
+                    n.address,
+                    n.api_url,
+                    n.pid
+                );
+            }
+            println!("  details {}", dir.join(TestnetInfo::FILE).display());
+            Ok(())
+        }
+        TestnetCommand::Down { dir } => {
+            let stopped = testnet::down(&dir)?;
+            if stopped.is_empty() {
+                println!("nothing of the testnet in {} was running", dir.display());
+            }
+            for s in stopped {
+                println!("stopped {s}");
+            }
+            Ok(())
+        }
+        TestnetCommand::Seed { dir } => {
+            let info = TestnetInfo::read(&dir)?;
+            let nodes: Vec<ApiClient> = info
+                .nodes
+                .iter()
+                .map(|n| ApiClient::new(&n.api_url))
+                .collect();
+            let report = testnet::seed::run_seed_payment(&nodes, &info.token).await?;
+            println!(
+                "node 1 paid node 5 {} tokens through nodes 2 and 4 ({} ms for the sync REST call)\n",
+                testnet::seed::SEED_AMOUNT,
+                report.elapsed.as_millis()
+            );
+            print!("{}", report.table());
+            let agree = report.after.iter().all(|c| c.agrees());
+            println!(
+                "\n{}",
+                if agree {
+                    "both ends of every channel agree"
+                } else {
+                    "the two ends of some channel DISAGREE"
+                }
+            );
+            if !agree {
+                bail!("the channels did not converge");
+            }
+            Ok(())
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -263,5 +399,6 @@ async fn main() -> Result<()> {
         Command::Run(args) => run_node(*args).await,
         Command::Deploy(args) => run_deploy(args).await,
         Command::Account(cmd) => run_account(cmd),
+        Command::Testnet(cmd) => run_testnet(cmd).await,
     }
 }

@@ -193,7 +193,9 @@ async fn direct_and_mediated_transfers_complete_through_the_handles() {
             .wait_transfer(id, Duration::from_secs(10))
             .await
             .unwrap(),
-        TransferOutcome::Success
+        TransferOutcome::Success {
+            fee: TokenAmount::ZERO
+        }
     );
     let mut target_notes = nodes[2].notes.subscribe();
     let notes = nodes[0]
@@ -208,7 +210,9 @@ async fn direct_and_mediated_transfers_complete_through_the_handles() {
             .wait_transfer(id, Duration::from_secs(10))
             .await
             .unwrap(),
-        TransferOutcome::Success
+        TransferOutcome::Success {
+            fee: TokenAmount::ZERO
+        }
     );
     assert_eq!(
         balance(&nodes[0].handle, keys[1].address()).await,
@@ -285,7 +289,9 @@ async fn a_runtime_restarted_from_its_committed_state_carries_on() {
             .wait_transfer(id, Duration::from_secs(10))
             .await
             .unwrap(),
-        TransferOutcome::Success
+        TransferOutcome::Success {
+            fee: TokenAmount::ZERO
+        }
     );
     assert_eq!(balance(&again.handle, keys[1].address()).await, (90, 110));
 }

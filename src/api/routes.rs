@@ -327,11 +327,11 @@ async fn transfer(
         secret,
     };
     let notes = st.node.act(Action::Transfer(req)).await?;
-    let id = notes
+    let (id, mut fee) = notes
         .iter()
         .find_map(|n| {
-            if let Notification::TransferStarted { id, .. } = n {
-                Some(*id)
+            if let Notification::TransferStarted { id, fee, .. } = n {
+                Some((*id, *fee))
             } else {
                 None
             }
@@ -339,7 +339,7 @@ async fn transfer(
         .ok_or_else(|| ApiError::Internal("transfer started without an id".into()))?;
     if b.sync {
         match st.node.wait_transfer(id, st.timeout).await? {
-            TransferOutcome::Success => {}
+            TransferOutcome::Success { fee: paid } => fee = paid,
             TransferOutcome::Failed(reason) => {
                 return Err(ApiError::Conflict(format!("transfer failed: {reason}")));
             }
@@ -353,6 +353,7 @@ async fn transfer(
         "target_address": target.to_checksum(),
         "token_address": token.to_checksum(),
         "amount": amount_json(b.amount.0),
+        "fee": amount_json(fee),
         "lock_secret_hash": id.to_string(),
     })))
 }

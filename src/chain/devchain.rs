@@ -20,11 +20,24 @@ use super::{ChainClient, ChainError};
 /// How long anvil may take to start listening (it needs ~0.1 s; a cold npm install is separate).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running anvil instance on 127.0.0.1, killed on drop.
+/// A running anvil instance on 127.0.0.1, killed on drop unless [`DevChain::detach`]ed.
 pub struct DevChain {
-    child: Child,
+    child: Option<Child>,
     url: String,
     rpc: DynProvider,
+}
+
+/// Options of [`DevChain::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct DevChainOptions {
+    /// Also mine an empty block every this many seconds (anvil `--mixed-mining --block-time`),
+    /// so block-based windows pass without traffic; transactions are still mined at once.
+    pub block_time: Option<u64>,
+    /// Write anvil's output to this file instead of a pipe; needed when anvil must outlive this
+    /// process ([`DevChain::detach`]), since a closed pipe would kill it.
+    pub log_file: Option<PathBuf>,
+    /// Run anvil in its own process group, so a terminal's Ctrl-C or hang-up does not reach it.
+    pub own_process_group: bool,
 }
 
 impl DevChain {
@@ -57,28 +70,69 @@ impl DevChain {
     /// Starts anvil on a free loopback port (chosen by anvil itself: `--port 0`, no race) and
     /// returns once it listens.
     pub async fn start() -> Result<Self, ChainError> {
+        Self::start_with(DevChainOptions::default()).await
+    }
+
+    /// [`DevChain::start`] with options.
+    pub async fn start_with(options: DevChainOptions) -> Result<Self, ChainError> {
         let bin = Self::anvil_path()?;
-        let mut child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "1"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "1"])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| ChainError::DevChain(format!("cannot start {}: {e}", bin.display())))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
+            .stderr(Stdio::null());
+        if let Some(seconds) = options.block_time {
+            cmd.args(["--mixed-mining", "--block-time", &seconds.to_string()]);
+        }
+        if options.own_process_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
         let (tx, rx) = mpsc::channel();
-        // The reader keeps draining stdout after the port is known, so anvil never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut announced = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                trace!("anvil: {line}");
-                if !announced && let Some(addr) = line.strip_prefix("Listening on ") {
-                    announced = true;
-                    let _ = tx.send(addr.trim().to_string());
-                }
+        let mut child = match &options.log_file {
+            None => {
+                cmd.stdout(Stdio::piped());
+                let mut child = cmd.spawn().map_err(|e| {
+                    ChainError::DevChain(format!("cannot start {}: {e}", bin.display()))
+                })?;
+                let stdout = child.stdout.take().expect("stdout is piped");
+                // The reader keeps draining stdout after the port is known, so anvil never
+                // blocks on a full pipe.
+                std::thread::spawn(move || {
+                    let mut announced = false;
+                    for line in BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        trace!("anvil: {line}");
+                        if !announced && let Some(addr) = listening_on(&line) {
+                            announced = true;
+                            let _ = tx.send(addr);
+                        }
+                    }
+                });
+                child
             }
-        });
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| {
+                    ChainError::DevChain(format!("cannot create {}: {e}", path.display()))
+                })?;
+                cmd.stdout(file);
+                let child = cmd.spawn().map_err(|e| {
+                    ChainError::DevChain(format!("cannot start {}: {e}", bin.display()))
+                })?;
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let deadline = std::time::Instant::now() + START_TIMEOUT;
+                    while std::time::Instant::now() < deadline {
+                        let text = std::fs::read_to_string(&path).unwrap_or_default();
+                        if let Some(addr) = text.lines().find_map(listening_on) {
+                            let _ = tx.send(addr);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+                child
+            }
+        };
         let addr = match rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) => addr,
             Err(_) => {
@@ -98,7 +152,22 @@ impl DevChain {
             )
             .erased();
         debug!("anvil (pid {}) listening at {url}", child.id());
-        Ok(DevChain { child, url, rpc })
+        Ok(DevChain {
+            child: Some(child),
+            url,
+            rpc,
+        })
+    }
+
+    /// The anvil process id, while this handle owns the process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Leaves anvil running after this handle is dropped; returns its process id. Start it
+    /// with [`DevChainOptions::log_file`] so its output does not go to a pipe that closes.
+    pub fn detach(&mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// The JSON-RPC URL.
@@ -174,7 +243,15 @@ impl DevChain {
 
 impl Drop for DevChain {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// The address in anvil's `Listening on 127.0.0.1:PORT` line.
+fn listening_on(line: &str) -> Option<String> {
+    line.strip_prefix("Listening on ")
+        .map(|a| a.trim().to_string())
 }

@@ -14,7 +14,7 @@ pub mod queries;
 pub use calls::{ChainContracts, ChainExecutor, TxOutcome};
 pub use client::ChainClient;
 pub use deploy::{DeployOptions, Deployment};
-pub use devchain::DevChain;
+pub use devchain::{DevChain, DevChainOptions};
 pub use follower::{ChainFollower, FollowerConfig, FollowerProgress, FollowerStatus};
 pub use queries::OnChainChannel;
 

@@ -1,7 +1,7 @@
 //! [`NodeHandle`]: how the REST API and the I/O tasks talk to the event loop.
 
 use crate::core::{Action, ActionError, Input, NodeState, Notification};
-use crate::primitives::H256;
+use crate::primitives::{H256, TokenAmount};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -30,8 +30,11 @@ pub enum Work {
 /// How a transfer we initiated ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransferOutcome {
-    /// The payee holds a balance proof paying it.
-    Success,
+    /// The payee holds a balance proof paying it; `fee` went to mediators.
+    Success {
+        /// Fees actually paid.
+        fee: TokenAmount,
+    },
     /// It failed; nothing moved.
     Failed(String),
     /// The user canceled it before the reveal.

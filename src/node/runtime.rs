@@ -201,8 +201,8 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             }
             Output::Event(n) => {
                 let outcome = match &n {
-                    Notification::TransferSucceeded { id, .. } => {
-                        Some((*id, TransferOutcome::Success))
+                    Notification::TransferSucceeded { id, fee } => {
+                        Some((*id, TransferOutcome::Success { fee: *fee }))
                     }
                     Notification::TransferFailed { id, reason } => {
                         Some((*id, TransferOutcome::Failed(reason.clone())))

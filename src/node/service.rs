@@ -355,6 +355,20 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         us.to_checksum(),
         opts.api_address
     );
+    // SIGTERM (`kill`, `integration/testnet down`) and Ctrl-C stop the node as `POST /api/1/stop` does.
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            log::info!("signal received");
+            on_signal.notify_one();
+        }
+    });
     let stop = shutdown.clone();
     axum::serve(listener, router(api))
         .with_graceful_shutdown(async move { stop.notified().await })

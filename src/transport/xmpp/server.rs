@@ -113,6 +113,14 @@ pub struct ProsodyOptions {
     pub log_level: LogLevel,
     /// How long to wait for the port to open.
     pub start_timeout: Duration,
+    /// Keep config, data and logs in this directory (created if missing) instead of a
+    /// temporary one removed on drop.
+    pub dir: Option<PathBuf>,
+    /// Run Prosody in its own process group, so a terminal's Ctrl-C or hang-up does not reach it.
+    pub own_process_group: bool,
+    /// Log every stanza in and out, whole (Prosody's `mod_stanza_debug`; forces the debug
+    /// level). For tests that read the bytes crossing the server.
+    pub stanza_log: bool,
 }
 
 impl Default for ProsodyOptions {
@@ -121,6 +129,9 @@ impl Default for ProsodyOptions {
         ProsodyOptions {
             log_level: LogLevel::Info,
             start_timeout: Duration::from_secs(10),
+            dir: None,
+            own_process_group: false,
+            stanza_log: false,
         }
     }
 }
@@ -136,8 +147,10 @@ pub struct ProsodyServer {
     console_path: PathBuf,
     data_dir: PathBuf,
     child: Option<Child>,
-    // Declared last so the directory outlives the process during drop.
-    dir: tempfile::TempDir,
+    base: PathBuf,
+    // Declared last so the directory outlives the process during drop; `None` for a directory
+    // the caller chose.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl ProsodyServer {
@@ -149,11 +162,17 @@ impl ProsodyServer {
     /// Starts Prosody for `domain` on a free loopback port.
     pub fn start_with(domain: &str, options: ProsodyOptions) -> Result<Self, ServerError> {
         ensure_installed()?;
-        let dir = tempfile::Builder::new()
-            .prefix("smartraiden-prosody-")
-            .tempdir()
-            .map_err(io_err("creating the server directory"))?;
-        let base = dir.path();
+        let (base, temp) = match &options.dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("smartraiden-prosody-")
+                    .tempdir()
+                    .map_err(io_err("creating the server directory"))?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let base = base.as_path();
         let data_dir = base.join("data");
         let cert_dir = base.join("certs");
         for d in [&data_dir, &cert_dir] {
@@ -169,7 +188,8 @@ impl ProsodyServer {
             data_dir,
             options,
             child: None,
-            dir,
+            base: base.to_path_buf(),
+            _temp: temp,
         };
         let config = server.render_config(&cert_dir);
         fs::write(&server.config_path, config).map_err(io_err("writing the config"))?;
@@ -209,7 +229,18 @@ impl ProsodyServer {
 
     /// The server's private base directory.
     pub fn base_dir(&self) -> &Path {
-        self.dir.path()
+        &self.base
+    }
+
+    /// The process id, while this handle owns a running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Leaves Prosody running after this handle is dropped; returns its process id. Only
+    /// meaningful with [`ProsodyOptions::dir`], since a temporary directory goes with the handle.
+    pub fn detach(&mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// Whether the Prosody process is alive.
@@ -297,15 +328,18 @@ impl ProsodyServer {
         let console_err = console
             .try_clone()
             .map_err(io_err("opening the console log"))?;
-        let child = Command::new("prosody")
-            .arg("--config")
+        let mut cmd = Command::new("prosody");
+        cmd.arg("--config")
             .arg(&self.config_path)
             .arg("-F")
             .stdin(Stdio::null())
             .stdout(console)
-            .stderr(console_err)
-            .spawn()
-            .map_err(io_err("spawning prosody"))?;
+            .stderr(console_err);
+        if self.options.own_process_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().map_err(io_err("spawning prosody"))?;
         self.child = Some(child);
         let deadline = Instant::now() + self.options.start_timeout;
         loop {
@@ -337,7 +371,12 @@ impl ProsodyServer {
 
     /// Fills the template's placeholders for this instance.
     fn render_config(&self, cert_dir: &Path) -> String {
-        render_template(
+        let level = if self.options.stanza_log {
+            LogLevel::Debug
+        } else {
+            self.options.log_level
+        };
+        let config = render_template(
             CONFIG_TEMPLATE,
             &[
                 ("INTERFACE", "127.0.0.1".into()),
@@ -345,11 +384,20 @@ impl ProsodyServer {
                 ("DOMAIN", self.domain.clone()),
                 ("DATA_DIR", lua_path(&self.data_dir)),
                 ("CERT_DIR", lua_path(cert_dir)),
-                ("PID_FILE", lua_path(&self.dir.path().join("prosody.pid"))),
+                ("PID_FILE", lua_path(&self.base.join("prosody.pid"))),
                 ("LOG_FILE", lua_path(&self.log_path)),
-                ("LOG_LEVEL", self.options.log_level.as_str().into()),
+                ("LOG_LEVEL", level.as_str().into()),
             ],
-        )
+        );
+        if self.options.stanza_log {
+            config.replacen(
+                "modules_enabled = {",
+                "modules_enabled = {\n    \"stanza_debug\"; -- harness option: log every stanza",
+                1,
+            )
+        } else {
+            config
+        }
     }
 
     /// The last few kilobytes of the log and console output, for error messages.

@@ -1,0 +1,29 @@
+//! A local testnet on one machine: anvil, Prosody, our contracts and `smartraiden run`
+//! processes, described by `testnet.json`. `integration/testnet up|down|seed` drives it from
+//! the shell (through `smartraiden testnet …`); the integration tests start one per test.
+
+pub mod client;
+pub mod info;
+pub mod network;
+pub mod seed;
+
+pub use client::ApiClient;
+pub use info::{NodeInfo, TestnetInfo};
+pub use network::{Testnet, TestnetOptions, down};
+
+/// Why a testnet could not be started, stopped or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum TestnetError {
+    /// Files, processes or configuration.
+    #[error("testnet: {0}")]
+    Setup(String),
+    /// The chain (anvil, deployment, funding).
+    #[error("testnet chain: {0}")]
+    Chain(#[from] crate::chain::ChainError),
+    /// The XMPP server.
+    #[error("testnet XMPP server: {0}")]
+    Xmpp(#[from] crate::transport::xmpp::ServerError),
+    /// A node's REST API answered unexpectedly or not at all.
+    #[error("REST API: {0}")]
+    Api(String),
+}

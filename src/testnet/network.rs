@@ -1,0 +1,543 @@
+//! Starting and stopping a local testnet: anvil, Prosody, the contracts, funded node accounts
+//! and `smartraiden run` processes.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use log::info;
+
+use super::TestnetError;
+use super::client::ApiClient;
+use super::info::{NodeInfo, TestnetInfo};
+use crate::chain::bindings::StandardToken;
+use crate::chain::deploy::deploy;
+use crate::chain::{DeployOptions, Deployment, DevChain, DevChainOptions};
+use crate::crypto::{PrivateKey, keystore};
+use crate::transport::xmpp::{ProsodyOptions, ProsodyServer};
+
+/// How long a node may take from spawn to answering its REST API.
+const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// scrypt cost (log2 N) of the testnet's keystores: light, since their keys guard test tokens.
+const TESTNET_SCRYPT_LOG_N: u8 = 10;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct TestnetOptions {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Directory of `testnet.json`, the deployment, the servers' files and one folder per node.
+    pub dir: PathBuf,
+    /// The `smartraiden` binary the nodes run.
+    pub binary: PathBuf,
+    /// Leave everything running when the [`Testnet`] is dropped (`integration/testnet up`).
+    pub detached: bool,
+    /// REST port of node 1 (node i listens on `base + i - 1`); `None` picks free ports.
+    pub api_base_port: Option<u16>,
+    /// Fixed fee every node charges per mediated transfer.
+    pub fee: u64,
+    /// Mine an empty block every this many seconds besides one per transaction.
+    pub block_time: Option<u64>,
+    /// Test tokens (smallest units) each node receives.
+    pub tokens_per_node: u64,
+    /// More arguments for every `smartraiden run`.
+    pub extra_node_args: Vec<String>,
+    /// Have Prosody log every stanza whole (tests that decode the bytes on the wire).
+    pub xmpp_stanza_log: bool,
+}
+
+impl TestnetOptions {
+    /// `nodes` nodes in `dir`, running `binary`, on free ports, killed on drop.
+    pub fn new(nodes: usize, dir: impl Into<PathBuf>, binary: impl Into<PathBuf>) -> Self {
+        TestnetOptions {
+            nodes,
+            dir: dir.into(),
+            binary: binary.into(),
+            detached: false,
+            api_base_port: None,
+            fee: 0,
+            block_time: None,
+            tokens_per_node: 1_000_000,
+            extra_node_args: Vec::new(),
+            xmpp_stanza_log: false,
+        }
+    }
+}
+
+/// One node process.
+struct NodeProcess {
+    child: Option<Child>,
+    args: Vec<OsString>,
+    log: PathBuf,
+    info: NodeInfo,
+    api: ApiClient,
+}
+
+/// A running testnet. Dropping it kills every process it started, unless it was started
+/// detached; when dropped during a panic it prints the end of every node's log first.
+pub struct Testnet {
+    /// The chain (mine blocks, read balances).
+    pub chain: DevChain,
+    /// The XMPP server (kill and restart it).
+    pub prosody: ProsodyServer,
+    /// The deployed contracts.
+    pub deployment: Deployment,
+    nodes: Vec<NodeProcess>,
+    options: TestnetOptions,
+    info: TestnetInfo,
+}
+
+impl Testnet {
+    /// Starts anvil and Prosody, deploys, funds `options.nodes` fresh accounts, starts the
+    /// nodes, waits until every REST API answers, and writes `testnet.json`.
+    pub async fn start(options: TestnetOptions) -> Result<Self, TestnetError> {
+        let dir = absolute(&options.dir)?;
+        std::fs::create_dir_all(&dir).map_err(io("creating the testnet directory", &dir))?;
+        if !options.binary.is_file() {
+            return Err(TestnetError::Setup(format!(
+                "node binary {} not found (build it with `cargo build --release`)",
+                options.binary.display()
+            )));
+        }
+
+        info!("starting anvil");
+        let chain = DevChain::start_with(DevChainOptions {
+            block_time: options.block_time,
+            log_file: Some(dir.join("anvil.log")),
+            own_process_group: options.detached,
+        })
+        .await?;
+        info!("starting prosody");
+        let prosody_dir = dir.join("prosody");
+        std::fs::create_dir_all(&prosody_dir).map_err(io("creating", &prosody_dir))?;
+        let prosody = ProsodyServer::start_with(
+            "smartraiden.test",
+            ProsodyOptions {
+                dir: Some(prosody_dir),
+                own_process_group: options.detached,
+                stanza_log: options.xmpp_stanza_log,
+                ..ProsodyOptions::default()
+            },
+        )?;
+
+        info!("deploying the contracts");
+        let deployer = chain.client(DevChain::key(0)).await?;
+        let deployment = deploy(&deployer, &DeployOptions::default()).await?;
+        let deployment_file = dir.join("deployment.json");
+        deployment
+            .write(&deployment_file)
+            .map_err(|e| TestnetError::Setup(format!("writing the deployment: {e}")))?;
+        let token = StandardToken::new(deployment.token, deployer.provider());
+
+        let mut nodes = Vec::with_capacity(options.nodes);
+        for n in 1..=options.nodes {
+            let key = PrivateKey::random(&mut rand_core::OsRng);
+            let address = key.address();
+            let node_dir = dir.join("nodes").join(n.to_string());
+            std::fs::create_dir_all(&node_dir).map_err(io("creating", &node_dir))?;
+            let password = random_hex();
+            let xmpp_password = random_hex();
+            let files = [
+                (
+                    "keystore.json",
+                    keystore::encrypt(&key, &password, TESTNET_SCRYPT_LOG_N, &mut rand_core::OsRng),
+                ),
+                ("password", password),
+                ("xmpp-password", xmpp_password.clone()),
+            ];
+            for (name, content) in files {
+                let path = node_dir.join(name);
+                std::fs::write(&path, content + "\n").map_err(io("writing", &path))?;
+            }
+            prosody.register(&address.to_lower_hex(), &xmpp_password)?;
+            let alloy_address = crate::chain::convert::eth_address(address);
+            chain
+                .set_balance(alloy_address, U256::from(10u64).pow(U256::from(21u64)))
+                .await?;
+            deployer
+                .send(token.transfer(alloy_address, U256::from(options.tokens_per_node)))
+                .await?;
+
+            let port = match options.api_base_port {
+                Some(base) => base + (n as u16 - 1),
+                None => free_port()?,
+            };
+            let datadir = node_dir.join("data");
+            let mut args: Vec<OsString> =
+                vec!["run".into(), "--datadir".into(), datadir.clone().into()];
+            args.extend(["--keystore".into(), node_dir.join("keystore.json").into()]);
+            args.extend(["--password-file".into(), node_dir.join("password").into()]);
+            args.extend(["--eth-rpc".into(), chain.url().into()]);
+            args.extend(["--deployment".into(), deployment_file.clone().into()]);
+            args.extend(["--xmpp-server".into(), prosody.addr().to_string().into()]);
+            args.extend(["--xmpp-domain".into(), prosody.domain().into()]);
+            args.extend([
+                "--xmpp-password-file".into(),
+                node_dir.join("xmpp-password").into(),
+            ]);
+            args.extend(["--api-address".into(), format!("127.0.0.1:{port}").into()]);
+            args.extend(["--fee".into(), options.fee.to_string().into()]);
+            // anvil does not reorganise: act on a log as soon as it is mined.
+            args.extend(["--confirmations".into(), "0".into()]);
+            args.extend(options.extra_node_args.iter().map(OsString::from));
+            let log = node_dir.join("node.log");
+            let restart = format!(
+                "setsid -f {} {} >> {} 2>&1 < /dev/null",
+                shell_quote(options.binary.as_os_str()),
+                args.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                shell_quote(log.as_os_str()),
+            );
+            let api_url = format!("http://127.0.0.1:{port}");
+            nodes.push(NodeProcess {
+                child: None,
+                args,
+                log,
+                api: ApiClient::new(api_url.clone()),
+                info: NodeInfo {
+                    address: address.to_checksum(),
+                    api_url,
+                    datadir,
+                    pid: 0,
+                    restart,
+                },
+            });
+        }
+        let info = TestnetInfo {
+            eth_rpc: chain.url().to_owned(),
+            xmpp: prosody.addr().to_string(),
+            xmpp_domain: prosody.domain().to_owned(),
+            registry: format!("{:#x}", deployment.registry),
+            token: crate::chain::convert::address(deployment.token).to_checksum(),
+            deployment: deployment_file,
+            anvil_pid: chain.pid().unwrap_or(0),
+            prosody_pid: prosody.pid().unwrap_or(0),
+            nodes: nodes.iter().map(|n| n.info.clone()).collect(),
+        };
+        let mut testnet = Testnet {
+            chain,
+            prosody,
+            deployment,
+            nodes,
+            options: TestnetOptions { dir, ..options },
+            info,
+        };
+        info!("starting {} nodes", testnet.nodes.len());
+        for i in 0..testnet.nodes.len() {
+            testnet.spawn_node(i)?;
+        }
+        for i in 0..testnet.nodes.len() {
+            testnet.wait_node_ready(i).await?;
+        }
+        testnet.write_info()?;
+        Ok(testnet)
+    }
+
+    /// What `testnet.json` says.
+    pub fn info(&self) -> &TestnetInfo {
+        &self.info
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The REST client of node `i` (0-based).
+    pub fn api(&self, i: usize) -> &ApiClient {
+        &self.nodes[i].api
+    }
+
+    /// The checksummed address of node `i`.
+    pub fn address(&self, i: usize) -> &str {
+        &self.nodes[i].info.address
+    }
+
+    /// The token every node holds, checksummed.
+    pub fn token(&self) -> &str {
+        &self.info.token
+    }
+
+    /// The end of node `i`'s log.
+    pub fn log_tail(&self, i: usize, bytes: usize) -> String {
+        let text = std::fs::read(&self.nodes[i].log).unwrap_or_default();
+        let from = text.len().saturating_sub(bytes);
+        String::from_utf8_lossy(&text[from..]).into_owned()
+    }
+
+    /// The path of node `i`'s log.
+    pub fn log_path(&self, i: usize) -> &Path {
+        &self.nodes[i].log
+    }
+
+    /// Kills node `i` at once (SIGKILL), as a crash would.
+    pub fn kill_node(&mut self, i: usize) -> Result<(), TestnetError> {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            child
+                .wait()
+                .map_err(io("waiting for a node", &self.nodes[i].log))?;
+        }
+        self.nodes[i].info.pid = 0;
+        self.write_info()
+    }
+
+    /// Starts node `i` again on its data directory and waits until its API answers.
+    pub async fn start_node(&mut self, i: usize) -> Result<(), TestnetError> {
+        self.spawn_node(i)?;
+        self.wait_node_ready(i).await?;
+        self.write_info()
+    }
+
+    /// Kills node `i` and starts it again.
+    pub async fn restart_node(&mut self, i: usize) -> Result<(), TestnetError> {
+        self.kill_node(i)?;
+        self.start_node(i).await
+    }
+
+    /// Leaves every process running after this handle is gone; the final `testnet.json`.
+    pub fn detach(mut self) -> Result<TestnetInfo, TestnetError> {
+        self.chain.detach();
+        self.prosody.detach();
+        for n in &mut self.nodes {
+            n.child = None;
+        }
+        self.write_info()?;
+        Ok(self.info.clone())
+    }
+
+    fn spawn_node(&mut self, i: usize) -> Result<(), TestnetError> {
+        let node = &mut self.nodes[i];
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(io("opening", &node.log))?;
+        let log_err = log.try_clone().map_err(io("opening", &node.log))?;
+        let mut cmd = Command::new(&self.options.binary);
+        cmd.args(&node.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        if self.options.detached {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().map_err(io("starting", &self.options.binary))?;
+        node.info.pid = child.id();
+        node.child = Some(child);
+        self.info.nodes[i].pid = node.info.pid;
+        Ok(())
+    }
+
+    async fn wait_node_ready(&mut self, i: usize) -> Result<(), TestnetError> {
+        let deadline = Instant::now() + NODE_START_TIMEOUT;
+        loop {
+            if let Ok(address) = self.nodes[i].api.address().await {
+                if !address.eq_ignore_ascii_case(&self.nodes[i].info.address) {
+                    return Err(TestnetError::Setup(format!(
+                        "{} answers as {address}, expected node {} ({})",
+                        self.nodes[i].api.base(),
+                        i + 1,
+                        self.nodes[i].info.address
+                    )));
+                }
+                return Ok(());
+            }
+            if let Some(status) = self.nodes[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.nodes[i].child = None;
+                return Err(TestnetError::Setup(format!(
+                    "node {} exited during start-up ({status}); end of {}:\n{}",
+                    i + 1,
+                    self.nodes[i].log.display(),
+                    self.log_tail(i, 2000)
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(TestnetError::Setup(format!(
+                    "node {} did not answer on {} within {NODE_START_TIMEOUT:?}; end of {}:\n{}",
+                    i + 1,
+                    self.nodes[i].api.base(),
+                    self.nodes[i].log.display(),
+                    self.log_tail(i, 2000)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn write_info(&mut self) -> Result<(), TestnetError> {
+        self.info.nodes = self.nodes.iter().map(|n| n.info.clone()).collect();
+        self.info.write(&self.options.dir)
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for i in 0..self.nodes.len() {
+                eprintln!(
+                    "----- node {} ({}) log tail -----\n{}",
+                    i + 1,
+                    self.nodes[i].info.address,
+                    self.log_tail(i, 6000)
+                );
+            }
+        }
+        for n in &mut self.nodes {
+            if let Some(mut child) = n.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Stops the testnet described by `<dir>/testnet.json`: the nodes (also ones restarted by
+/// hand), then Prosody and anvil; SIGTERM first, SIGKILL after 10 s. Returns what it stopped.
+pub fn down(dir: &Path) -> Result<Vec<String>, TestnetError> {
+    let info = TestnetInfo::read(dir)?;
+    let mut stopped = Vec::new();
+    let mut node_pids = Vec::new();
+    for (i, n) in info.nodes.iter().enumerate() {
+        let mut pids = processes_with_arg(&n.datadir);
+        if n.pid != 0
+            && cmdline(n.pid).is_some_and(|c| c.contains("smartraiden"))
+            && !pids.contains(&n.pid)
+        {
+            pids.push(n.pid);
+        }
+        for pid in pids {
+            node_pids.push(pid);
+            stopped.push(format!("node {} {} (pid {pid})", i + 1, n.address));
+        }
+    }
+    terminate(&node_pids);
+    let mut servers = Vec::new();
+    if cmdline(info.prosody_pid).is_some_and(|c| c.contains("prosody")) {
+        servers.push(info.prosody_pid);
+        stopped.push(format!("prosody (pid {})", info.prosody_pid));
+    }
+    if cmdline(info.anvil_pid).is_some_and(|c| c.contains("anvil")) {
+        servers.push(info.anvil_pid);
+        stopped.push(format!("anvil (pid {})", info.anvil_pid));
+    }
+    terminate(&servers);
+    Ok(stopped)
+}
+
+/// SIGTERM to each pid, then SIGKILL to those still alive after 10 s.
+fn terminate(pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    signal("-TERM", pids);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if pids.iter().all(|p| cmdline(*p).is_none()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alive: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| cmdline(*p).is_some())
+        .collect();
+    log::warn!("still running after SIGTERM, killing: {alive:?}");
+    signal("-KILL", &alive);
+}
+
+fn signal(sig: &str, pids: &[u32]) {
+    let _ = Command::new("kill")
+        .arg(sig)
+        .args(pids.iter().map(u32::to_string))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The command line of a live process (arguments joined by spaces); `None` if it is gone or
+/// a zombie.
+fn cmdline(pid: u32) -> Option<String> {
+    if pid == 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state letter follows the parenthesised command name.
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+    if state == 'Z' || state == 'X' {
+        return None;
+    }
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(String::from_utf8_lossy(&raw).replace('\0', " "))
+}
+
+/// Processes whose arguments include `path` exactly (a node's `--datadir`).
+fn processes_with_arg(path: &Path) -> Vec<u32> {
+    let want = path.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|raw| raw.split(|b| *b == 0).any(|arg| arg == want))
+                && cmdline(*pid).is_some()
+        })
+        .collect()
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, TestnetError> {
+    std::path::absolute(path).map_err(io("resolving", path))
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TestnetError {
+    let path = path.display().to_string();
+    move |e| TestnetError::Setup(format!("{what} {path}: {e}"))
+}
+
+fn free_port() -> Result<u16, TestnetError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| TestnetError::Setup(format!("no free loopback port: {e}")))
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    hex::encode(bytes)
+}
+
+/// `s` quoted for a POSIX shell.
+fn shell_quote(s: &std::ffi::OsStr) -> String {
+    let s = s.to_string_lossy();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
