@@ -25,6 +25,8 @@ pub enum Work {
         /// The outcome.
         reply: tokio::sync::oneshot::Sender<TransferOutcome>,
     },
+    /// Commit what came before, then end the event loop.
+    Stop,
 }
 
 /// How a transfer we initiated ended.
@@ -65,6 +67,11 @@ impl NodeHandle {
     /// A handle feeding `work`.
     pub fn new(work: Sender<Work>) -> NodeHandle {
         NodeHandle { work }
+    }
+
+    /// Ends the event loop once everything queued before is committed and sent.
+    pub fn stop(&self) {
+        let _ = self.work.send(Work::Stop);
     }
 
     /// Feeds an input (transport and chain tasks use this).

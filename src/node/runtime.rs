@@ -124,7 +124,11 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                 last_tick = Instant::now();
                 batch.push(Work::Input(Input::Tick));
             }
+            let stop = batch.iter().any(|w| matches!(w, Work::Stop));
             self.process(batch)?;
+            if stop {
+                return Ok(());
+            }
         }
     }
 
@@ -165,6 +169,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                     }
                     None => self.waiters.entry(id).or_default().push(reply),
                 },
+                Work::Stop => {}
             }
         }
         let notes: Vec<Notification> = outputs

@@ -377,8 +377,14 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
             addr: opts.api_address,
             source,
         })?;
-    drop(handle);
     log::info!("stopping");
-    let _ = event_loop.join();
-    Ok(())
+    handle.stop();
+    match event_loop.join() {
+        Ok(Ok(())) => {
+            log::info!("stopped");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(RunError::Startup("the event loop panicked".into())),
+    }
 }
