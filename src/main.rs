@@ -205,9 +205,8 @@ async fn run_node(args: RunArgs) -> Result<()> {
         api_timeout: std::time::Duration::from_secs(args.api_timeout),
         default_settle_timeout: args.settle_timeout,
     };
-    smartraiden::node::run(key, opts)
-        .await
-        .context("node stopped")
+    smartraiden::node::run(key, opts).await?;
+    Ok(())
 }
 
 fn run_account(cmd: AccountCommand) -> Result<()> {
@@ -392,13 +391,37 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
     }
 }
 
+/// An error and its causes on one line, each cause once (wrapped errors often repeat their
+/// source's text in their own).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Run(args) => run_node(*args).await,
         Command::Deploy(args) => run_deploy(args).await,
         Command::Account(cmd) => run_account(cmd),
         Command::Testnet(cmd) => run_testnet(cmd).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smartraiden: error: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::primitives::{Address, ChainId, H256, TokenAmount};
 use crate::storage::{CommitBatch, Direction, StorageError, Store, TransferRecord};
 use crate::transport::xmpp::{XmppConfig, XmppTransport};
 use crate::transport::{Transport, TransportEvent};
+use alloy::providers::Provider;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,13 +51,33 @@ pub struct NodeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Storage failed.
-    #[error("storage: {0}")]
+    #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
-    /// The chain is unreachable or refused.
-    #[error("chain: {0}")]
+    /// The chain refused.
+    #[error(transparent)]
     Chain(#[from] crate::chain::ChainError),
+    /// The Ethereum RPC endpoint could not be used at start-up.
+    #[error("cannot use the Ethereum RPC endpoint {url}")]
+    Rpc {
+        /// The endpoint.
+        url: String,
+        /// Why.
+        source: crate::chain::ChainError,
+    },
+    /// The deployment's registry is not our TokenNetworkRegistry.
+    #[error(
+        "{registry} on chain {chain_id} is not a SmartRaiden registry matching the deployment file: {why}"
+    )]
+    NotOurRegistry {
+        /// The registry address of the deployment.
+        registry: String,
+        /// The chain.
+        chain_id: u64,
+        /// What did not match.
+        why: String,
+    },
     /// The XMPP server refused or is unreachable.
-    #[error("xmpp: {0}")]
+    #[error(transparent)]
     Xmpp(#[from] crate::transport::xmpp::XmppError),
     /// The data directory belongs to another key.
     #[error(transparent)]
@@ -205,6 +226,38 @@ impl ChainOps for ExecutorOps {
     }
 }
 
+/// Checks that the deployment's registry is our TokenNetworkRegistry and uses the
+/// deployment's secret registry.
+async fn check_registry(client: &ChainClient, deployment: &Deployment) -> Result<(), RunError> {
+    let not_ours = |why: String| RunError::NotOurRegistry {
+        registry: format!("{:#x}", deployment.registry),
+        chain_id: deployment.chain_id,
+        why,
+    };
+    let code = client
+        .provider()
+        .get_code_at(deployment.registry)
+        .await
+        .map_err(|e| RunError::Chain(e.into()))?;
+    if code.is_empty() {
+        return Err(not_ours("no contract at that address".into()));
+    }
+    let registry =
+        crate::chain::bindings::TokenNetworkRegistry::new(deployment.registry, client.provider());
+    let secret_registry = registry
+        .secret_registry()
+        .call()
+        .await
+        .map_err(|e| not_ours(format!("it does not answer secret_registry() ({e})")))?;
+    if secret_registry != deployment.secret_registry {
+        return Err(not_ours(format!(
+            "it uses secret registry {secret_registry:#x}, the deployment file says {:#x}",
+            deployment.secret_registry
+        )));
+    }
+    Ok(())
+}
+
 /// Runs a node until `POST /api/1/stop` or a fatal error.
 pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let us = key.address();
@@ -222,14 +275,29 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
 
     let signer = alloy::signers::local::PrivateKeySigner::from_bytes(&key.secret_bytes().into())
         .map_err(|e| RunError::Startup(format!("key: {e}")))?;
-    let client = Arc::new(ChainClient::connect(&opts.eth_rpc, signer).await?);
+    // The REST port first: a busy port fails at once, before any login.
+    let listener = tokio::net::TcpListener::bind(opts.api_address)
+        .await
+        .map_err(|source| RunError::Api {
+            addr: opts.api_address,
+            source,
+        })?;
+    let client = ChainClient::connect(&opts.eth_rpc, signer)
+        .await
+        .map_err(|source| RunError::Rpc {
+            url: opts.eth_rpc.clone(),
+            source,
+        })?;
+    let client = Arc::new(client);
     if client.chain_id() != opts.deployment.chain_id {
         return Err(RunError::Startup(format!(
-            "the RPC endpoint is chain {}, the deployment is for chain {}",
+            "the RPC endpoint {} is chain {}, the deployment is for chain {}",
+            opts.eth_rpc,
             client.chain_id(),
             opts.deployment.chain_id
         )));
     }
+    check_registry(&client, &opts.deployment).await?;
     let executor = Arc::new(ChainExecutor::new(
         client,
         ChainContracts::from(&opts.deployment),
@@ -344,12 +412,6 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         timeout: opts.api_timeout,
         default_settle_timeout: opts.default_settle_timeout,
     };
-    let listener = tokio::net::TcpListener::bind(opts.api_address)
-        .await
-        .map_err(|source| RunError::Api {
-            addr: opts.api_address,
-            source,
-        })?;
     log::info!(
         "node {} ready; REST API on http://{}",
         us.to_checksum(),
