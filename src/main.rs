@@ -56,6 +56,19 @@ enum TestnetCommand {
         #[arg(long, default_value = "integration/.testnet")]
         dir: PathBuf,
     },
+    /// Throughput and latency on a fresh four-node testnet of its own (A–B–C–D); prints a
+    /// Markdown table and writes JSON.
+    Bench {
+        /// Small counts: checks the tool in seconds; the figures mean little.
+        #[arg(long)]
+        quick: bool,
+        /// Direct transfers stored before the "after history" runs (default: 100,000; 0 in --quick).
+        #[arg(long)]
+        history: Option<usize>,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "integration/bench.json")]
+        out: PathBuf,
+    },
     /// On a fresh five-node testnet: open the seed's channels, pay 50 from node 1 to node 5,
     /// print every channel's balances before and after.
     Seed {
@@ -124,6 +137,10 @@ struct RunArgs {
     /// Settle timeout (blocks) of channels opened without one.
     #[arg(long, default_value_t = 100)]
     settle_timeout: u64,
+    /// Testing only: exit at once, as `kill -9` would, when the node reaches this fault point
+    /// (e.g. `send-before:Secret`, `receive:MediatedTransfer`, `chain-after:ChannelClosed`).
+    #[arg(long, env = "SMARTRAIDEN_CRASH_AT", hide = true)]
+    crash_at: Option<String>,
 }
 
 /// The signing key: a hex private key, or a keystore file with its password.
@@ -204,6 +221,7 @@ async fn run_node(args: RunArgs) -> Result<()> {
         confirmations: args.confirmations,
         api_timeout: std::time::Duration::from_secs(args.api_timeout),
         default_settle_timeout: args.settle_timeout,
+        crash_at: args.crash_at,
     };
     smartraiden::node::run(key, opts).await?;
     Ok(())
@@ -303,8 +321,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             fee,
             block_time,
         } => {
-            if let Ok(old) = TestnetInfo::read(&dir) {
-                if ApiClient::new(
+            if let Ok(old) = TestnetInfo::read(&dir)
+                && (ApiClient::new(
                     old.nodes
                         .first()
                         .map(|n| n.api_url.clone())
@@ -313,13 +331,12 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
                 .address()
                 .await
                 .is_ok()
-                    || std::path::Path::new(&format!("/proc/{}", old.anvil_pid)).exists()
-                {
-                    bail!(
-                        "a testnet is already running in {} (stop it with `integration/testnet down`)",
-                        dir.display()
-                    );
-                }
+                    || std::path::Path::new(&format!("/proc/{}", old.anvil_pid)).exists())
+            {
+                bail!(
+                    "a testnet is already running in {} (stop it with `integration/testnet down`)",
+                    dir.display()
+                );
             }
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
@@ -358,6 +375,32 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             for s in stopped {
                 println!("stopped {s}");
             }
+            Ok(())
+        }
+        TestnetCommand::Bench {
+            quick,
+            history,
+            out,
+        } => {
+            let mut bench = if quick {
+                testnet::bench::BenchOptions::quick()
+            } else {
+                testnet::bench::BenchOptions::full()
+            };
+            if let Some(h) = history {
+                bench.history = h;
+            }
+            let dir = tempfile::Builder::new()
+                .prefix("smartraiden-bench-")
+                .tempdir()?;
+            let mut options = TestnetOptions::new(4, dir.path(), std::env::current_exe()?);
+            options.node_log = "warn".into();
+            let net = Testnet::start(options).await?;
+            let report = testnet::bench::run(&net, &bench).await?;
+            print!("{}", report.table());
+            std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("\nJSON: {}", out.display());
             Ok(())
         }
         TestnetCommand::Seed { dir } => {

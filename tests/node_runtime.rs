@@ -223,10 +223,9 @@ async fn direct_and_mediated_transfers_complete_through_the_handles() {
         loop {
             if let Notification::PaymentReceived { id: i, amount, .. } =
                 target_notes.recv().await.unwrap()
+                && i == id
             {
-                if i == id {
-                    return amount;
-                }
+                return amount;
             }
         }
     })

@@ -277,7 +277,8 @@ fn a_bad_history_update_fails_the_whole_batch_and_changes_nothing() {
     first.record_notifications(&[Notification::TransferCanceled { id: id(1) }], 20);
     store.commit(first).unwrap();
 
-    let cases: Vec<(Vec<Notification>, fn(&StorageError) -> bool)> = vec![
+    type Case = (Vec<Notification>, fn(&StorageError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             vec![Notification::TransferFailed {
                 id: id(404),

@@ -76,6 +76,28 @@ fn type_byte(m: &Message) -> u8 {
     }
 }
 
+/// The SPEC §3 name of the message in signed wire `bytes`, from its type byte alone (no
+/// decoding, no signature check): for logs and fault points.
+pub fn wire_kind(bytes: &[u8]) -> &'static str {
+    match bytes.first() {
+        Some(1) => "DirectTransfer",
+        Some(2) => "MediatedTransfer",
+        Some(3) => "SecretRequest",
+        Some(4) => "RevealSecret",
+        Some(5) => "Secret",
+        Some(6) => "RemoveExpiredHashlock",
+        Some(7) => "AnnounceDisposed",
+        Some(8) => "AnnounceDisposedResponse",
+        Some(9) => "WithdrawRequest",
+        Some(10) => "WithdrawResponse",
+        Some(11) => "SettleRequest",
+        Some(12) => "SettleResponse",
+        Some(13) => "Ping",
+        Some(14) => "Ack",
+        _ => "Unknown",
+    }
+}
+
 fn push_fields<T: Serialize>(out: &mut Vec<u8>, v: &T) {
     rmp_serde::encode::write(out, v).expect("encoding to a Vec cannot fail");
 }

@@ -13,5 +13,5 @@ mod codec;
 pub use body::*;
 pub use codec::{
     DecodeError, MAX_MESSAGE_SIZE, SignedMessage, balance_proof_data, decode, encode_body,
-    encode_signed, settle_data, withdraw_data,
+    encode_signed, settle_data, wire_kind, withdraw_data,
 };

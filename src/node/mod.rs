@@ -3,6 +3,7 @@
 //! releases its outputs: messages to the transport, transactions to the chain executor,
 //! notifications to whoever waits (the REST API). It makes no protocol decision of its own.
 
+pub mod faults;
 mod handle;
 mod runtime;
 mod service;

@@ -1,5 +1,6 @@
 //! The event loop: batch, step, persist, then send.
 
+use super::faults::FaultPoints;
 use super::handle::{TransferOutcome, Work};
 use crate::core::ContractCall;
 use crate::core::{Core, Ctx, Input, NodeState, Notification, Output};
@@ -41,6 +42,8 @@ pub struct RuntimeConfig {
     pub max_batch: usize,
     /// Interval of `Tick` inputs (retransmission timers).
     pub tick: Duration,
+    /// Where to die on purpose (crash-safety tests); unarmed by default.
+    pub faults: FaultPoints,
 }
 
 impl Default for RuntimeConfig {
@@ -48,6 +51,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_batch: 256,
             tick: Duration::from_millis(50),
+            faults: FaultPoints::default(),
         }
     }
 }
@@ -138,13 +142,18 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         let mut outputs = Vec::new();
         let mut replies = Vec::new();
         let mut after_commit = Vec::new();
+        let mut fault_points = Vec::new();
         for w in batch {
             let mut ctx = Ctx {
                 now_ms,
                 rng: &mut self.rng,
             };
             match w {
-                Work::Input(input) => outputs.extend(self.core.step(input, &mut ctx)),
+                Work::Input(input) => {
+                    self.config.faults.before_input(&input, &self.core.state);
+                    fault_points.extend(self.config.faults.after_input(&input));
+                    outputs.extend(self.core.step(input, &mut ctx));
+                }
                 Work::Action { action, reply } => match self.core.act(action, &mut ctx) {
                     Ok(out) => {
                         let notes = out
@@ -183,6 +192,9 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             })
             .collect();
         self.persist.commit(&self.core.state, &notes, now_ms)?;
+        for point in fault_points {
+            self.config.faults.hit(&point);
+        }
         for o in outputs {
             self.release(o);
         }
@@ -198,7 +210,17 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
     /// Carries out one committed output.
     fn release(&mut self, o: Output) {
         match o {
-            Output::Send { to, bytes } => self.outbound.send(to, bytes),
+            Output::Send { to, bytes } => {
+                let faults = &self.config.faults;
+                if faults.is_armed() || log::log_enabled!(log::Level::Debug) {
+                    let copy = bytes.clone();
+                    faults.send("before", &copy);
+                    self.outbound.send(to, bytes);
+                    faults.send("after", &copy);
+                } else {
+                    self.outbound.send(to, bytes);
+                }
+            }
             Output::ContractSend(call) => {
                 if self.chain.send(call).is_err() {
                     log::error!("chain executor is gone; transaction not submitted");

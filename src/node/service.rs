@@ -45,6 +45,8 @@ pub struct NodeOptions {
     pub api_timeout: Duration,
     /// Settle timeout of channels opened without one.
     pub default_settle_timeout: u64,
+    /// Fault point to die at (crash-safety tests; see [`crate::node::faults`]).
+    pub crash_at: Option<String>,
 }
 
 /// Why the node could not start or stopped.
@@ -258,6 +260,32 @@ async fn check_registry(client: &ChainClient, deployment: &Deployment) -> Result
     Ok(())
 }
 
+/// Waits until the core has followed the chain up to `target`, logging progress on long waits.
+async fn sync_chain(handle: &NodeHandle, target: u64) -> Result<(), RunError> {
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    loop {
+        let block = handle
+            .query(|s| s.block.0)
+            .await
+            .map_err(|e| RunError::Startup(format!("the event loop stopped during sync: {e}")))?;
+        if block >= target {
+            if started.elapsed() > Duration::from_secs(1) {
+                log::info!(
+                    "chain followed up to block {block} in {:?}",
+                    started.elapsed()
+                );
+            }
+            return Ok(());
+        }
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            log::info!("following the chain: block {block} of {target}");
+            last_report = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs a node until `POST /api/1/stop` or a fatal error.
 pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let us = key.address();
@@ -298,6 +326,13 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         )));
     }
     check_registry(&client, &opts.deployment).await?;
+    let head_at_start = client
+        .block_number()
+        .await
+        .map_err(|source| RunError::Rpc {
+            url: opts.eth_rpc.clone(),
+            source,
+        })?;
     let executor = Arc::new(ChainExecutor::new(
         client,
         ChainContracts::from(&opts.deployment),
@@ -325,7 +360,10 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         XmppOut(transport.clone()),
         chain_tx,
         notes.clone(),
-        RuntimeConfig::default(),
+        RuntimeConfig {
+            faults: super::faults::FaultPoints::new(opts.crash_at.clone()),
+            ..RuntimeConfig::default()
+        },
     );
     let event_loop = std::thread::Builder::new()
         .name("smartraiden-core".into())
@@ -400,6 +438,10 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
             }
         }
     });
+
+    // Answer only once the chain is followed up to the head seen at start: a node that says it
+    // is ready knows every token and channel that existed when it started.
+    sync_chain(&handle, head_at_start.saturating_sub(opts.confirmations)).await?;
 
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let api = ApiState {

@@ -2,8 +2,10 @@
 //! processes, described by `testnet.json`. `integration/testnet up|down|seed` drives it from
 //! the shell (through `smartraiden testnet …`); the integration tests start one per test.
 
+pub mod bench;
 pub mod client;
 pub mod info;
+pub mod limits;
 pub mod network;
 pub mod seed;
 

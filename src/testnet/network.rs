@@ -48,6 +48,8 @@ pub struct TestnetOptions {
     pub extra_node_args: Vec<String>,
     /// Have Prosody log every stanza whole (tests that decode the bytes on the wire).
     pub xmpp_stanza_log: bool,
+    /// The nodes' `RUST_LOG` when the environment sets none.
+    pub node_log: String,
 }
 
 impl TestnetOptions {
@@ -64,6 +66,7 @@ impl TestnetOptions {
             tokens_per_node: 1_000_000,
             extra_node_args: Vec::new(),
             xmpp_stanza_log: false,
+            node_log: "info".into(),
         }
     }
 }
@@ -295,9 +298,48 @@ impl Testnet {
 
     /// Starts node `i` again on its data directory and waits until its API answers.
     pub async fn start_node(&mut self, i: usize) -> Result<(), TestnetError> {
-        self.spawn_node(i)?;
+        self.start_node_with(i, &[]).await
+    }
+
+    /// [`Testnet::start_node`] with extra environment variables for this start only (e.g.
+    /// `SMARTRAIDEN_CRASH_AT`).
+    pub async fn start_node_with(
+        &mut self,
+        i: usize,
+        env: &[(&str, &str)],
+    ) -> Result<(), TestnetError> {
+        self.spawn_node_with(i, env)?;
         self.wait_node_ready(i).await?;
         self.write_info()
+    }
+
+    /// Whether node `i`'s process is alive.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        matches!(
+            self.nodes[i].child.as_mut().map(|c| c.try_wait()),
+            Some(Ok(None))
+        )
+    }
+
+    /// Waits up to `timeout` for node `i`'s process to exit; its exit status if it did.
+    pub async fn wait_exit(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.nodes[i].child.as_mut()?.try_wait().ok().flatten();
+            if let Some(status) = status {
+                self.nodes[i].child = None;
+                self.nodes[i].info.pid = 0;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Kills node `i` and starts it again.
@@ -318,6 +360,10 @@ impl Testnet {
     }
 
     fn spawn_node(&mut self, i: usize) -> Result<(), TestnetError> {
+        self.spawn_node_with(i, &[])
+    }
+
+    fn spawn_node_with(&mut self, i: usize, env: &[(&str, &str)]) -> Result<(), TestnetError> {
         let node = &mut self.nodes[i];
         let log = OpenOptions::new()
             .create(true)
@@ -331,8 +377,9 @@ impl Testnet {
             .stdout(log)
             .stderr(log_err);
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
+            cmd.env("RUST_LOG", &self.options.node_log);
         }
+        cmd.envs(env.iter().copied());
         if self.options.detached {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);

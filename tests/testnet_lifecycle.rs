@@ -1,0 +1,357 @@
+//! The channel lifecycle on a real local testnet (anvil mining on demand, Prosody, node
+//! processes), through the REST API only, checking on-chain token balances to the token after
+//! every settle: close by either side and settle, withdraw, cooperative settle, re-opening, a
+//! direct transfer beside a pending lock, a user-held secret, and a mediator whose payer goes
+//! silent.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smartraiden::testnet::client::{amount, balances};
+use smartraiden::testnet::{ApiClient, Testnet, TestnetOptions};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SETTLE_TIMEOUT: u64 = 40;
+/// The punish window of the deployed token network (`DeployOptions::default`).
+const PUNISH_BLOCKS: u64 = 5;
+
+async fn testnet(nodes: usize, dir: &std::path::Path) -> Testnet {
+    let mut options = TestnetOptions::new(nodes, dir, env!("CARGO_BIN_EXE_smartraiden"));
+    options.extra_node_args = vec!["--api-timeout".into(), "90".into()];
+    Testnet::start(options).await.expect("the testnet starts")
+}
+
+/// Opens a channel from node `x` to node `y` with deposits `dx` and `dy`; its identifier.
+async fn open(net: &Testnet, x: usize, y: usize, dx: u64, dy: u64) -> String {
+    let ch = net
+        .api(x)
+        .open_channel(net.token(), net.address(y), dx, SETTLE_TIMEOUT)
+        .await
+        .expect("open");
+    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
+    let seen = net
+        .api(y)
+        .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
+        .await
+        .unwrap();
+    assert!(
+        seen["channel_identifier"].is_string(),
+        "partner never saw {id}: {seen}"
+    );
+    if dy > 0 {
+        net.api(y).deposit(&id, dy).await.expect("deposit");
+    }
+    id
+}
+
+async fn pay(net: &Testnet, from: usize, to: usize, value: u64, extra: Value) -> Value {
+    let mut body = json!({"sync": true});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, t) = net
+        .api(from)
+        .transfer(net.token(), net.address(to), value, body)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{t}");
+    t
+}
+
+/// Waits until node `x` shows `split` on channel `id` and its partner `y` the mirror.
+async fn converged(net: &Testnet, x: usize, y: usize, id: &str, split: (u128, u128)) {
+    for (node, want) in [(x, split), (y, (split.1, split.0))] {
+        let ch = net
+            .api(node)
+            .wait_channel(id, WAIT, |c| {
+                balances(c) == Some(want)
+                    && c["locked_amount"] == json!(0)
+                    && c["partner_locked_amount"] == json!(0)
+            })
+            .await
+            .unwrap();
+        assert_eq!(balances(&ch), Some(want), "node {} on {id}: {ch}", node + 1);
+    }
+}
+
+async fn onchain(net: &Testnet, i: usize) -> u128 {
+    net.api(i)
+        .onchain_balance(net.token(), net.address(i))
+        .await
+        .expect("on-chain balance")
+}
+
+/// Waits until `done` holds for `GET /channels/{id}` on `api`; panics with the last answer.
+async fn wait_state(
+    api: &ApiClient,
+    id: &str,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, ch) = api.get(&format!("channels/{id}")).await.unwrap();
+        if done(status, &ch) {
+            return ch;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} still answers {status} {ch}",
+            api.base()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Mines past the settle window and waits until both nodes forgot the channel (auto-settle).
+async fn settle_window_passes(net: &Testnet, x: usize, y: usize, id: &str) {
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
+    for node in [x, y] {
+        wait_state(net.api(node), id, "settled", |status, _| status == 404).await;
+        let listed = net.api(node).channels().await.unwrap();
+        assert!(
+            listed.iter().all(|c| c["channel_identifier"] != json!(id)),
+            "a settled channel is still listed: {listed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn close_by_either_side_then_settle_pays_each_side_its_off_chain_balance_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(2, dir.path()).await;
+    for (round, closer) in [0usize, 1].into_iter().enumerate() {
+        let id = open(&net, 0, 1, 100, 100).await;
+        let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+        pay(&net, 0, 1, 30, json!({"is_direct": true})).await;
+        pay(&net, 1, 0, 10, json!({"is_direct": true})).await;
+        pay(&net, 0, 1, 5, json!({})).await;
+        converged(&net, 0, 1, &id, (75, 125)).await;
+
+        // Unilateral close; the other side sees it and submits its partner's proof.
+        let closed = net
+            .api(closer)
+            .expect(
+                200,
+                reqwest::Method::PATCH,
+                &format!("channels/{id}"),
+                Some(json!({"state": "closed", "force": true})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(closed["state"], "closed", "{closed}");
+        let other = 1 - closer;
+        wait_state(net.api(other), &id, "partner sees the close", |_, c| {
+            c["state"] == "closed"
+        })
+        .await;
+        // A closed channel takes no payments.
+        let (status, _) = net
+            .api(0)
+            .transfer(net.token(), net.address(1), 1, json!({"is_direct": true}))
+            .await
+            .unwrap();
+        assert_eq!(
+            status, 409,
+            "round {round}: a payment over a closed channel"
+        );
+
+        settle_window_passes(&net, 0, 1, &id).await;
+        assert_eq!(
+            onchain(&net, 0).await,
+            a0 + 75,
+            "round {round}: node 1 paid out"
+        );
+        assert_eq!(
+            onchain(&net, 1).await,
+            b0 + 125,
+            "round {round}: node 2 paid out"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn withdraw_keeps_the_channel_usable_and_cooperative_settle_pays_out_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(2, dir.path()).await;
+    let id = open(&net, 0, 1, 100, 100).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 20, json!({"is_direct": true})).await;
+    converged(&net, 0, 1, &id, (80, 120)).await;
+
+    // Node 1 takes 30 out; the channel stays open with the rest.
+    let (status, ch) = net
+        .api(0)
+        .call(
+            reqwest::Method::PUT,
+            &format!("withdraw/{id}"),
+            Some(json!({"amount": 30})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{ch}");
+    assert_eq!(onchain(&net, 0).await, a0 + 30);
+    converged(&net, 0, 1, &id, (50, 120)).await;
+    // More than the balance: refused, nothing changes.
+    let (status, err) = net
+        .api(0)
+        .call(
+            reqwest::Method::PUT,
+            &format!("withdraw/{id}"),
+            Some(json!({"amount": 51})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{err}");
+    converged(&net, 0, 1, &id, (50, 120)).await;
+
+    // Payments both ways after the withdraw (the old proofs are void, new ones count).
+    pay(&net, 1, 0, 15, json!({"is_direct": true})).await;
+    pay(&net, 0, 1, 5, json!({"is_direct": true})).await;
+    converged(&net, 0, 1, &id, (60, 110)).await;
+
+    // Cooperative settle: both paid out at once, no settle window.
+    let (status, v) = net
+        .api(1)
+        .call(
+            reqwest::Method::PATCH,
+            &format!("channels/{id}"),
+            Some(json!({"state": "closed"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(onchain(&net, 0).await, a0 + 30 + 60);
+    assert_eq!(onchain(&net, 1).await, b0 + 110);
+    wait_state(net.api(0), &id, "node 1 forgets the channel", |s, _| {
+        s == 404
+    })
+    .await;
+
+    // And again with the same partner.
+    let id2 = open(&net, 1, 0, 40, 0).await;
+    pay(&net, 1, 0, 40, json!({"is_direct": true})).await;
+    converged(&net, 1, 0, &id2, (0, 40)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_secret_holds_the_lock_until_allowed_and_a_direct_transfer_passes_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(3, dir.path()).await;
+    let ab = open(&net, 0, 1, 100, 100).await;
+    let bc = open(&net, 1, 2, 100, 100).await;
+
+    let (_, fresh) = net.api(0).get("secret").await.unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let hash = fresh["lock_secret_hash"].as_str().unwrap().to_owned();
+    let (status, t) = net
+        .api(0)
+        .transfer(net.token(), net.address(2), 30, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["lock_secret_hash"], json!(hash));
+
+    // The lock reaches the target and stays there.
+    wait_state(net.api(2), &bc, "target holds the lock", |_, c| {
+        amount(&c["partner_locked_amount"]) == Some(30)
+    })
+    .await;
+    let ch = net.api(0).get(&format!("channels/{ab}")).await.unwrap().1;
+    assert_eq!(amount(&ch["locked_amount"]), Some(30), "{ch}");
+
+    // A direct transfer on the channel that carries the pending lock.
+    pay(&net, 0, 1, 7, json!({"is_direct": true})).await;
+    let ch = net
+        .api(1)
+        .wait_channel(&ab, WAIT, |c| amount(&c["partner_balance"]) == Some(93))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            amount(&ch["partner_balance"]),
+            amount(&ch["partner_locked_amount"])
+        ),
+        (Some(93), Some(30)),
+        "{ch}"
+    );
+    let (_, status_of) = net
+        .api(0)
+        .get(&format!("transferstatus/{}/{hash}", net.token()))
+        .await
+        .unwrap();
+    assert_ne!(status_of["status"], "success", "{status_of}");
+
+    // Allowed: the secret goes out and the transfer completes.
+    net.api(0)
+        .expect(
+            200,
+            reqwest::Method::POST,
+            "transfers/allowrevealsecret",
+            Some(json!({"lock_secret_hash": hash, "token_address": net.token()})),
+        )
+        .await
+        .unwrap();
+    converged(&net, 0, 1, &ab, (63, 137)).await;
+    converged(&net, 1, 2, &bc, (70, 130)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mediator_whose_payer_goes_silent_claims_the_lock_on_chain_and_is_paid_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(3, dir.path()).await;
+    let ab = open(&net, 0, 1, 100, 100).await;
+    let bc = open(&net, 1, 2, 100, 100).await;
+    let b0 = onchain(&net, 1).await;
+
+    // Node 1 pays node 3 with a secret it holds back, then dies without a word.
+    let (_, fresh) = net.api(0).get("secret").await.unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let (status, t) = net
+        .api(0)
+        .transfer(net.token(), net.address(2), 30, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{t}");
+    wait_state(net.api(2), &bc, "target holds the lock", |_, c| {
+        amount(&c["partner_locked_amount"]) == Some(30)
+    })
+    .await;
+    net.kill_node(0).unwrap();
+
+    // The secret becomes public on chain (the target registers it).
+    net.api(2)
+        .expect(
+            200,
+            reqwest::Method::POST,
+            "registersecret",
+            Some(json!({"secret": secret})),
+        )
+        .await
+        .unwrap();
+    // Node 2 pays node 3 off chain once the secret is public.
+    converged(&net, 1, 2, &bc, (70, 130)).await;
+
+    // Node 1 stays silent past the lock's expiry: node 2 closes, unlocks on chain, settles.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        net.chain.mine(10).await.unwrap();
+        let (status, ch) = net.api(1).get(&format!("channels/{ab}")).await.unwrap();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never settled with its silent payer: {ch}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        onchain(&net, 1).await,
+        b0 + 100 + 30,
+        "the mediator gets its deposit and the lock"
+    );
+}
