@@ -84,10 +84,9 @@ async fn outcome(net: &Testnet, id: &str, point: &str) -> String {
             .get(&format!("transferstatus/{}/{id}", net.token()))
             .await
             .unwrap();
-        if status == 200 {
-            if let Some(s @ ("success" | "failed" | "canceled")) = t["status"].as_str() {
-                return s.to_owned();
-            }
+        if let (200, Some(s @ ("success" | "failed" | "canceled"))) = (status, t["status"].as_str())
+        {
+            return s.to_owned();
         }
         assert!(
             Instant::now() < deadline,

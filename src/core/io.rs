@@ -190,7 +190,7 @@ pub enum ChainEvent {
         payer_participant: Address,
         /// The lock.
         lockhash: H256,
-        /// Amount moved.
+        /// The payer's `transferred_amount` on chain after the unlock (lock included).
         transferred_amount: TokenAmount,
     },
     /// Settled and paid out; the channel is gone.

@@ -8,7 +8,7 @@ use super::{ActionError, ChainEvent, ContractCall, Core, Notification};
 use crate::messages::{Message, SettleTerms, SignedMessage, WithdrawTerms};
 use crate::primitives::H256;
 use crate::primitives::{
-    Address, BlockCount, BlockNumber, ChannelId, Secret, SecretHash, TokenAmount,
+    Address, BlockCount, BlockNumber, ChannelId, Locksroot, Secret, SecretHash, TokenAmount,
 };
 use std::collections::BTreeMap;
 
@@ -170,12 +170,19 @@ impl Core {
                 channel_identifier: id,
                 closing_participant,
                 transferred_amount,
+                locksroot,
                 block_number,
-                ..
             } => {
-                let us = self.state.our_address;
-                if closing_participant != us {
-                    self.record_onchain_transferred(id, us, transferred_amount);
+                // The closer submitted its partner's proof.
+                let submitted_for = self.state.channel(&id).map(|ch| {
+                    if closing_participant == ch.our.address {
+                        ch.partner.address
+                    } else {
+                        ch.our.address
+                    }
+                });
+                if let Some(p) = submitted_for {
+                    self.record_onchain(id, p, Some(locksroot), transferred_amount);
                 }
                 self.on_channel_closed(id, closing_participant, block_number)
             }
@@ -183,14 +190,15 @@ impl Core {
                 channel_identifier,
                 participant,
                 transferred_amount,
-                ..
+                locksroot,
             } => {
                 log::info!(
                     "{channel_identifier}: balance proof of {participant:?} updated on chain"
                 );
-                self.record_onchain_transferred(
+                self.record_onchain(
                     channel_identifier,
                     participant,
+                    Some(locksroot),
                     transferred_amount,
                 );
             }
@@ -199,7 +207,10 @@ impl Core {
                 payer_participant,
                 lockhash,
                 transferred_amount,
-            } => self.on_unlocked_on_chain(id, payer_participant, lockhash, transferred_amount),
+            } => {
+                self.record_onchain(id, payer_participant, None, transferred_amount);
+                self.on_unlocked_on_chain(id, payer_participant, lockhash)
+            }
             ChainEvent::ChannelSettled {
                 channel_identifier: id,
             }
@@ -326,7 +337,6 @@ impl Core {
         id: ChannelId,
         payer: Address,
         lockhash: crate::primitives::H256,
-        amount: TokenAmount,
     ) {
         let Some(ch) = self.state.channel_mut(&id) else {
             return;
@@ -338,7 +348,7 @@ impl Core {
         };
         if let Some(i) = end.locks.iter().position(|l| l.lockhash() == lockhash) {
             let lock = end.locks.remove(i);
-            end.transferred_amount = end.transferred_amount.saturating_add(amount);
+            end.transferred_amount = end.transferred_amount.saturating_add(lock.amount);
             let our_lock = payer == ch.our.address;
             if our_lock {
                 self.our_lock_paid(id, lock);
@@ -367,16 +377,28 @@ impl Core {
 
     /// Remembers what the chain holds as our `transferred_amount` (it decides, at settlement,
     /// which unacknowledged direct transfers count).
-    fn record_onchain_transferred(
+    /// Records `participant`'s balance hash as the chain now holds it (an unlock changes only
+    /// the transferred amount).
+    fn record_onchain(
         &mut self,
         id: ChannelId,
         participant: Address,
-        amount: TokenAmount,
+        locksroot: Option<Locksroot>,
+        transferred: TokenAmount,
     ) {
-        if let Some(ch) = self.state.channel_mut(&id)
-            && participant == ch.our.address
-        {
-            ch.our_onchain_transferred = amount;
+        let Some(ch) = self.state.channel_mut(&id) else {
+            return;
+        };
+        let slot = if participant == ch.our.address {
+            &mut ch.onchain.our
+        } else if participant == ch.partner.address {
+            &mut ch.onchain.partner
+        } else {
+            return;
+        };
+        slot.0 = transferred;
+        if let Some(root) = locksroot {
+            slot.1 = root;
         }
     }
 
@@ -398,7 +420,7 @@ impl Core {
                     .collect();
                 for (h, total) in pending {
                     self.state.direct_pending.remove(&h);
-                    self.emit(if total <= ch.our_onchain_transferred {
+                    self.emit(if total <= ch.onchain.our.0 {
                         Notification::TransferSucceeded {
                             id: h,
                             fee: TokenAmount::ZERO,
@@ -517,18 +539,9 @@ impl Core {
             )));
         }
         ch.status = ChannelStatus::Settling;
-        let proof_of = |e: &super::channel::EndState| {
-            e.latest_proof
-                .map(|p| {
-                    (
-                        p.balance_proof.transferred_amount,
-                        p.balance_proof.locksroot,
-                    )
-                })
-                .unwrap_or_default()
-        };
-        let (ot, ol) = proof_of(&ch.our);
-        let (pt, pl) = proof_of(&ch.partner);
+        // The contract checks these against the balance hashes it holds.
+        let (ot, ol) = ch.onchain.our;
+        let (pt, pl) = ch.onchain.partner;
         let call = ContractCall::Settle {
             token_network: ch.token_network,
             participant1: ch.our.address,

@@ -283,18 +283,23 @@ impl SimChain {
                 }
                 let e = c.unlocked.entry(*partner).or_default();
                 *e = e.checked_add(lock.amount).ok_or("overflow")?;
+                let base = c.proofs.get(partner).map(|x| x.0).unwrap_or_default();
+                // As the contract: the payer's transferred amount on chain, lock included.
                 Ok(vec![ChainEvent::ChannelUnlocked {
                     channel_identifier: id,
                     payer_participant: *partner,
                     lockhash: lock.lockhash(),
-                    transferred_amount: lock.amount,
+                    transferred_amount: base.saturating_add(*e),
                 }])
             }
             ContractCall::Settle {
                 token_network,
                 participant1,
                 participant2,
-                ..
+                participant1_transferred_amount,
+                participant1_locksroot,
+                participant2_transferred_amount,
+                participant2_locksroot,
             } => {
                 if from != *participant1 && from != *participant2 {
                     return Err("not a participant".into());
@@ -309,6 +314,15 @@ impl SimChain {
                     let base = c.proofs.get(p).map(|x| x.0).unwrap_or_default();
                     base.saturating_add(c.unlocked.get(p).copied().unwrap_or_default())
                 };
+                let root = |p: &Address| c.proofs.get(p).map(|x| x.1).unwrap_or_default();
+                // As the contract: the given amounts and roots must be the balance hashes held.
+                if (t(participant1), root(participant1))
+                    != (*participant1_transferred_amount, *participant1_locksroot)
+                    || (t(participant2), root(participant2))
+                        != (*participant2_transferred_amount, *participant2_locksroot)
+                {
+                    return Err("BalanceHashMismatch".into());
+                }
                 let total = c
                     .deposits
                     .values()

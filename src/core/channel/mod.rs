@@ -11,8 +11,8 @@ pub use rules::Incoming;
 
 use crate::messages::{BalanceProof, SettleTerms, WithdrawTerms};
 use crate::primitives::{
-    Address, BlockCount, BlockNumber, ChainId, ChannelId, H256, Nonce, SecretHash, Signature,
-    TokenAmount,
+    Address, BlockCount, BlockNumber, ChainId, ChannelId, H256, Locksroot, Nonce, SecretHash,
+    Signature, TokenAmount,
 };
 use crate::proofs::{ChannelBinding, Lock};
 use serde::{Deserialize, Serialize};
@@ -89,9 +89,19 @@ pub struct ChannelState {
     pub disposed_to_us: BTreeMap<SecretHash, DisposedProof>,
     /// A withdraw or cooperative settle under negotiation.
     pub negotiation: Option<Negotiation>,
-    /// Our `transferred_amount` as the chain holds it after a close (from the partner's close
-    /// or update).
-    pub our_onchain_transferred: TokenAmount,
+    /// The balance hashes the chain holds after a close, as (transferred amount, locksroot):
+    /// set by the close, updates and unlocks; what `settleChannel` must be given.
+    pub onchain: OnChainBalances,
+}
+
+/// Each participant's `(transferred_amount, locksroot)` as the contract holds it (both zero until
+/// a proof is submitted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnChainBalances {
+    /// Ours.
+    pub our: (TokenAmount, Locksroot),
+    /// The partner's.
+    pub partner: (TokenAmount, Locksroot),
 }
 
 /// The partner's signed statement that it gave a lock back.
@@ -166,7 +176,7 @@ impl ChannelState {
             disposed_by_us: BTreeSet::new(),
             disposed_to_us: BTreeMap::new(),
             negotiation: None,
-            our_onchain_transferred: TokenAmount::ZERO,
+            onchain: OnChainBalances::default(),
         }
     }
 
