@@ -160,27 +160,48 @@ async fn start_transfer(net: &mut Testnet, value: u64, direct: bool) -> Result<S
     } else {
         json!({})
     };
-    match net.api(0).transfer(net.token(), &target, value, body).await {
-        Ok((200, t)) => Ok(t["lock_secret_hash"].as_str().unwrap().to_owned()),
-        Ok((status, t)) => panic!("transfer refused with {status}: {t}"),
-        Err(_) => Err(()),
+    // A partner just restarted is unreachable (409, no route) until its presence arrives.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match net
+            .api(0)
+            .transfer(net.token(), &target, value, body.clone())
+            .await
+        {
+            Ok((200, t)) => return Ok(t["lock_secret_hash"].as_str().unwrap().to_owned()),
+            Ok((409, t))
+                if Instant::now() < deadline
+                    && t["error_message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("no route")) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Ok((status, t)) => panic!("transfer refused with {status}: {t}"),
+            Err(_) => return Err(()),
+        }
     }
 }
 
-/// The newest transfer in node 1's sent history (listed oldest first).
-async fn newest_sent(net: &Testnet) -> String {
-    let (_, sent) = net.api(0).get("querysenttransfer").await.unwrap();
-    let newest = sent
-        .as_array()
-        .and_then(|l| l.last())
-        .unwrap_or_else(|| panic!("no sent transfer in {sent}"));
-    newest["lock_secret_hash"].as_str().unwrap().to_owned()
+/// Node 1's sent history, oldest first.
+async fn sent_history(net: &Testnet) -> Vec<Value> {
+    let (status, sent) = net.api(0).get("querysenttransfer").await.unwrap();
+    assert_eq!(status, 200, "{sent}");
+    sent.as_array().cloned().unwrap_or_default()
 }
 
 /// One crash per (node, fault point) of the scenario; returns the points crashed at.
 async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let mut net = testnet(nodes, dir.path()).await;
+    // `CRASH_KEEP=1` keeps the testnet's directory (logs) for a look afterwards.
+    let dir_path = if std::env::var("CRASH_KEEP").is_ok() {
+        let kept = dir.keep();
+        eprintln!("testnet files in {}", kept.display());
+        kept
+    } else {
+        dir.path().to_owned()
+    };
+    let mut net = testnet(nodes, &dir_path).await;
     let ids = open_line(&net).await;
     let target = net.len() - 1;
 
@@ -198,24 +219,48 @@ async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
     for (node, node_points) in points.iter().enumerate() {
         for point in node_points {
             let name = format!("node {} at {point}", node + 1);
+            // `CRASH_ONLY=<substring>` replays only matching crashes (to debug one).
+            if std::env::var("CRASH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+                continue;
+            }
+            let sent_before = sent_history(&net).await.len();
             net.kill_node(node).unwrap();
-            net.start_node_with(node, &[("SMARTRAIDEN_CRASH_AT", point)])
+            // An armed node may die while starting (a message resent to it hits the point).
+            let started = match net
+                .start_node_with(node, &[("SMARTRAIDEN_CRASH_AT", point)])
                 .await
-                .unwrap();
-            let started = start_transfer(&mut net, 1, direct).await;
-            let died = net.wait_exit(node, Duration::from_secs(15)).await;
-            if died.is_none() {
+            {
+                Ok(()) => (start_transfer(&mut net, 1, direct).await, false),
+                Err(e) if e.to_string().contains("exited during start-up") => (Err(()), true),
+                Err(e) => panic!("{name}: start failed: {e}"),
+            };
+            let (started, died_starting) = started;
+            let died =
+                died_starting || net.wait_exit(node, Duration::from_secs(15)).await.is_some();
+            if !died {
                 // This run took another path (e.g. a retransmission raced the point); no crash.
                 net.kill_node(node).unwrap();
             }
             net.start_node(node)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: restart failed: {e}"));
+            // Node 1 may die before answering: the transfer started iff its history grew.
             let id = match started {
-                Ok(id) => id,
-                Err(()) => newest_sent(&net).await,
+                Ok(id) => Some(id),
+                Err(()) => {
+                    let history = sent_history(&net).await;
+                    (history.len() > sent_before).then(|| {
+                        history.last().unwrap()["lock_secret_hash"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned()
+                    })
+                }
             };
-            let end = outcome(&net, &id, &name).await;
+            let end = match &id {
+                Some(id) => outcome(&net, id, &name).await,
+                None => "never started".to_owned(),
+            };
             let splits = quiescent(&net, &ids, &name).await;
             if end == "success" {
                 received += 1;
@@ -227,13 +272,9 @@ async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
             );
             eprintln!(
                 "{name}: {} then {end}",
-                if died.is_some() {
-                    "crashed"
-                } else {
-                    "not reached"
-                }
+                if died { "crashed" } else { "not reached" }
             );
-            if died.is_some() {
+            if died {
                 crashed.push(name);
             }
         }

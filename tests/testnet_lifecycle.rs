@@ -355,3 +355,241 @@ async fn a_mediator_whose_payer_goes_silent_claims_the_lock_on_chain_and_is_paid
         "the mediator gets its deposit and the lock"
     );
 }
+
+/// The transfer `id` as node `i` reports it once it has ended.
+async fn ended(net: &Testnet, i: usize, id: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, t) = net
+            .api(i)
+            .get(&format!("transferstatus/{}/{id}", net.token()))
+            .await
+            .unwrap();
+        if let (200, Some(s @ ("success" | "failed" | "canceled"))) = (status, t["status"].as_str())
+        {
+            return s.to_owned();
+        }
+        assert!(Instant::now() < deadline, "transfer {id} never ended: {t}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_close_with_an_outdated_proof_settles_what_each_side_holds_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(2, dir.path()).await;
+    let id = open(&net, 0, 1, 100, 100).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 1, 0, 10, json!({"is_direct": true})).await;
+    converged(&net, 0, 1, &id, (110, 90)).await;
+
+    // Node 1 is down while node 2 signs a newer proof paying it 20 more.
+    net.kill_node(0).unwrap();
+    let (status, t) = net
+        .api(1)
+        .transfer(net.token(), net.address(0), 20, json!({"is_direct": true}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{t}");
+    let late = t["lock_secret_hash"].as_str().unwrap().to_owned();
+    net.api(1)
+        .wait_channel(&id, WAIT, |c| amount(&c["balance"]) == Some(70))
+        .await
+        .unwrap();
+    net.kill_node(1).unwrap();
+
+    // Node 1 comes back alone and closes with the proof it holds (nonce 1, 10 paid).
+    net.start_node(0).await.unwrap();
+    let closed = net
+        .api(0)
+        .expect(
+            200,
+            reqwest::Method::PATCH,
+            &format!("channels/{id}"),
+            Some(json!({"state": "closed", "force": true})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed["state"], "closed", "{closed}");
+    net.start_node(1).await.unwrap();
+    wait_state(net.api(1), &id, "node 2 sees the close", |_, c| {
+        c["state"] == "closed"
+    })
+    .await;
+
+    settle_window_passes(&net, 0, 1, &id).await;
+    // Node 2's late transfer never reached node 1 before the close: the chain settles the
+    // proof node 1 held, and node 2 reports the transfer failed, not lost in between.
+    assert_eq!(ended(&net, 1, &late).await, "failed");
+    assert_eq!(onchain(&net, 0).await, a0 + 110, "node 1 paid out");
+    assert_eq!(onchain(&net, 1).await, b0 + 90, "node 2 paid out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deposit_top_up_lands_while_the_partner_is_paying_us() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(2, dir.path()).await;
+    let id = open(&net, 0, 1, 100, 100).await;
+    let a0 = onchain(&net, 0).await;
+
+    let payer = net.api(1).clone();
+    let (token, to) = (net.token().to_owned(), net.address(0).to_owned());
+    let payments = tokio::spawn(async move {
+        for _ in 0..20 {
+            let (status, t) = payer
+                .transfer(&token, &to, 2, json!({"is_direct": true, "sync": true}))
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "{t}");
+        }
+    });
+    let topped = net.api(0).deposit(&id, 50).await.expect("top-up");
+    assert!(amount(&topped["balance"]).unwrap() >= 150, "{topped}");
+    payments.await.unwrap();
+    converged(&net, 0, 1, &id, (190, 60)).await;
+    assert_eq!(
+        onchain(&net, 0).await,
+        a0 - 50,
+        "the top-up left node 1's account"
+    );
+
+    // The new deposit is spendable: node 1 pays more than its first deposit.
+    pay(&net, 0, 1, 160, json!({"is_direct": true})).await;
+    converged(&net, 0, 1, &id, (30, 220)).await;
+}
+
+/// The signed messages of one type that crossed the XMPP server (from its stanza log).
+fn wire_messages(net: &Testnet) -> Vec<smartraiden::messages::SignedMessage> {
+    use base64::Engine;
+    let log = std::fs::read_to_string(net.prosody.log_path()).expect("prosody log");
+    let chain_id = smartraiden::primitives::ChainId(net.deployment.chain_id);
+    log.lines()
+        .filter(|l| l.contains("RECV: <message"))
+        .filter_map(|l| {
+            let body = l.split("<body>").nth(1)?.split("</body>").next()?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .ok()?;
+            smartraiden::messages::decode(&bytes, chain_id).ok()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_that_unlocks_a_lock_it_gave_back_loses_its_deposit_to_the_honest_side() {
+    use smartraiden::chain::{ChainContracts, ChainExecutor};
+    use smartraiden::core::ContractCall;
+    use smartraiden::core::channel::SignedProof;
+    use smartraiden::messages::Message;
+    use smartraiden::primitives::Address;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = TestnetOptions::new(3, dir.path(), env!("CARGO_BIN_EXE_smartraiden"));
+    options.extra_node_args = vec!["--api-timeout".into(), "90".into()];
+    options.xmpp_stanza_log = true;
+    let mut net = Testnet::start(options).await.expect("the testnet starts");
+    let ab = open(&net, 0, 1, 100, 50).await;
+    let bc = open(&net, 1, 2, 10, 0).await;
+    // Node 2 spends its side of 2–3 directly: the chain still shows 10 there, so node 1 routes
+    // through it, and node 2, unable to go on, gives the lock back (AnnounceDisposed).
+    pay(&net, 1, 2, 10, json!({"is_direct": true})).await;
+    converged(&net, 1, 2, &bc, (0, 10)).await;
+    let a0 = onchain(&net, 0).await;
+
+    let (_, fresh) = net.api(0).get("secret").await.unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let hash = fresh["lock_secret_hash"].as_str().unwrap().to_owned();
+    let (status, t) = net
+        .api(0)
+        .transfer(net.token(), net.address(2), 5, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert!(status == 200 || status == 409, "{status} {t}");
+    // Given back and removed on both ends of 1–2.
+    converged(&net, 0, 1, &ab, (100, 50)).await;
+    let wire = wire_messages(&net);
+    assert!(
+        wire.iter()
+            .any(|m| matches!(&m.message, Message::AnnounceDisposed(d) if format!("{:?}", d.lock.secrethash.0) == hash)),
+        "node 2 never gave the lock back"
+    );
+    // The secret becomes public anyway.
+    net.api(0)
+        .expect(
+            200,
+            reqwest::Method::POST,
+            "registersecret",
+            Some(json!({"secret": secret})),
+        )
+        .await
+        .unwrap();
+
+    // Node 2 turns cheater: its node is stopped and it acts on chain by hand, closing with
+    // node 1's older proof that still carries the lock and unlocking that lock.
+    let locked = wire
+        .iter()
+        .find_map(|m| match &m.message {
+            Message::MediatedTransfer(t)
+                if format!("{:?}", t.lock.secrethash.0) == hash
+                    && m.sender.to_lower_hex() == net.address(0).to_lowercase() =>
+            {
+                Some((m.clone(), t.clone()))
+            }
+            _ => None,
+        })
+        .expect("node 1's MediatedTransfer to node 2 on the wire");
+    net.kill_node(1).unwrap();
+    let node2 = dir.path().join("nodes/2");
+    let key = smartraiden::crypto::keystore::decrypt(
+        &std::fs::read_to_string(node2.join("keystore.json")).unwrap(),
+        std::fs::read_to_string(node2.join("password"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let signer =
+        alloy::signers::local::PrivateKeySigner::from_bytes(&key.secret_bytes().into()).unwrap();
+    let cheater = ChainExecutor::new(
+        std::sync::Arc::new(net.chain.client(signer).await.unwrap()),
+        ChainContracts::from(&net.deployment),
+    );
+    let token: Address = net.token().parse().unwrap();
+    let tn = cheater.token_network_of(token).await.unwrap().unwrap();
+    let node1: Address = net.address(0).parse().unwrap();
+    let (msg, transfer) = locked;
+    let old = SignedProof {
+        balance_proof: transfer.balance_proof,
+        additional_hash: msg.hash,
+        signature: msg.signature,
+    };
+    cheater
+        .execute(&ContractCall::Close {
+            token_network: tn,
+            partner: node1,
+            balance_proof: Some(old.on_chain()),
+        })
+        .await
+        .expect("close with the old proof");
+    cheater
+        .execute(&ContractCall::Unlock {
+            token_network: tn,
+            partner: node1,
+            transferred_amount: transfer.balance_proof.transferred_amount,
+            lock: transfer.lock,
+            merkle_proof: vec![],
+        })
+        .await
+        .expect("unlock of the disposed lock");
+
+    // Node 1 punishes on its own and, after the windows, takes the whole channel.
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
+    wait_state(net.api(0), &ab, "node 1 settles", |status, _| status == 404).await;
+    assert_eq!(
+        onchain(&net, 0).await,
+        a0 + 150,
+        "the honest side gets both deposits"
+    );
+}

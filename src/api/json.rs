@@ -61,6 +61,12 @@ pub struct ChannelJson {
     state: &'static str,
     settle_timeout: u64,
     reveal_timeout: u64,
+    /// Block of the close, while closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed_block: Option<u64>,
+    /// The contract's `settle_block_number` (close + settle timeout), while closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settle_block_number: Option<u64>,
 }
 
 impl From<&ChannelState> for ChannelJson {
@@ -80,6 +86,16 @@ impl From<&ChannelState> for ChannelJson {
             },
             settle_timeout: c.settle_timeout.0,
             reveal_timeout: c.reveal_timeout.0,
+            closed_block: match c.status {
+                ChannelStatus::Closed { closed_block, .. } => Some(closed_block.0),
+                _ => None,
+            },
+            settle_block_number: match c.status {
+                ChannelStatus::Closed { closed_block, .. } => {
+                    Some(closed_block.plus(c.settle_timeout).0)
+                }
+                _ => None,
+            },
         }
     }
 }

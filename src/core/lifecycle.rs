@@ -18,21 +18,32 @@ impl Core {
         if block <= self.state.block {
             return;
         }
+        let previous = self.state.block;
         self.state.block = block;
         self.sweep_locks();
+        let window = self.state.config.punish_window;
+        let mut due = Vec::new();
+        for c in self.state.channels() {
+            let Some(after) = c.settle_possible_after(window) else {
+                continue;
+            };
+            if block > after {
+                due.push(c.identifier);
+            } else if let ChannelStatus::Closed { closed_block, .. } = c.status {
+                // Progress through the settle window, once per quarter.
+                let total = after.0.saturating_sub(closed_block.0).max(1);
+                let quarter = |b: BlockNumber| b.0.saturating_sub(closed_block.0) * 4 / total;
+                if quarter(block) != quarter(previous) {
+                    log::info!(
+                        "{}: settle window {}% over, {} blocks to go (settle after block {after})",
+                        c.identifier,
+                        quarter(block) * 25,
+                        after.0 - block.0
+                    );
+                }
+            }
+        }
         if self.state.config.auto_settle {
-            let window = self.state.config.punish_window;
-            let due: Vec<ChannelId> = self
-                .state
-                .channels()
-                .filter(|c| match c.status {
-                    ChannelStatus::Closed { closed_block, .. } => {
-                        block > closed_block.plus(c.settle_timeout).plus(window)
-                    }
-                    _ => false,
-                })
-                .map(|c| c.identifier)
-                .collect();
             for id in due {
                 let _ = self.settle_channel(id);
             }
@@ -349,34 +360,40 @@ impl Core {
         if let Some(i) = end.locks.iter().position(|l| l.lockhash() == lockhash) {
             let lock = end.locks.remove(i);
             end.transferred_amount = end.transferred_amount.saturating_add(lock.amount);
-            let our_lock = payer == ch.our.address;
-            if our_lock {
+            if payer == ch.our.address {
                 self.our_lock_paid(id, lock);
             } else {
                 self.target_on_unlock(id, lock.secrethash);
                 self.mediator_on_payer_unlock(id, lock.secrethash);
             }
-            let Some(ch) = self.state.channel_mut(&id) else {
-                return;
+        }
+        // A lock of ours the partner gave back (and we removed) claimed anyway: punish it.
+        let Some(ch) = self.state.channel(&id) else {
+            return;
+        };
+        if payer == ch.our.address
+            && let Some(d) = ch
+                .disposed_to_us
+                .values()
+                .find(|d| d.lock.lockhash() == lockhash)
+                .copied()
+        {
+            log::warn!(
+                "{id}: {:?} unlocked on chain lock {:?} it had given back; punishing",
+                ch.partner.address,
+                d.lock.secrethash
+            );
+            let call = ContractCall::PunishObsoleteUnlock {
+                token_network: ch.token_network,
+                partner: ch.partner.address,
+                lockhash,
+                additional_hash: d.additional_hash,
+                signature: d.signature,
             };
-            // A lock the partner gave back and then claimed anyway: punish it.
-            if payer == ch.our.address
-                && let Some(d) = ch.disposed_to_us.get(&lock.secrethash).copied()
-            {
-                let call = ContractCall::PunishObsoleteUnlock {
-                    token_network: ch.token_network,
-                    partner: ch.partner.address,
-                    lockhash,
-                    additional_hash: d.additional_hash,
-                    signature: d.signature,
-                };
-                self.contract(call);
-            }
+            self.contract(call);
         }
     }
 
-    /// Remembers what the chain holds as our `transferred_amount` (it decides, at settlement,
-    /// which unacknowledged direct transfers count).
     /// Records `participant`'s balance hash as the chain now holds it (an unlock changes only
     /// the transferred amount).
     fn record_onchain(
@@ -525,17 +542,17 @@ impl Core {
     /// Submits a settle once the settle window is over.
     pub(super) fn settle_channel(&mut self, id: ChannelId) -> Result<(), ActionError> {
         let block = self.state.block;
+        let window = self.state.config.punish_window;
         let ch = self
             .state
             .channel_mut(&id)
             .ok_or(ActionError::UnknownChannel(id))?;
-        let ChannelStatus::Closed { closed_block, .. } = ch.status else {
+        let Some(after) = ch.settle_possible_after(window) else {
             return Err(ActionError::ChannelState(ch.status.api_name()));
         };
-        if block <= closed_block.plus(ch.settle_timeout) {
+        if block <= after {
             return Err(ActionError::Invalid(format!(
-                "settle window open until block {}",
-                closed_block.plus(ch.settle_timeout)
+                "the settle and punish windows last until block {after} (now {block})"
             )));
         }
         ch.status = ChannelStatus::Settling;

@@ -49,6 +49,12 @@ impl FaultPoints {
         self.armed.is_some()
     }
 
+    /// Whether points are checked or logged at all (armed, or this module's debug log on); the
+    /// runtime skips the bookkeeping otherwise.
+    pub fn active(&self) -> bool {
+        self.is_armed() || log::log_enabled!(log::Level::Debug)
+    }
+
     /// Dies at once if `point` is the armed one.
     pub fn hit(&self, point: &str) {
         log::debug!("fault point {point}");
@@ -63,7 +69,7 @@ impl FaultPoints {
     /// The points an input passes before it is processed: `receive:<Message>`,
     /// `ack:<Message>` (from our outbox in `state`), `chain-before:<Event>`.
     pub fn before_input(&self, input: &Input, state: &NodeState) {
-        if !self.is_armed() && !log::log_enabled!(log::Level::Debug) {
+        if !self.active() {
             return;
         }
         match input {
@@ -86,7 +92,7 @@ impl FaultPoints {
     /// The point an input passes once its processing is committed (`receive-after:<Message>`,
     /// `chain-after:<Event>`), to [`FaultPoints::hit`] after the commit.
     pub fn after_input(&self, input: &Input) -> Option<String> {
-        if !self.is_armed() && !log::log_enabled!(log::Level::Debug) {
+        if !self.active() {
             return None;
         }
         match input {
@@ -99,7 +105,7 @@ impl FaultPoints {
     /// Around handing a message to the transport: `send-before:<Message>` or
     /// `send-after:<Message>`.
     pub fn send(&self, stage: &str, bytes: &[u8]) {
-        if self.is_armed() || log::log_enabled!(log::Level::Debug) {
+        if self.active() {
             self.hit(&format!("send-{stage}:{}", wire_kind(bytes)));
         }
     }

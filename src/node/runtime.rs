@@ -212,7 +212,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         match o {
             Output::Send { to, bytes } => {
                 let faults = &self.config.faults;
-                if faults.is_armed() || log::log_enabled!(log::Level::Debug) {
+                if faults.active() {
                     let copy = bytes.clone();
                     faults.send("before", &copy);
                     self.outbound.send(to, bytes);

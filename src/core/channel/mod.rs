@@ -180,6 +180,18 @@ impl ChannelState {
         }
     }
 
+    /// For a closed channel, the last block of its settle and punish windows: a settle may be
+    /// submitted once the chain is past it (the contract wants `settle_block_number +
+    /// punish_window + 1`, and a transaction is mined after the head we know).
+    pub fn settle_possible_after(&self, punish_window: BlockCount) -> Option<BlockNumber> {
+        match self.status {
+            ChannelStatus::Closed { closed_block, .. } => {
+                Some(closed_block.plus(self.settle_timeout).plus(punish_window))
+            }
+            _ => None,
+        }
+    }
+
     /// The channel, epoch and chain signatures bind to.
     pub fn binding(&self) -> ChannelBinding {
         ChannelBinding {
