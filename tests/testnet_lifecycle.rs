@@ -1,8 +1,9 @@
 //! The channel lifecycle on a real local testnet (anvil mining on demand, Prosody, node
 //! processes), through the REST API only, checking on-chain token balances to the token after
-//! every settle: close by either side and settle, withdraw, cooperative settle, re-opening, a
-//! direct transfer beside a pending lock, a user-held secret, and a mediator whose payer goes
-//! silent.
+//! every settle: close by either side and settle, a close with an outdated proof, withdraw,
+//! cooperative settle, re-opening, a deposit top-up while the partner pays, a direct transfer
+//! beside a pending lock, a user-held secret, a mediator whose payer goes silent, and the
+//! punishment of a partner that unlocks on chain a lock it gave back.
 
 use std::time::{Duration, Instant};
 
@@ -383,23 +384,21 @@ async fn a_close_with_an_outdated_proof_settles_what_each_side_holds_signed() {
     pay(&net, 1, 0, 10, json!({"is_direct": true})).await;
     converged(&net, 0, 1, &id, (110, 90)).await;
 
-    // Node 1 is down while node 2 signs a newer proof paying it 20 more.
-    net.kill_node(0).unwrap();
-    let (status, t) = net
+    // Node 2 signs and commits a newer proof paying 20 more, and dies before sending it.
+    net.kill_node(1).unwrap();
+    net.start_node_with(1, &[("SMARTRAIDEN_CRASH_AT", "send-before:DirectTransfer")])
+        .await
+        .unwrap();
+    let answer = net
         .api(1)
         .transfer(net.token(), net.address(0), 20, json!({"is_direct": true}))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{t}");
-    let late = t["lock_secret_hash"].as_str().unwrap().to_owned();
-    net.api(1)
-        .wait_channel(&id, WAIT, |c| amount(&c["balance"]) == Some(70))
-        .await
-        .unwrap();
-    net.kill_node(1).unwrap();
+        .await;
+    assert!(
+        net.wait_exit(1, WAIT).await.is_some(),
+        "node 2 did not stop at the fault point (answer {answer:?})"
+    );
 
-    // Node 1 comes back alone and closes with the proof it holds (nonce 1, 10 paid).
-    net.start_node(0).await.unwrap();
+    // Node 1 closes with the proof it holds (nonce 1, 10 paid); node 2 comes back after.
     let closed = net
         .api(0)
         .expect(
@@ -412,14 +411,23 @@ async fn a_close_with_an_outdated_proof_settles_what_each_side_holds_signed() {
         .unwrap();
     assert_eq!(closed["state"], "closed", "{closed}");
     net.start_node(1).await.unwrap();
+    let (_, sent) = net.api(1).get("querysenttransfer").await.unwrap();
+    let late = sent
+        .as_array()
+        .and_then(|l| l.last())
+        .expect("node 2 kept its transfer")["lock_secret_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     wait_state(net.api(1), &id, "node 2 sees the close", |_, c| {
         c["state"] == "closed"
     })
     .await;
 
     settle_window_passes(&net, 0, 1, &id).await;
-    // Node 2's late transfer never reached node 1 before the close: the chain settles the
-    // proof node 1 held, and node 2 reports the transfer failed, not lost in between.
+    // Node 2's late transfer never reached node 1 before the close (node 1 refuses it on a
+    // closed channel): the chain settles the proof node 1 held, and node 2 reports the
+    // transfer failed.
     assert_eq!(ended(&net, 1, &late).await, "failed");
     assert_eq!(onchain(&net, 0).await, a0 + 110, "node 1 paid out");
     assert_eq!(onchain(&net, 1).await, b0 + 90, "node 2 paid out");
@@ -498,7 +506,8 @@ async fn a_partner_that_unlocks_a_lock_it_gave_back_loses_its_deposit_to_the_hon
 
     let (_, fresh) = net.api(0).get("secret").await.unwrap();
     let secret = fresh["secret"].as_str().unwrap().to_owned();
-    let hash = fresh["lock_secret_hash"].as_str().unwrap().to_owned();
+    let hash: smartraiden::primitives::H256 =
+        fresh["lock_secret_hash"].as_str().unwrap().parse().unwrap();
     let (status, t) = net
         .api(0)
         .transfer(net.token(), net.address(2), 5, json!({"secret": secret}))
@@ -509,8 +518,9 @@ async fn a_partner_that_unlocks_a_lock_it_gave_back_loses_its_deposit_to_the_hon
     converged(&net, 0, 1, &ab, (100, 50)).await;
     let wire = wire_messages(&net);
     assert!(
-        wire.iter()
-            .any(|m| matches!(&m.message, Message::AnnounceDisposed(d) if format!("{:?}", d.lock.secrethash.0) == hash)),
+        wire.iter().any(
+            |m| matches!(&m.message, Message::AnnounceDisposed(d) if d.lock.secrethash.0 == hash)
+        ),
         "node 2 never gave the lock back"
     );
     // The secret becomes public anyway.
@@ -530,8 +540,8 @@ async fn a_partner_that_unlocks_a_lock_it_gave_back_loses_its_deposit_to_the_hon
         .iter()
         .find_map(|m| match &m.message {
             Message::MediatedTransfer(t)
-                if format!("{:?}", t.lock.secrethash.0) == hash
-                    && m.sender.to_lower_hex() == net.address(0).to_lowercase() =>
+                if t.lock.secrethash.0 == hash
+                    && m.sender == net.address(0).parse::<Address>().unwrap() =>
             {
                 Some((m.clone(), t.clone()))
             }
