@@ -7,11 +7,13 @@ pub mod client;
 pub mod info;
 pub mod limits;
 pub mod network;
+pub mod rpc_gate;
 pub mod seed;
 
 pub use client::ApiClient;
 pub use info::{NodeInfo, TestnetInfo};
 pub use network::{Testnet, TestnetOptions, down};
+pub use rpc_gate::RpcGate;
 
 /// Why a testnet could not be started, stopped or driven.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ use log::info;
 use super::TestnetError;
 use super::client::ApiClient;
 use super::info::{NodeInfo, TestnetInfo};
+use super::rpc_gate::RpcGate;
 use crate::chain::bindings::StandardToken;
 use crate::chain::deploy::deploy;
 use crate::chain::{DeployOptions, Deployment, DevChain, DevChainOptions};
@@ -50,6 +51,9 @@ pub struct TestnetOptions {
     pub xmpp_stanza_log: bool,
     /// The nodes' `RUST_LOG` when the environment sets none.
     pub node_log: String,
+    /// Put an [`RpcGate`] between the nodes and anvil (tests that take the RPC down); only
+    /// for in-process testnets, the gate lives as long as the [`Testnet`].
+    pub rpc_gate: bool,
 }
 
 impl TestnetOptions {
@@ -67,6 +71,7 @@ impl TestnetOptions {
             extra_node_args: Vec::new(),
             xmpp_stanza_log: false,
             node_log: "info".into(),
+            rpc_gate: false,
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Testnet {
     pub prosody: ProsodyServer,
     /// The deployed contracts.
     pub deployment: Deployment,
+    /// The gate between the nodes and anvil, when asked for.
+    pub rpc_gate: Option<RpcGate>,
     nodes: Vec<NodeProcess>,
     options: TestnetOptions,
     info: TestnetInfo,
@@ -126,6 +133,24 @@ impl Testnet {
                 ..ProsodyOptions::default()
             },
         )?;
+
+        let rpc_gate = if options.rpc_gate {
+            let upstream = chain
+                .url()
+                .trim_start_matches("http://")
+                .parse()
+                .map_err(|e| TestnetError::Setup(format!("anvil's URL {}: {e}", chain.url())))?;
+            Some(
+                RpcGate::start(upstream)
+                    .await
+                    .map_err(|e| TestnetError::Setup(format!("RPC gate: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let node_rpc = rpc_gate
+            .as_ref()
+            .map_or_else(|| chain.url().to_owned(), RpcGate::url);
 
         info!("deploying the contracts");
         let deployer = chain.client(DevChain::key(0)).await?;
@@ -174,7 +199,7 @@ impl Testnet {
                 vec!["run".into(), "--datadir".into(), datadir.clone().into()];
             args.extend(["--keystore".into(), node_dir.join("keystore.json").into()]);
             args.extend(["--password-file".into(), node_dir.join("password").into()]);
-            args.extend(["--eth-rpc".into(), chain.url().into()]);
+            args.extend(["--eth-rpc".into(), node_rpc.clone().into()]);
             args.extend(["--deployment".into(), deployment_file.clone().into()]);
             args.extend(["--xmpp-server".into(), prosody.addr().to_string().into()]);
             args.extend(["--xmpp-domain".into(), prosody.domain().into()]);
@@ -227,6 +252,7 @@ impl Testnet {
             chain,
             prosody,
             deployment,
+            rpc_gate,
             nodes,
             options: TestnetOptions { dir, ..options },
             info,
