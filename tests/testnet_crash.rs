@@ -316,3 +316,281 @@ async fn a_mediated_transfer_survives_a_crash_at_every_fault_point_of_every_role
         );
     }
 }
+
+// ---------------------------------------------------------------- chain events
+
+const LIFE_DEPOSIT: u128 = 100;
+const SETTLE_TIMEOUT: u64 = 40;
+const PUNISH_BLOCKS: u64 = 5;
+
+/// Waits until `done(node, its channel with the other node)` holds on both nodes of a
+/// two-node testnet, starting again (unarmed) a node that died on the way.
+async fn converge(
+    net: &mut Testnet,
+    step: &str,
+    done: impl Fn(usize, Option<&Value>) -> bool,
+) -> Option<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut all = true;
+        let mut first = None;
+        for n in 0..2 {
+            if !net.is_running(n) {
+                let _ = net.wait_exit(n, Duration::from_secs(1)).await;
+                net.start_node(n)
+                    .await
+                    .unwrap_or_else(|e| panic!("{step}: node {} does not restart: {e}", n + 1));
+            }
+            let ch = match net
+                .api(n)
+                .channel_with(net.token(), net.address(1 - n))
+                .await
+            {
+                Ok(ch) => ch,
+                Err(_) => {
+                    all = false;
+                    continue;
+                }
+            };
+            all &= done(n, ch.as_ref());
+            if n == 0 {
+                first = ch;
+            }
+        }
+        if all {
+            return first;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{step}: the nodes never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Node `who`'s token balance on chain, asked of whichever node answers.
+async fn onchain_of(net: &Testnet, who: usize) -> u128 {
+    for n in [0, 1] {
+        if let Ok(b) = net
+            .api(n)
+            .onchain_balance(net.token(), net.address(who))
+            .await
+        {
+            return b;
+        }
+    }
+    panic!("no node answers for the on-chain balance");
+}
+
+/// Node 1's view is `(a, b)` with no locks, node 2's the mirror.
+fn split(n: usize, ch: Option<&Value>, a: u128, b: u128) -> bool {
+    let want = if n == 0 { (a, b) } else { (b, a) };
+    ch.is_some_and(|c| {
+        balances(c) == Some(want)
+            && amount(&c["locked_amount"]) == Some(0)
+            && amount(&c["partner_locked_amount"]) == Some(0)
+    })
+}
+
+/// A channel's life between nodes 1 and 2, every step driven through the REST API and awaited
+/// on both nodes (restarting one that died): open, deposit, payments both ways, a withdraw, a
+/// lock with a held secret, then either a close, an on-chain secret, an unlock and the settle,
+/// or the lock released and a cooperative settle. The on-chain payouts are checked exactly.
+async fn channel_life(net: &mut Testnet, cooperative: bool, name: &str) {
+    let (a0, b0) = (onchain_of(net, 0).await, onchain_of(net, 1).await);
+    let token = net.token().to_owned();
+    let addr_b = net.address(1).to_owned();
+
+    let _ = net
+        .api(0)
+        .open_channel(&token, &addr_b, LIFE_DEPOSIT as u64, SETTLE_TIMEOUT)
+        .await;
+    let ch = converge(net, &format!("{name}: open"), |_, c| c.is_some())
+        .await
+        .unwrap();
+    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
+    let _ = net.api(1).deposit(&id, LIFE_DEPOSIT as u64).await;
+    converge(net, &format!("{name}: deposit"), |n, c| {
+        split(n, c, 100, 100)
+    })
+    .await;
+
+    for (from, to, value) in [(0, 1, 10), (1, 0, 3)] {
+        let (status, t) = net
+            .api(from)
+            .transfer(
+                &token,
+                net.address(to),
+                value,
+                json!({"is_direct": true, "sync": true}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{name}: payment {t}");
+    }
+    converge(net, &format!("{name}: payments"), |n, c| {
+        split(n, c, 93, 107)
+    })
+    .await;
+
+    let _ = net
+        .api(0)
+        .call(
+            reqwest::Method::PUT,
+            &format!("withdraw/{id}"),
+            Some(json!({"amount": 5})),
+        )
+        .await;
+    converge(net, &format!("{name}: withdraw"), |n, c| {
+        split(n, c, 88, 107)
+    })
+    .await;
+
+    let (_, fresh) = net.api(0).get("secret").await.unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let hash = fresh["lock_secret_hash"].as_str().unwrap().to_owned();
+    let (status, t) = net
+        .api(0)
+        .transfer(&token, &addr_b, 7, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{name}: locked transfer {t}");
+    converge(net, &format!("{name}: lock"), |n, c| {
+        let field = if n == 0 {
+            "locked_amount"
+        } else {
+            "partner_locked_amount"
+        };
+        c.is_some_and(|c| amount(&c[field]) == Some(7))
+    })
+    .await;
+
+    if cooperative {
+        let _ = net
+            .api(0)
+            .call(
+                reqwest::Method::POST,
+                "transfers/allowrevealsecret",
+                Some(json!({"lock_secret_hash": hash, "token_address": token})),
+            )
+            .await;
+        converge(net, &format!("{name}: unlock"), |n, c| split(n, c, 81, 114)).await;
+        let _ = net
+            .api(0)
+            .call(
+                reqwest::Method::PATCH,
+                &format!("channels/{id}"),
+                Some(json!({"state": "closed"})),
+            )
+            .await;
+        converge(net, &format!("{name}: cooperative settle"), |_, c| {
+            c.is_none()
+        })
+        .await;
+    } else {
+        let _ = net
+            .api(0)
+            .call(
+                reqwest::Method::PATCH,
+                &format!("channels/{id}"),
+                Some(json!({"state": "closed", "force": true})),
+            )
+            .await;
+        converge(net, &format!("{name}: close"), |_, c| {
+            c.is_some_and(|c| c["state"] == "closed")
+        })
+        .await;
+        // The secret goes public on chain; node 2 claims the lock on the closed channel.
+        let _ = net
+            .api(0)
+            .call(
+                reqwest::Method::POST,
+                "registersecret",
+                Some(json!({"secret": secret})),
+            )
+            .await;
+        converge(net, &format!("{name}: unlock on chain"), |n, c| {
+            let want = if n == 0 { (81, 114) } else { (114, 81) };
+            c.is_some_and(|c| {
+                balances(c) == Some(want)
+                    && amount(&c["locked_amount"]) == Some(0)
+                    && amount(&c["partner_locked_amount"]) == Some(0)
+            })
+        })
+        .await;
+        net.chain
+            .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+            .await
+            .unwrap();
+        converge(net, &format!("{name}: settle"), |_, c| c.is_none()).await;
+    }
+    let (a1, b1) = (onchain_of(net, 0).await, onchain_of(net, 1).await);
+    assert_eq!((a1 + 14, b1), (a0, b0 + 14), "{name}: on-chain payouts");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_life_survives_a_crash_at_every_chain_event_of_either_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(2, dir.path()).await;
+
+    // Clean runs list the chain-event points each node passes in either ending.
+    let mut cycles: Vec<(usize, String, bool)> = Vec::new();
+    for cooperative in [false, true] {
+        let offsets = log_sizes(&net);
+        channel_life(&mut net, cooperative, "clean run").await;
+        for (node, points) in points_since(&net, &offsets).into_iter().enumerate() {
+            for p in points.into_iter().filter(|p| p.starts_with("chain-")) {
+                if !cycles.iter().any(|(n, q, _)| *n == node && *q == p) {
+                    cycles.push((node, p, cooperative));
+                }
+            }
+        }
+    }
+
+    let mut crashed = Vec::new();
+    for (node, point, cooperative) in cycles {
+        let name = format!("node {} at {point}", node + 1);
+        if std::env::var("CRASH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+            continue;
+        }
+        net.kill_node(node).unwrap();
+        // A start-up that already hits the point counts as a crash; `converge` restarts it.
+        let _ = net
+            .start_node_with(node, &[("SMARTRAIDEN_CRASH_AT", &point)])
+            .await;
+        channel_life(&mut net, cooperative, &name).await;
+        let log = std::fs::read_to_string(net.log_path(node)).unwrap_or_default();
+        let hit = log.contains(&format!("fault point {point} reached"));
+        eprintln!(
+            "{name}: {}",
+            if hit {
+                "crashed, recovered"
+            } else {
+                "not reached"
+            }
+        );
+        if hit {
+            crashed.push(name);
+        }
+        // Disarm for good if the point was never reached.
+        if net.is_running(node) && !hit {
+            net.restart_node(node).await.unwrap();
+        }
+    }
+    for p in [
+        "chain-before:ChannelOpened",
+        "chain-after:ChannelDeposit",
+        "chain-before:ChannelWithdraw",
+        "chain-after:ChannelClosed",
+        "chain-after:BalanceProofUpdated",
+        "chain-after:SecretRegistered",
+        "chain-before:ChannelUnlocked",
+        "chain-after:ChannelSettled",
+        "chain-after:ChannelCooperativeSettled",
+    ] {
+        assert!(
+            crashed.iter().any(|c| c.ends_with(p)),
+            "never crashed at {p}: {crashed:?}"
+        );
+    }
+}

@@ -20,6 +20,9 @@ pub enum Input {
     Block(BlockNumber),
     /// Time passed (the context's `now_ms`): retransmissions fall due.
     Tick,
+    /// The node restarted from its persisted state and has followed the chain to the head:
+    /// on-chain duties whose transactions may have died with the process are issued again.
+    Resume,
     /// A peer's reachability changed (presence).
     PeerReachability {
         /// The peer.

@@ -556,20 +556,76 @@ impl Core {
             )));
         }
         ch.status = ChannelStatus::Settling;
-        // The contract checks these against the balance hashes it holds.
-        let (ot, ol) = ch.onchain.our;
-        let (pt, pl) = ch.onchain.partner;
-        let call = ContractCall::Settle {
-            token_network: ch.token_network,
-            participant1: ch.our.address,
-            participant1_transferred_amount: ot,
-            participant1_locksroot: ol,
-            participant2: ch.partner.address,
-            participant2_transferred_amount: pt,
-            participant2_locksroot: pl,
-        };
+        let call = settle_call(ch);
         self.contract(call);
         Ok(())
+    }
+
+    /// After a restart: issues again every on-chain duty whose transaction may have been lost
+    /// with the process (a close we started, the update of the partner's proof, unlocks of
+    /// claimable locks, secrets we were registering, a settle). Idempotent: a duplicate of a
+    /// transaction that did go through reverts and changes nothing.
+    pub(super) fn resume_chain_duties(&mut self) {
+        let block = self.state.block;
+        let mut calls = Vec::new();
+        let mut unlocks = Vec::new();
+        for ch in self.state.channels() {
+            match ch.status {
+                ChannelStatus::Closing => calls.push(ContractCall::Close {
+                    token_network: ch.token_network,
+                    partner: ch.partner.address,
+                    balance_proof: ch.partner.latest_proof.map(|p| p.on_chain()),
+                }),
+                ChannelStatus::Closed { closed_block, .. }
+                    if block <= closed_block.plus(ch.settle_timeout) =>
+                {
+                    if let Some(p) = ch.partner.latest_proof {
+                        let bp = p.balance_proof;
+                        let held = (bp.transferred_amount, bp.locksroot);
+                        // Unlocks raise the amount on chain; only an older proof needs the update.
+                        if held.1 != ch.onchain.partner.1 || held.0 > ch.onchain.partner.0 {
+                            calls.push(ContractCall::UpdateBalanceProof {
+                                token_network: ch.token_network,
+                                partner: ch.partner.address,
+                                balance_proof: p.on_chain(),
+                            });
+                        }
+                    }
+                    for l in &ch.partner.locks {
+                        if self.state.registered_by(&l.secrethash, l.expiration) {
+                            unlocks.push((ch.identifier, l.secrethash));
+                        }
+                    }
+                }
+                ChannelStatus::Settling => calls.push(settle_call(ch)),
+                _ => {}
+            }
+        }
+        for h in &self.state.registering {
+            if self.state.registered_secrets.contains_key(h) {
+                continue;
+            }
+            let secret = self
+                .state
+                .channels()
+                .find_map(|c| c.partner.secrets.get(h).or_else(|| c.our.secrets.get(h)))
+                .copied();
+            if let Some(secret) = secret {
+                calls.push(ContractCall::RegisterSecret { secret });
+            }
+        }
+        if !calls.is_empty() || !unlocks.is_empty() {
+            log::info!(
+                "resuming {} on-chain duties after the restart",
+                calls.len() + unlocks.len()
+            );
+        }
+        for call in calls {
+            self.contract(call);
+        }
+        for (id, h) in unlocks {
+            self.unlock_on_chain(id, h);
+        }
     }
 
     pub(super) fn open_channel(
@@ -864,5 +920,20 @@ impl Core {
                 reason: "the partner did not co-sign in time".into(),
             });
         }
+    }
+}
+
+/// `settleChannel` with the balance hashes the contract holds for both ends.
+fn settle_call(ch: &ChannelState) -> ContractCall {
+    let (ot, ol) = ch.onchain.our;
+    let (pt, pl) = ch.onchain.partner;
+    ContractCall::Settle {
+        token_network: ch.token_network,
+        participant1: ch.our.address,
+        participant1_transferred_amount: ot,
+        participant1_locksroot: ol,
+        participant2: ch.partner.address,
+        participant2_transferred_amount: pt,
+        participant2_locksroot: pl,
     }
 }

@@ -139,6 +139,7 @@ impl Core {
             Input::PeerReachability { peer, online } => {
                 self.state.reachability.insert(peer, online);
             }
+            Input::Resume => self.resume_chain_duties(),
         }
         std::mem::take(&mut self.out)
     }

@@ -442,6 +442,12 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     // Answer only once the chain is followed up to the head seen at start: a node that says it
     // is ready knows every token and channel that existed when it started.
     sync_chain(&handle, head_at_start.saturating_sub(opts.confirmations)).await?;
+    // Transactions the previous run may not have sent go out again (duplicates revert).
+    if start_block > 0 {
+        handle
+            .input(Input::Resume)
+            .map_err(|e| RunError::Startup(format!("the event loop stopped: {e}")))?;
+    }
 
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let api = ApiState {
