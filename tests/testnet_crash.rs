@@ -1,8 +1,13 @@
 //! Crash safety on a real local testnet: a node killed at each named fault point of a direct
-//! and of a three-node mediated transfer (in each role) restarts on its data directory, and
+//! transfer, a three-node mediated transfer (in each role), a lock given back by a mediator
+//! that cannot go on, and a lock left to expire, restarts on its data directory, and
 //! then the transfer has ended as a success or a clean failure, both ends of every channel
 //! report identical balances and no locks, tokens are conserved per channel, and the target
 //! received exactly the succeeded amounts.
+//!
+//! A second part kills either node of a channel at each chain-event point of the channel's
+//! whole life (open, deposit, withdraw, close, update, secret registered, unlock, settle,
+//! cooperative settle) and checks the on-chain payouts to the token.
 //!
 //! The fault points a scenario passes are discovered, not listed by hand: one clean run with
 //! the nodes logging every point they pass (`smartraiden::node::faults` at debug level), then
@@ -17,6 +22,43 @@ use smartraiden::testnet::{Testnet, TestnetOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 const DEPOSIT: u64 = 10_000;
+
+/// What node 1 does in each round of a crash scenario.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// A direct transfer to node 2.
+    Direct,
+    /// A mediated transfer to node 3 through node 2.
+    Mediated,
+    /// A mediated transfer to node 3 that node 2 cannot forward (its side of 2–3 is spent):
+    /// node 2 gives the lock back (AnnounceDisposed), node 1 removes it and fails the transfer.
+    Disposed,
+    /// A transfer to node 2 whose secret node 1 holds back: the lock expires and node 1
+    /// removes it (RemoveExpiredHashlock).
+    Expired,
+}
+
+impl Scenario {
+    fn nodes(self) -> usize {
+        match self {
+            Scenario::Direct | Scenario::Expired => 2,
+            Scenario::Mediated | Scenario::Disposed => 3,
+        }
+    }
+
+    /// Whether a round can end in success.
+    fn can_succeed(self) -> bool {
+        matches!(self, Scenario::Direct | Scenario::Mediated)
+    }
+
+    /// How often to mine 5 blocks while waiting for a round to end.
+    fn block_pace(self) -> Duration {
+        match self {
+            Scenario::Expired => Duration::from_millis(250),
+            _ => Duration::from_secs(2),
+        }
+    }
+}
 
 async fn testnet(nodes: usize, dir: &std::path::Path) -> Testnet {
     let mut options = TestnetOptions::new(nodes, dir, env!("CARGO_BIN_EXE_smartraiden"));
@@ -75,7 +117,7 @@ fn log_sizes(net: &Testnet) -> Vec<u64> {
 
 /// The outcome of the transfer `id` at the initiator, driving block time forward when it
 /// takes long (a failed transfer ends when its lock expires).
-async fn outcome(net: &Testnet, id: &str, point: &str) -> String {
+async fn outcome(net: &Testnet, id: &str, point: &str, pace: Duration) -> String {
     let deadline = Instant::now() + WAIT;
     let mut last_mine = Instant::now();
     loop {
@@ -92,7 +134,7 @@ async fn outcome(net: &Testnet, id: &str, point: &str) -> String {
             Instant::now() < deadline,
             "{point}: transfer {id} never ended: {t}"
         );
-        if last_mine.elapsed() > Duration::from_secs(2) {
+        if last_mine.elapsed() > pace {
             net.chain.mine(5).await.unwrap();
             last_mine = Instant::now();
         }
@@ -153,15 +195,18 @@ async fn quiescent(net: &Testnet, ids: &[String], point: &str) -> Vec<(u128, u12
 
 /// Starts a transfer of `value` from node 1 to the last node; its id. If node 1 dies before
 /// answering, the id comes from its history after it is back.
-async fn start_transfer(net: &mut Testnet, value: u64, direct: bool) -> Result<String, ()> {
+async fn start_transfer(net: &mut Testnet, value: u64, scenario: Scenario) -> Result<String, ()> {
     let target = net.address(net.len() - 1).to_owned();
-    let body = if direct {
-        json!({"is_direct": true})
-    } else {
-        json!({})
+    let body = match scenario {
+        Scenario::Direct => json!({"is_direct": true}),
+        Scenario::Mediated | Scenario::Disposed => json!({}),
+        Scenario::Expired => {
+            let (_, fresh) = net.api(0).get("secret").await.map_err(|_| ())?;
+            json!({"secret": fresh["secret"]})
+        }
     };
     // A partner just restarted is unreachable (409, no route) until its presence arrives.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + WAIT;
     loop {
         match net
             .api(0)
@@ -177,7 +222,7 @@ async fn start_transfer(net: &mut Testnet, value: u64, direct: bool) -> Result<S
             {
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
-            Ok((status, t)) => panic!("transfer refused with {status}: {t}"),
+            Ok((status, t)) => panic!("transfer refused with {status} (for {WAIT:?} if 409): {t}"),
             Err(_) => return Err(()),
         }
     }
@@ -191,7 +236,7 @@ async fn sent_history(net: &Testnet) -> Vec<Value> {
 }
 
 /// One crash per (node, fault point) of the scenario; returns the points crashed at.
-async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
+async fn crash_everywhere(scenario: Scenario) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     // `CRASH_KEEP=1` keeps the testnet's directory (logs) for a look afterwards.
     let dir_path = if std::env::var("CRASH_KEEP").is_ok() {
@@ -201,19 +246,35 @@ async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
     } else {
         dir.path().to_owned()
     };
-    let mut net = testnet(nodes, &dir_path).await;
+    let mut net = testnet(scenario.nodes(), &dir_path).await;
     let ids = open_line(&net).await;
     let target = net.len() - 1;
+    let pace = scenario.block_pace();
+    if scenario == Scenario::Disposed {
+        let (status, t) = net
+            .api(1)
+            .transfer(
+                net.token(),
+                net.address(2),
+                DEPOSIT,
+                json!({"is_direct": true, "sync": true}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "node 2 spends its side of 2–3: {t}");
+    }
+    let base = quiescent(&net, &ids, "setup").await[target - 1].1;
 
     // A clean run lists the points each node passes.
     let offsets = log_sizes(&net);
-    let id = start_transfer(&mut net, 1, direct)
+    let id = start_transfer(&mut net, 1, scenario)
         .await
         .expect("clean transfer");
-    assert_eq!(outcome(&net, &id, "clean run").await, "success");
+    let end = outcome(&net, &id, "clean run", pace).await;
+    assert_eq!(end == "success", scenario.can_succeed(), "clean run: {end}");
     quiescent(&net, &ids, "clean run").await;
     let points = points_since(&net, &offsets);
-    let mut received = 1u128;
+    let mut received = u128::from(scenario.can_succeed());
     let mut crashed = Vec::new();
 
     for (node, node_points) in points.iter().enumerate() {
@@ -230,13 +291,20 @@ async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
                 .start_node_with(node, &[("SMARTRAIDEN_CRASH_AT", point)])
                 .await
             {
-                Ok(()) => (start_transfer(&mut net, 1, direct).await, false),
+                Ok(()) => (start_transfer(&mut net, 1, scenario).await, false),
                 Err(e) if e.to_string().contains("exited during start-up") => (Err(()), true),
                 Err(e) => panic!("{name}: start failed: {e}"),
             };
             let (started, died_starting) = started;
-            let died =
-                died_starting || net.wait_exit(node, Duration::from_secs(15)).await.is_some();
+            // Blocks move on meanwhile, as in `outcome` (a lock may have to expire first).
+            let mut died = died_starting;
+            let until = Instant::now() + Duration::from_secs(15);
+            while !died && Instant::now() < until {
+                died = net.wait_exit(node, pace).await.is_some();
+                if !died {
+                    net.chain.mine(5).await.unwrap();
+                }
+            }
             if !died {
                 // This run took another path (e.g. a retransmission raced the point); no crash.
                 net.kill_node(node).unwrap();
@@ -258,14 +326,18 @@ async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
                 }
             };
             let end = match &id {
-                Some(id) => outcome(&net, id, &name).await,
+                Some(id) => outcome(&net, id, &name, pace).await,
                 None => "never started".to_owned(),
             };
             let splits = quiescent(&net, &ids, &name).await;
+            assert!(
+                end != "success" || scenario.can_succeed(),
+                "{name}: a transfer that cannot go through succeeded"
+            );
             if end == "success" {
                 received += 1;
             }
-            let at_target = splits[target - 1].1 - DEPOSIT as u128;
+            let at_target = splits[target - 1].1 - base;
             assert_eq!(
                 at_target, received,
                 "{name}: the target holds {at_target}, succeeded transfers paid {received}"
@@ -284,7 +356,7 @@ async fn crash_everywhere(nodes: usize, direct: bool) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_direct_transfer_survives_a_crash_at_every_fault_point_of_either_node() {
-    let crashed = crash_everywhere(2, true).await;
+    let crashed = crash_everywhere(Scenario::Direct).await;
     for p in [
         "send-before:DirectTransfer",
         "receive:DirectTransfer",
@@ -300,7 +372,7 @@ async fn a_direct_transfer_survives_a_crash_at_every_fault_point_of_either_node(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mediated_transfer_survives_a_crash_at_every_fault_point_of_every_role() {
-    let crashed = crash_everywhere(3, false).await;
+    let crashed = crash_everywhere(Scenario::Mediated).await;
     for p in [
         "node 1 at send-before:MediatedTransfer",
         "node 2 at receive:MediatedTransfer",
@@ -309,6 +381,41 @@ async fn a_mediated_transfer_survives_a_crash_at_every_fault_point_of_every_role
         "node 1 at send-before:RevealSecret",
         "node 2 at send-before:Secret",
         "node 3 at receive:Secret",
+    ] {
+        assert!(
+            crashed.iter().any(|c| c == p),
+            "never crashed at {p}: {crashed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disposed_lock_is_removed_cleanly_after_a_crash_at_every_fault_point() {
+    let crashed = crash_everywhere(Scenario::Disposed).await;
+    for p in [
+        "node 2 at send-before:AnnounceDisposed",
+        "node 2 at send-after:AnnounceDisposed",
+        "node 1 at receive:AnnounceDisposed",
+        "node 1 at send-before:AnnounceDisposedResponse",
+        "node 2 at receive:AnnounceDisposedResponse",
+        "node 1 at ack:AnnounceDisposedResponse",
+    ] {
+        assert!(
+            crashed.iter().any(|c| c == p),
+            "never crashed at {p}: {crashed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_lock_is_removed_cleanly_after_a_crash_at_every_fault_point() {
+    let crashed = crash_everywhere(Scenario::Expired).await;
+    for p in [
+        "node 1 at send-before:RemoveExpiredHashlock",
+        "node 1 at send-after:RemoveExpiredHashlock",
+        "node 2 at receive:RemoveExpiredHashlock",
+        "node 2 at receive-after:RemoveExpiredHashlock",
+        "node 1 at ack:RemoveExpiredHashlock",
     ] {
         assert!(
             crashed.iter().any(|c| c == p),
