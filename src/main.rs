@@ -28,6 +28,31 @@ enum Command {
     /// A local testnet on this machine: anvil, Prosody, the contracts and N nodes.
     #[command(subcommand)]
     Testnet(TestnetCommand),
+    /// Channels of a running node, through its REST API.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+}
+
+#[derive(Subcommand)]
+enum ChannelCommand {
+    /// List the node's channels with their balances and states.
+    List {
+        /// The node's REST API.
+        #[arg(long, default_value = "http://127.0.0.1:5001")]
+        api: String,
+    },
+    /// Close a channel on chain with the partner's latest balance proof; with --wait, follow
+    /// the settle window (progress every few seconds) until the node has settled it.
+    Close {
+        /// The channel identifier (0x…).
+        channel: String,
+        /// The node's REST API.
+        #[arg(long, default_value = "http://127.0.0.1:5001")]
+        api: String,
+        /// Wait for the settle and show the progress.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -436,6 +461,65 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
 
 /// An error and its causes on one line, each cause once (wrapped errors often repeat their
 /// source's text in their own).
+async fn run_channel(cmd: ChannelCommand) -> Result<()> {
+    use smartraiden::testnet::ApiClient;
+    use smartraiden::testnet::client::{amount, balances};
+    match cmd {
+        ChannelCommand::List { api } => {
+            let api = ApiClient::new(api);
+            println!("| channel | partner | balance / partner's | state |");
+            println!("|---|---|---|---|");
+            for c in api.channels().await? {
+                let (b, p) = balances(&c).unwrap_or_default();
+                println!(
+                    "| {} | {} | {b} / {p} | {} |",
+                    c["channel_identifier"].as_str().unwrap_or("?"),
+                    c["partner_address"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(())
+        }
+        ChannelCommand::Close { channel, api, wait } => {
+            let api = ApiClient::new(api);
+            let path = format!("channels/{channel}");
+            let closed = api
+                .expect(
+                    200,
+                    reqwest::Method::PATCH,
+                    &path,
+                    Some(serde_json::json!({"state": "closed", "force": true})),
+                )
+                .await?;
+            let (b, p) = balances(&closed).unwrap_or_default();
+            println!("closed {channel}: our balance {b}, the partner's {p}");
+            if !wait {
+                return Ok(());
+            }
+            let mut last = None;
+            loop {
+                let (status, ch) = api.get(&path).await?;
+                if status == 404 {
+                    println!("settled: the node paid both sides out on chain");
+                    return Ok(());
+                }
+                let now = amount(&ch["block_number"]);
+                let after = amount(&ch["settle_after_block"]);
+                if let (Some(now), Some(after)) = (now, after)
+                    && last != Some(now)
+                {
+                    let to_go = after.saturating_sub(now);
+                    println!(
+                        "settle window: block {now}, settles after block {after} ({to_go} blocks to go)"
+                    );
+                    last = Some(now);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            }
+        }
+    }
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
@@ -459,6 +543,7 @@ async fn main() -> std::process::ExitCode {
         Command::Deploy(args) => run_deploy(args).await,
         Command::Account(cmd) => run_account(cmd),
         Command::Testnet(cmd) => run_testnet(cmd).await,
+        Command::Channel(cmd) => run_channel(cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -184,6 +184,21 @@ async fn two_node_processes_open_a_channel_and_pay_through_the_rest_api() {
         (Some(100), Some(0), Some("opened"))
     );
     let id = ch["channel_identifier"].as_str().unwrap().to_owned();
+    // B learns of the channel from the chain, a moment after A.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, seen) = call(
+            reqwest::Method::GET,
+            format!("{}/api/1/channels/{id}", b.api),
+            None,
+        )
+        .await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never saw the channel: {seen}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, ch) = call(
         reqwest::Method::PATCH,
         format!("{}/api/1/channels/{id}", b.api),

@@ -603,3 +603,57 @@ async fn a_partner_that_unlocks_a_lock_it_gave_back_loses_its_deposit_to_the_hon
         "the honest side gets both deposits"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_closes_a_channel_and_shows_the_settle_window_until_the_payout() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(2, dir.path()).await;
+    let id = open(&net, 0, 1, 100, 100).await;
+    let a0 = onchain(&net, 0).await;
+    pay(&net, 0, 1, 25, json!({"is_direct": true})).await;
+    converged(&net, 0, 1, &id, (75, 125)).await;
+
+    let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_smartraiden"))
+        .args([
+            "channel",
+            "close",
+            &id,
+            "--wait",
+            "--api",
+            net.api(0).base(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(cli.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut mined = false;
+    while let Some(line) = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("the CLI went quiet")
+        .unwrap()
+    {
+        // Once the CLI shows the window, the blocks pass.
+        if line.starts_with("settle window:") && !mined {
+            net.chain
+                .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+                .await
+                .unwrap();
+            mined = true;
+        }
+        seen.push(line);
+    }
+    assert!(cli.wait().await.unwrap().success(), "{seen:?}");
+    assert!(
+        seen[0].starts_with("closed 0x") && seen[0].contains("our balance 75"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|l| l.contains("blocks to go")), "{seen:?}");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("settled: the node paid both sides out on chain")
+    );
+    assert_eq!(onchain(&net, 0).await, a0 + 75);
+}

@@ -94,9 +94,17 @@ fn body<T>(r: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Resul
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
+/// One channel as `GET /channels/{id}` shows it: the list's fields, the node's block and,
+/// while closed, the block after which it can be settled.
 fn channel_json(s: &NodeState, id: &ChannelId) -> Option<Value> {
-    s.channel(id)
-        .map(|c| serde_json::to_value(ChannelJson::from(c)).expect("serializable"))
+    s.channel(id).map(|c| {
+        let mut v = serde_json::to_value(ChannelJson::from(c)).expect("serializable");
+        v["block_number"] = json!(s.block.0);
+        if let Some(after) = c.settle_possible_after(s.config.punish_window) {
+            v["settle_after_block"] = json!(after.0);
+        }
+        v
+    })
 }
 
 /// Waits until `pred` holds on the committed state, re-checking after every notification.
