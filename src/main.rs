@@ -93,6 +93,10 @@ enum TestnetCommand {
         /// Where to write the JSON report.
         #[arg(long, default_value = "integration/bench.json")]
         out: PathBuf,
+        /// Only the transfer runs whose name contains this text (e.g. "direct", "A→B→C,"),
+        /// for profiling one of them; the limits are still measured.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// On a fresh five-node testnet: open the seed's channels, pay 50 from node 1 to node 5,
     /// print every channel's balances before and after.
@@ -406,6 +410,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             quick,
             history,
             out,
+            only,
         } => {
             let mut bench = if quick {
                 testnet::bench::BenchOptions::quick()
@@ -415,6 +420,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             if let Some(h) = history {
                 bench.history = h;
             }
+            bench.only = only;
             let dir = tempfile::Builder::new()
                 .prefix("smartraiden-bench-")
                 .tempdir()?;
@@ -537,7 +543,9 @@ fn one_line(e: &anyhow::Error) -> String {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_micros()
+        .init();
     let result = match Cli::parse().command {
         Command::Run(args) => run_node(*args).await,
         Command::Deploy(args) => run_deploy(args).await,

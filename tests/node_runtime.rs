@@ -8,7 +8,8 @@ use smartraiden::core::{
 };
 use smartraiden::crypto::PrivateKey;
 use smartraiden::node::{
-    NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig, TransferOutcome, Work,
+    Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
+    TransferOutcome, Work,
 };
 use smartraiden::primitives::{Address, BlockCount, BlockNumber, ChainId, TokenAmount};
 use smartraiden::proofs::channel_identifier;
@@ -17,9 +18,20 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Keeps the last committed state, and counts commits.
+/// What a node's shell did, in order: commits (with their durability and whether the
+/// snapshot changed) and sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Did {
+    Commit {
+        durability: Durability,
+        changed: bool,
+    },
+    Send,
+}
+
+/// Keeps the last committed state, counts commits and logs them.
 #[derive(Clone, Default)]
-struct MemoryStore(Arc<Mutex<(Option<Vec<u8>>, usize)>>);
+struct MemoryStore(Arc<Mutex<(Option<Vec<u8>>, usize)>>, Arc<Mutex<Vec<Did>>>);
 
 impl Persist for MemoryStore {
     fn commit(
@@ -27,11 +39,17 @@ impl Persist for MemoryStore {
         state: &NodeState,
         _: &[Notification],
         _: u64,
+        durability: Durability,
     ) -> Result<(), PersistError> {
         let bytes = rmp_serde::to_vec(state).map_err(|e| PersistError(e.to_string()))?;
         let mut g = self.0.lock().unwrap();
+        let changed = g.0.as_ref() != Some(&bytes);
         g.0 = Some(bytes);
         g.1 += 1;
+        self.1.lock().unwrap().push(Did::Commit {
+            durability,
+            changed,
+        });
         Ok(())
     }
 }
@@ -46,11 +64,22 @@ impl MemoryStore {
 #[derive(Clone, Default)]
 struct Loopback(Arc<Mutex<HashMap<Address, Sender<Work>>>>);
 
-impl Outbound for Loopback {
-    fn send(&self, to: Address, bytes: Vec<u8>) {
+impl Loopback {
+    fn deliver(&self, to: Address, bytes: Vec<u8>) {
         if let Some(tx) = self.0.lock().unwrap().get(&to) {
             let _ = tx.send(Work::Input(Input::Receive(bytes)));
         }
+    }
+}
+
+/// One node's way out to the loopback, logging each send beside its store's commits.
+#[derive(Clone)]
+struct Out(Loopback, Arc<Mutex<Vec<Did>>>);
+
+impl Outbound for Out {
+    fn send(&self, to: Address, bytes: Vec<u8>) {
+        self.1.lock().unwrap().push(Did::Send);
+        self.0.deliver(to, bytes);
     }
 }
 
@@ -100,7 +129,7 @@ fn start(core: Core, store: MemoryStore, net: &Loopback) -> Started {
     let rt = Runtime::new(
         core,
         store.clone(),
-        net.clone(),
+        Out(net.clone(), store.1.clone()),
         chain_tx,
         notes.clone(),
         RuntimeConfig::default(),
@@ -293,4 +322,62 @@ async fn a_runtime_restarted_from_its_committed_state_carries_on() {
         }
     );
     assert_eq!(balance(&again.handle, keys[1].address()).await, (90, 110));
+}
+
+/// Persist, then send: whatever a batch releases follows a synced commit; a batch that
+/// releases nothing (the payer taking the payee's Ack) is written without waiting for fsync.
+#[tokio::test]
+async fn releases_follow_a_synced_commit_and_an_ack_alone_is_buffered() {
+    let (keys, nodes, _net) = line(2);
+    for amount in [4, 6] {
+        let id = started_id(
+            &nodes[0]
+                .handle
+                .act(pay(keys[1].address(), amount, true))
+                .await
+                .unwrap(),
+        );
+        nodes[0]
+            .handle
+            .wait_transfer(id, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    // The payee has committed the second transfer once its Ack reached the payer.
+    assert_eq!(
+        balance(&nodes[1].handle, keys[0].address()).await,
+        (110, 90)
+    );
+    for (who, node) in nodes.iter().enumerate() {
+        let log = node.store.1.lock().unwrap().clone();
+        let mut last_commit = None;
+        for d in &log {
+            match d {
+                Did::Commit { durability, .. } => last_commit = Some(*durability),
+                Did::Send => assert_eq!(
+                    last_commit,
+                    Some(Durability::Synced),
+                    "node {who} sent after a commit that was not synced: {log:?}"
+                ),
+            }
+        }
+        assert!(log.contains(&Did::Send), "node {who} sent nothing: {log:?}");
+    }
+    let payer = nodes[0].store.1.lock().unwrap().clone();
+    let buffered_changes = payer
+        .iter()
+        .filter(|d| {
+            matches!(
+                d,
+                Did::Commit {
+                    durability: Durability::Buffered,
+                    changed: true
+                }
+            )
+        })
+        .count();
+    assert!(
+        buffered_changes >= 2,
+        "each Ack taken by the payer is a buffered commit: {payer:?}"
+    );
 }

@@ -7,6 +7,7 @@ use crate::node::{NodeHandle, TransferOutcome};
 use crate::primitives::{Address, BlockCount, ChannelId, H256, Secret, SecretHash, TokenAmount};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -31,10 +32,11 @@ pub trait ChainOps: Send + Sync + 'static {
 pub trait TransferLog: Send + Sync + 'static {
     /// The record of transfer `id`.
     fn get(&self, id: &H256) -> Option<Value>;
-    /// Transfers we sent, oldest first.
-    fn sent(&self) -> Vec<Value>;
-    /// Transfers we received, oldest first.
-    fn received(&self) -> Vec<Value>;
+    /// Transfers we sent, oldest first, as a JSON array (built record by record: a long
+    /// history must not be held in memory several times over).
+    fn sent(&self) -> Result<Vec<u8>, String>;
+    /// Transfers we received, oldest first, as a JSON array.
+    fn received(&self) -> Result<Vec<u8>, String>;
 }
 
 /// What the handlers share.
@@ -425,12 +427,22 @@ async fn register_secret(
     ))
 }
 
-async fn sent_transfers(State(st): State<ApiState>) -> ApiResult {
-    Ok(Json(json!(st.history.sent())))
+async fn sent_transfers(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    json_bytes(st.history.sent())
 }
 
-async fn received_transfers(State(st): State<ApiState>) -> ApiResult {
-    Ok(Json(json!(st.history.received())))
+async fn received_transfers(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    json_bytes(st.history.received())
+}
+
+/// A JSON body already serialized.
+fn json_bytes(body: Result<Vec<u8>, String>) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::Internal(format!("transfer history: {e}")))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 async fn debug_balance(

@@ -10,5 +10,5 @@ mod service;
 
 pub use handle::Work;
 pub use handle::{NodeError, NodeHandle, TransferOutcome};
-pub use runtime::{Outbound, Persist, PersistError, Runtime, RuntimeConfig};
+pub use runtime::{Durability, Outbound, Persist, PersistError, Runtime, RuntimeConfig};
 pub use service::{NodeOptions, RunError, run};

@@ -18,14 +18,29 @@ const FINISHED_KEPT: usize = 100_000;
 #[error("persisting node state failed: {0}")]
 pub struct PersistError(pub String);
 
+/// How durable a commit must be before the event loop goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage (fsync) before returning: the batch releases messages, transactions
+    /// or answers to user actions, which must never get ahead of the state behind them.
+    Synced,
+    /// Written in order (it survives a crash of the process, and a later synced commit makes
+    /// it durable too) but not yet fsync'd: the batch releases nothing the world could hold us
+    /// to. Losing it to a power cut only repeats work: an Ack we then never saw is replayed
+    /// by the peer when we resend, a chain event is read again from the older block.
+    Buffered,
+}
+
 /// Durable storage of the core's state (RocksDB in the node, memory in tests).
 pub trait Persist: Send + 'static {
-    /// Makes `state` and the batch's notifications durable before returning.
+    /// Writes `state` and the batch's notifications atomically, at least as durably as
+    /// `durability` asks, before returning. May skip a write that would change nothing.
     fn commit(
         &mut self,
         state: &NodeState,
         notifications: &[Notification],
         now_ms: u64,
+        durability: Durability,
     ) -> Result<(), PersistError>;
 }
 
@@ -143,6 +158,8 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         let mut replies = Vec::new();
         let mut after_commit = Vec::new();
         let mut fault_points = Vec::new();
+        // A user's command is answered only once durable, whatever it produced.
+        let mut acted = false;
         for w in batch {
             let mut ctx = Ctx {
                 now_ms,
@@ -156,6 +173,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                 }
                 Work::Action { action, reply } => match self.core.act(action, &mut ctx) {
                     Ok(out) => {
+                        acted = true;
                         let notes = out
                             .iter()
                             .filter_map(|o| {
@@ -191,7 +209,16 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                 }
             })
             .collect();
-        self.persist.commit(&self.core.state, &notes, now_ms)?;
+        let releases = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Send { .. } | Output::ContractSend(_)));
+        let durability = if acted || releases {
+            Durability::Synced
+        } else {
+            Durability::Buffered
+        };
+        self.persist
+            .commit(&self.core.state, &notes, now_ms, durability)?;
         for point in fault_points {
             self.config.faults.hit(&point);
         }

@@ -1,7 +1,9 @@
 //! `smartraiden run`: wires the event loop to RocksDB, the XMPP transport, the chain follower
 //! and executor, and the REST API.
 
-use super::{NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig, Work};
+use super::{
+    Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig, Work,
+};
 use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog, router};
 use crate::chain::{
     ChainClient, ChainContracts, ChainExecutor, ChainFollower, Deployment, FollowerConfig,
@@ -108,7 +110,30 @@ fn wall_ms() -> u64 {
 }
 
 /// Commits each batch to RocksDB: the state snapshot plus its transfer-history records.
-struct StorePersist(Arc<Store>);
+/// Remembers the last snapshot written, so a batch that changed nothing (a tick, a query, a
+/// wait) writes nothing.
+struct StorePersist {
+    store: Arc<Store>,
+    last: Vec<u8>,
+}
+
+impl StorePersist {
+    fn new(store: Arc<Store>) -> Self {
+        StorePersist {
+            store,
+            last: Vec::new(),
+        }
+    }
+
+    fn batch(state: &NodeState, durability: Durability) -> Result<CommitBatch, PersistError> {
+        let mut batch = CommitBatch::new();
+        batch
+            .set_state(state)
+            .map_err(|e| PersistError(e.to_string()))?;
+        batch.set_synced(durability == Durability::Synced);
+        Ok(batch)
+    }
+}
 
 impl Persist for StorePersist {
     fn commit(
@@ -116,14 +141,18 @@ impl Persist for StorePersist {
         state: &NodeState,
         notes: &[Notification],
         _now_ms: u64,
+        durability: Durability,
     ) -> Result<(), PersistError> {
-        let mut batch = CommitBatch::new();
-        batch
-            .set_state(state)
-            .map_err(|e| PersistError(e.to_string()))?;
+        let t0 = std::time::Instant::now();
+        let mut batch = Self::batch(state, durability)?;
+        let snapshot = batch.state_bytes().unwrap_or_default().to_vec();
+        let t_enc = t0.elapsed();
+        if notes.is_empty() && snapshot == self.last {
+            return Ok(());
+        }
         batch.record_notifications(notes, wall_ms());
-        match self.0.commit(batch) {
-            Ok(()) => Ok(()),
+        match self.store.commit(batch) {
+            Ok(()) => {}
             // History is bookkeeping: a record the store refuses (out of order, duplicate)
             // must not stop a node that holds channels. Commit the state alone.
             Err(
@@ -132,16 +161,21 @@ impl Persist for StorePersist {
                 | StorageError::OutcomeChanged { .. }),
             ) => {
                 log::error!("transfer history not updated: {e}");
-                let mut batch = CommitBatch::new();
-                batch
-                    .set_state(state)
+                self.store
+                    .commit(Self::batch(state, durability)?)
                     .map_err(|e| PersistError(e.to_string()))?;
-                self.0
-                    .commit(batch)
-                    .map_err(|e| PersistError(e.to_string()))
             }
-            Err(e) => Err(PersistError(e.to_string())),
+            Err(e) => return Err(PersistError(e.to_string())),
         }
+        log::trace!(
+            "commit: snapshot {} bytes, {} notes, {durability:?}: encode {:?}, total {:?}",
+            snapshot.len(),
+            notes.len(),
+            t_enc,
+            t0.elapsed()
+        );
+        self.last = snapshot;
+        Ok(())
     }
 }
 
@@ -163,6 +197,27 @@ fn record_json(r: &TransferRecord) -> Value {
     })
 }
 
+impl StoreLog {
+    /// A JSON array of the records of `direction`, written one record at a time.
+    fn list(&self, direction: Direction) -> Result<Vec<u8>, String> {
+        let mut out = b"[".to_vec();
+        let mut written = Ok(());
+        self.0
+            .for_each_transfer(direction, |r| {
+                if written.is_ok() {
+                    if out.len() > 1 {
+                        out.push(b',');
+                    }
+                    written = serde_json::to_writer(&mut out, &record_json(&r));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        written.map_err(|e| e.to_string())?;
+        out.push(b']');
+        Ok(out)
+    }
+}
+
 impl TransferLog for StoreLog {
     fn get(&self, id: &H256) -> Option<Value> {
         self.0
@@ -172,21 +227,11 @@ impl TransferLog for StoreLog {
             .as_ref()
             .map(record_json)
     }
-    fn sent(&self) -> Vec<Value> {
-        self.0
-            .sent_transfers()
-            .unwrap_or_default()
-            .iter()
-            .map(record_json)
-            .collect()
+    fn sent(&self) -> Result<Vec<u8>, String> {
+        self.list(Direction::Sent)
     }
-    fn received(&self) -> Vec<Value> {
-        self.0
-            .received_transfers()
-            .unwrap_or_default()
-            .iter()
-            .map(record_json)
-            .collect()
+    fn received(&self) -> Result<Vec<u8>, String> {
+        self.list(Direction::Received)
     }
 }
 
@@ -356,7 +401,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let (notes, _) = tokio::sync::broadcast::channel::<Notification>(4096);
     let runtime = Runtime::new(
         core,
-        StorePersist(store.clone()),
+        StorePersist::new(store.clone()),
         XmppOut(transport.clone()),
         chain_tx,
         notes.clone(),

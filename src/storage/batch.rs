@@ -14,6 +14,8 @@ pub struct CommitBatch {
     pub(super) state: Option<(Address, Vec<u8>)>,
     pub(super) records: Vec<RecordUpdate>,
     pub(super) chain_block: Option<BlockNumber>,
+    /// Written without fsync when set (see [`CommitBatch::set_synced`]).
+    pub(super) unsynced: bool,
 }
 
 impl CommitBatch {
@@ -31,6 +33,18 @@ impl CommitBatch {
         })?;
         self.state = Some((state.our_address, bytes));
         Ok(())
+    }
+
+    /// The serialized snapshot set by [`CommitBatch::set_state`].
+    pub fn state_bytes(&self) -> Option<&[u8]> {
+        self.state.as_ref().map(|(_, b)| b.as_slice())
+    }
+
+    /// Whether [`super::Store::commit`] fsyncs before returning (the default). Without, the
+    /// batch is still written atomically and in order (it survives a crash of the process and
+    /// becomes durable with the next synced commit) but a power cut may lose it.
+    pub fn set_synced(&mut self, synced: bool) {
+        self.unsynced = !synced;
     }
 
     /// Adds one history change.

@@ -15,6 +15,9 @@ use std::sync::Mutex;
 /// clear "in use" error instead of RocksDB's low-level one.
 const LOCK_FILE: &str = "smartraiden.lock";
 
+/// Memtable size per column family.
+const WRITE_BUFFER: usize = 4 << 20;
+
 /// One node's durable storage.
 pub struct Store {
     // Field order matters: `db` is dropped (closed) before `_lock` releases the directory.
@@ -53,6 +56,12 @@ impl Store {
         opts.create_missing_column_families(true);
         // RocksDB's info logs would otherwise accumulate one file per open.
         opts.set_keep_log_file_num(4);
+        // Every commit rewrites the few-KB state snapshot under one key, so memtables fill
+        // with superseded versions: RocksDB's default of 64 MiB per column family (two each)
+        // let a busy node grow by hundreds of MiB. Small memtables flush to a few MiB on disk.
+        opts.set_write_buffer_size(WRITE_BUFFER);
+        opts.set_max_write_buffer_number(2);
+        opts.set_db_write_buffer_size(4 * WRITE_BUFFER);
         let db = DB::open_cf(&opts, &dir, ALL_CFS).map_err(|source| {
             // Our lock makes this unlikely, but a process that bypasses it still gets the
             // clear error when RocksDB refuses its own LOCK.
@@ -132,8 +141,8 @@ impl Store {
         &self.dir
     }
 
-    /// Writes `batch` atomically with one fsync; when this returns `Ok`, everything in it
-    /// survives a crash. On error nothing of it was written.
+    /// Writes `batch` atomically with one fsync (unless the batch asks for none); when this
+    /// returns `Ok`, everything in it survives a crash. On error nothing of it was written.
     pub fn commit(&self, batch: CommitBatch) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
@@ -160,7 +169,11 @@ impl Store {
                 seq_after.to_be_bytes(),
             );
         }
-        self.write_synced(wb)?;
+        if batch.unsynced {
+            self.db.write(wb).map_err(|e| self.db_err(e))?;
+        } else {
+            self.write_synced(wb)?;
+        }
         *next_seq = seq_after;
         Ok(())
     }
@@ -276,8 +289,19 @@ impl Store {
     }
 
     fn transfers(&self, direction: Direction) -> Result<Vec<TransferRecord>, StorageError> {
-        let first = [keys::direction_byte(direction)];
         let mut out = Vec::new();
+        self.for_each_transfer(direction, |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each transfer of `direction`, oldest first, holding one record at a
+    /// time (a long history is listed without loading all of it).
+    pub fn for_each_transfer(
+        &self,
+        direction: Direction,
+        mut f: impl FnMut(TransferRecord),
+    ) -> Result<(), StorageError> {
+        let first = [keys::direction_byte(direction)];
         for item in self.db.iterator_cf(
             self.cf(CF_TRANSFERS),
             IteratorMode::From(&first, rocksdb::Direction::Forward),
@@ -286,9 +310,9 @@ impl Store {
             if k.first() != Some(&first[0]) {
                 break;
             }
-            out.push(self.decode_record(&v)?);
+            f(self.decode_record(&v)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     fn transfer_key_of(

@@ -32,6 +32,8 @@ pub struct BenchOptions {
     pub echo_round_trips: usize,
     /// fsync'd RocksDB commits.
     pub commits: usize,
+    /// Only the transfer runs whose name contains this (all when `None`).
+    pub only: Option<String>,
 }
 
 impl BenchOptions {
@@ -46,6 +48,7 @@ impl BenchOptions {
             history: 100_000,
             echo_round_trips: 5_000,
             commits: 3_000,
+            only: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl BenchOptions {
             history: 0,
             echo_round_trips: 500,
             commits: 300,
+            only: None,
         }
     }
 }
@@ -215,7 +219,11 @@ pub async fn run(net: &Testnet, options: &BenchOptions) -> Result<BenchReport, T
             k,
         ),
     ];
+    let wanted = |name: &str| options.only.as_deref().is_none_or(|o| name.contains(o));
     for (name, target, body, count, clients) in runs {
+        if !wanted(name) {
+            continue;
+        }
         log::info!("bench: {name}, {count} transfers");
         let mut row = transfers(&api, &token, target, body, count, clients, &pids).await?;
         row.name = if clients > 1 {
@@ -254,6 +262,9 @@ pub async fn run(net: &Testnet, options: &BenchOptions) -> Result<BenchReport, T
                 k,
             ),
         ] {
+            if !wanted(name) {
+                continue;
+            }
             let mut row = transfers(&api, &token, &b, &direct, count, clients, &pids).await?;
             row.name = if clients > 1 {
                 format!("{name} ({clients} clients)")
@@ -263,6 +274,13 @@ pub async fn run(net: &Testnet, options: &BenchOptions) -> Result<BenchReport, T
             rows.push(row);
         }
     }
+    // Read before listing the history below: the listing itself is not the node's working set.
+    let node_peak_rss_mib = pids
+        .iter()
+        .filter_map(|p| peak_rss_kib(*p))
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
     let history_records = net
         .api(0)
         .get("querysenttransfer")
@@ -276,12 +294,6 @@ pub async fn run(net: &Testnet, options: &BenchOptions) -> Result<BenchReport, T
     log::info!("bench: fsync'd RocksDB commits");
     rows.push(super::limits::rocksdb_commits(options.commits)?);
 
-    let node_peak_rss_mib = pids
-        .iter()
-        .filter_map(|p| peak_rss_kib(*p))
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0;
     Ok(BenchReport {
         machine: super::limits::machine(),
         rows,
