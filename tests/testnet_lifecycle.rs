@@ -82,6 +82,17 @@ async fn onchain(net: &Testnet, i: usize) -> u128 {
         .expect("on-chain balance")
 }
 
+/// Transactions node `i`'s account has had mined.
+async fn sent_transactions(net: &Testnet, i: usize) -> u64 {
+    use alloy::providers::Provider;
+    let who: alloy::primitives::Address = net.address(i).parse().unwrap();
+    net.chain
+        .provider()
+        .get_transaction_count(who)
+        .await
+        .unwrap()
+}
+
 /// Waits until `done` holds for `GET /channels/{id}` on `api`; panics with the last answer.
 async fn wait_state(
     api: &ApiClient,
@@ -614,6 +625,7 @@ async fn the_cli_closes_a_channel_and_shows_the_settle_window_until_the_payout()
     pay(&net, 0, 1, 25, json!({"is_direct": true})).await;
     converged(&net, 0, 1, &id, (75, 125)).await;
 
+    let txs_before = sent_transactions(&net, 1).await;
     let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_smartraiden"))
         .args([
             "channel",
@@ -635,8 +647,14 @@ async fn the_cli_closes_a_channel_and_shows_the_settle_window_until_the_payout()
         .expect("the CLI went quiet")
         .unwrap()
     {
-        // Once the CLI shows the window, the blocks pass.
+        // Once the CLI shows the window and node 2 has answered the close on chain with
+        // node 1's proof (its one transaction since), the blocks pass.
         if line.starts_with("settle window:") && !mined {
+            let deadline = Instant::now() + WAIT;
+            while sent_transactions(&net, 1).await == txs_before {
+                assert!(Instant::now() < deadline, "node 2 never updated the proof");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
             net.chain
                 .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
                 .await

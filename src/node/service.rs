@@ -14,7 +14,7 @@ use crate::crypto::PrivateKey;
 use crate::primitives::{Address, ChainId, H256, TokenAmount};
 use crate::storage::{CommitBatch, Direction, StorageError, Store, TransferRecord};
 use crate::transport::xmpp::{XmppConfig, XmppTransport};
-use crate::transport::{Transport, TransportEvent};
+use crate::transport::{EventSink, Transport, TransportEvent};
 use alloy::providers::Provider;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -383,20 +383,33 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         ChainContracts::from(&opts.deployment),
     ));
 
-    let (transport, mut transport_events) = XmppTransport::connect(XmppConfig::new(
-        us,
-        &opts.xmpp_domain,
-        opts.xmpp_server,
-        &opts.xmpp_password,
-    ))
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<Work>();
+    let handle = NodeHandle::new(work_tx);
+
+    // Messages and presence go from the transport's thread straight into the event loop's
+    // queue (they wait there until the loop starts below).
+    let h = handle.clone();
+    let to_core = move |ev: TransportEvent| {
+        let input = match ev {
+            TransportEvent::Received { bytes, .. } => Input::Receive(bytes),
+            TransportEvent::PeerOnline(peer) => Input::PeerReachability { peer, online: true },
+            TransportEvent::PeerOffline(peer) => Input::PeerReachability {
+                peer,
+                online: false,
+            },
+            TransportEvent::Connected | TransportEvent::Disconnected => return true,
+        };
+        h.input(input).is_ok()
+    };
+    let transport = XmppTransport::connect_with(
+        XmppConfig::new(us, &opts.xmpp_domain, opts.xmpp_server, &opts.xmpp_password),
+        EventSink::Direct(Box::new(to_core)),
+    )
     .await?;
     let transport = Arc::new(transport);
     for p in &partners {
         let _ = transport.watch_presence(*p);
     }
-
-    let (work_tx, work_rx) = std::sync::mpsc::channel::<Work>();
-    let handle = NodeHandle::new(work_tx);
     let (chain_tx, mut chain_rx) = tokio::sync::mpsc::unbounded_channel::<ContractCall>();
     let (notes, _) = tokio::sync::broadcast::channel::<Notification>(4096);
     let runtime = Runtime::new(
@@ -459,25 +472,6 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
                     let _ = t.watch_presence(*participant1);
                 }
             }
-            if h.input(input).is_err() {
-                break;
-            }
-        }
-    });
-
-    // Messages and presence from the transport.
-    let h = handle.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = transport_events.recv().await {
-            let input = match ev {
-                TransportEvent::Received { bytes, .. } => Input::Receive(bytes),
-                TransportEvent::PeerOnline(peer) => Input::PeerReachability { peer, online: true },
-                TransportEvent::PeerOffline(peer) => Input::PeerReachability {
-                    peer,
-                    online: false,
-                },
-                TransportEvent::Connected | TransportEvent::Disconnected => continue,
-            };
             if h.input(input).is_err() {
                 break;
             }

@@ -33,6 +33,35 @@ pub enum TransportEvent {
     Disconnected,
 }
 
+/// Where a transport reports its [`TransportEvent`]s.
+pub enum EventSink {
+    /// A bounded channel: while it is full the transport stops reading the network.
+    Channel(tokio::sync::mpsc::Sender<TransportEvent>),
+    /// A function called on the transport's own thread, in order; it must not block. It
+    /// returns false once nobody listens any more. The node hands received messages to its
+    /// event loop this way, without a task in between.
+    Direct(Box<dyn FnMut(TransportEvent) -> bool + Send>),
+}
+
+impl EventSink {
+    /// Reports `event`; false if the listener is gone.
+    pub async fn deliver(&mut self, event: TransportEvent) -> bool {
+        match self {
+            EventSink::Channel(tx) => tx.send(event).await.is_ok(),
+            EventSink::Direct(f) => f(event),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventSink::Channel(_) => "EventSink::Channel",
+            EventSink::Direct(_) => "EventSink::Direct",
+        })
+    }
+}
+
 /// Why a transport refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {

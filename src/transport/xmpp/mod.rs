@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use xmpp_parsers::jid::FullJid;
 
 use self::worker::{Command, Worker};
-use super::{Transport, TransportError, TransportEvent};
+use super::{EventSink, Transport, TransportError, TransportEvent};
 use crate::primitives::Address;
 
 pub use self::server::{ProsodyOptions, ProsodyServer, ServerError};
@@ -115,16 +115,23 @@ pub struct XmppTransport {
 impl XmppTransport {
     /// Logs in and starts the client thread; fails with [`XmppError::LoginFailed`] or
     /// [`XmppError::Unreachable`] within `config.login_timeout` instead of retrying forever.
+    /// Events arrive on the returned channel.
     pub async fn connect(
         config: XmppConfig,
     ) -> Result<(Self, mpsc::Receiver<TransportEvent>), XmppError> {
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
+        let transport = Self::connect_with(config, EventSink::Channel(ev_tx)).await?;
+        Ok((transport, ev_rx))
+    }
+
+    /// As [`XmppTransport::connect`], reporting events to `events`.
+    pub async fn connect_with(config: XmppConfig, events: EventSink) -> Result<Self, XmppError> {
         let jid = jid_for(&config.address, &config.domain).map_err(XmppError::InvalidJid)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
         let (ready_tx, ready_rx) = oneshot::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let (address, capacity) = (config.address, config.max_queued);
-        let worker = Worker::new(config, jid, cmd_rx, ev_tx, queued.clone());
+        let worker = Worker::new(config, jid, cmd_rx, events, queued.clone());
         let thread = std::thread::Builder::new()
             .name(format!("xmpp-{}", address.short()))
             .spawn(move || {
@@ -147,15 +154,14 @@ impl XmppTransport {
             }
             Err(_) => return Err(XmppError::Worker("worker ended before login".into())),
         };
-        let transport = XmppTransport {
+        Ok(XmppTransport {
             address,
             bound,
             commands: cmd_tx,
             queued,
             capacity,
             thread: Some(thread),
-        };
-        Ok((transport, ev_rx))
+        })
     }
 
     /// The full JID the server bound for us.

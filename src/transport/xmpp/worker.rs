@@ -26,7 +26,7 @@ use super::session::{self, OpenError, Stream};
 use super::stanza::{DecodeError, address_of, decode_message, jid_for};
 use super::{XmppConfig, XmppError};
 use crate::primitives::Address;
-use crate::transport::TransportEvent;
+use crate::transport::{EventSink, TransportEvent};
 
 /// Most commands taken in one go before the loop looks at the socket again.
 const COMMAND_BATCH: usize = 1024;
@@ -61,7 +61,7 @@ pub struct Worker {
     config: XmppConfig,
     jid: BareJid,
     commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::Sender<TransportEvent>,
+    events: EventSink,
     outbox: Outbox,
     presence: PresenceTracker,
     domains: HashMap<Address, String>,
@@ -75,7 +75,7 @@ impl Worker {
         config: XmppConfig,
         jid: BareJid,
         commands: mpsc::UnboundedReceiver<Command>,
-        events: mpsc::Sender<TransportEvent>,
+        events: EventSink,
         queued: Arc<AtomicUsize>,
     ) -> Self {
         Worker {
@@ -423,8 +423,8 @@ impl Worker {
     }
 
     /// Reports an event; a node that dropped its receiver simply hears nothing.
-    async fn emit(&self, event: TransportEvent) {
-        let _ = self.events.send(event).await;
+    async fn emit(&mut self, event: TransportEvent) {
+        let _ = self.events.deliver(event).await;
     }
 }
 
