@@ -1,14 +1,17 @@
 //! [`PrivateKey`]: a node's signing key.
 
+use super::signer::SigningContext;
 use super::{address_of, eip191_hash};
 use crate::primitives::{Address, H256, ParseHexError, Signature};
-use secp256k1::ecdsa::RecoverableSignature;
+use std::sync::Arc;
 
-/// A secp256k1 private key with its cached address. Its `Debug` never shows the secret.
+/// A secp256k1 private key with its cached address and signing context (shared by clones).
+/// Its `Debug` never shows the secret.
 #[derive(Clone)]
 pub struct PrivateKey {
     secret: secp256k1::SecretKey,
     address: Address,
+    signer: Arc<SigningContext>,
 }
 
 /// A key that is not a valid secp256k1 scalar.
@@ -28,7 +31,11 @@ impl PrivateKey {
         let secret =
             secp256k1::SecretKey::from_secret_bytes(bytes).map_err(|_| KeyError::OutOfRange)?;
         let address = address_of(&secp256k1::PublicKey::from_secret_key(&secret));
-        Ok(PrivateKey { secret, address })
+        Ok(PrivateKey {
+            secret,
+            address,
+            signer: Arc::new(SigningContext::new()),
+        })
     }
 
     /// A key from 64 hex digits, `0x` optional.
@@ -59,10 +66,7 @@ impl PrivateKey {
 
     /// Signs a 32-byte digest as `r ‖ s ‖ v` with `v ∈ {27, 28}` and low `s`.
     pub fn sign_digest(&self, digest: &H256) -> Signature {
-        let rs = RecoverableSignature::sign_ecdsa_recoverable(
-            secp256k1::Message::from_digest(digest.0),
-            &self.secret,
-        );
+        let rs = self.signer.sign(&digest.0, &self.secret);
         let (recid, compact) = rs.serialize_compact();
         let mut out = [0u8; 65];
         out[..64].copy_from_slice(&compact);

@@ -2,6 +2,7 @@
 
 mod keys;
 pub mod keystore;
+mod signer;
 
 pub use keys::PrivateKey;
 
