@@ -126,7 +126,7 @@ pub fn machine() -> String {
         })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     format!(
-        "{cores} cores ({cpu}), {mem_gib:.0} GiB; loopback Prosody, anvil, RocksDB with fsync on every commit; \
+        "{cores} cores ({cpu}), {mem_gib:.0} GiB; loopback Prosody, anvil, RocksDB fsync'd before anything leaves a node; \
          REST calls with \"sync\": true, amount 1"
     )
 }
