@@ -1,6 +1,6 @@
 //! The REST API of SPEC §6 (SmartRaiden's paths, JSON bodies, `{"error_code", "error_message"}`
 //! errors). Handlers translate requests into core actions and state queries through the
-//! [`NodeHandle`]; they make no protocol decision.
+//! [`NodeHandle`](crate::node::NodeHandle); they make no protocol decision.
 
 mod error;
 pub(crate) mod json;

@@ -115,6 +115,9 @@ fn wall_ms() -> u64 {
 struct StorePersist {
     store: Arc<Store>,
     last: Vec<u8>,
+    /// Whether the last write was not fsync'd: a synced batch then writes (and fsyncs) even
+    /// when it changed nothing, so what it releases never rests on a write still in flight.
+    unsynced: bool,
 }
 
 impl StorePersist {
@@ -122,6 +125,7 @@ impl StorePersist {
         StorePersist {
             store,
             last: Vec::new(),
+            unsynced: false,
         }
     }
 
@@ -147,7 +151,8 @@ impl Persist for StorePersist {
         let mut batch = Self::batch(state, durability)?;
         let snapshot = batch.state_bytes().unwrap_or_default().to_vec();
         let t_enc = t0.elapsed();
-        if notes.is_empty() && snapshot == self.last {
+        let owed_sync = durability == Durability::Synced && self.unsynced;
+        if notes.is_empty() && snapshot == self.last && !owed_sync {
             return Ok(());
         }
         batch.record_notifications(notes, wall_ms());
@@ -175,6 +180,7 @@ impl Persist for StorePersist {
             t0.elapsed()
         );
         self.last = snapshot;
+        self.unsynced = durability == Durability::Buffered;
         Ok(())
     }
 }

@@ -78,8 +78,8 @@ pub enum TransportError {
 
 /// A way to reach other nodes; the node core talks to it only through this trait.
 ///
-/// Events (received messages, presence, connectivity) arrive on the
-/// `tokio::sync::mpsc::Receiver<TransportEvent>` returned by the transport's constructor.
+/// Events (received messages, presence, connectivity) go to the [`EventSink`] given to the
+/// transport's constructor.
 pub trait Transport: Send {
     /// Our own address on this transport.
     fn local_address(&self) -> Address;
