@@ -169,6 +169,14 @@ async fn quiescent(net: &Testnet, ids: &[String], point: &str) -> Vec<(u128, u12
             }
             splits.push(sa.unwrap_or_default());
         }
+        // Every message has been acknowledged: nothing is still on its way (the clean run's
+        // list of fault points is complete only then).
+        for i in 0..net.len() {
+            let (_, outbox) = net.api(i).get("debug/outbox").await.unwrap();
+            if outbox["unacknowledged"] != json!(0) {
+                problems.push(format!("node {} still awaits acks: {outbox}", i + 1));
+            }
+        }
         if problems.is_empty() {
             for (x, s) in splits.iter().enumerate() {
                 assert_eq!(

@@ -85,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/1/querysenttransfer", get(sent_transfers))
         .route("/api/1/queryreceivedtransfer", get(received_transfers))
         .route("/api/1/debug/balance/{token}/{addr}", get(debug_balance))
+        .route("/api/1/debug/outbox", get(debug_outbox))
         .route("/api/1/stop", post(stop))
         .with_state(state)
 }
@@ -443,6 +444,23 @@ fn json_bytes(body: Result<Vec<u8>, String>) -> Result<Response, ApiError> {
         body,
     )
         .into_response())
+}
+
+/// Messages sent and not yet acknowledged, in all and per recipient (a peer that stays
+/// unreachable shows here).
+async fn debug_outbox(State(st): State<ApiState>) -> ApiResult {
+    let by_peer = st
+        .node
+        .query(|s| {
+            let mut by_peer = std::collections::BTreeMap::<String, u64>::new();
+            for p in s.delivery.all() {
+                *by_peer.entry(p.to.to_checksum()).or_default() += 1;
+            }
+            by_peer
+        })
+        .await?;
+    let total: u64 = by_peer.values().sum();
+    Ok(Json(json!({ "unacknowledged": total, "by_peer": by_peer })))
 }
 
 async fn debug_balance(
