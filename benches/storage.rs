@@ -57,10 +57,24 @@ fn bench_commits(
     records: u64,
     next: &mut u64,
 ) {
+    bench_commits_synced(c, name, store, state, records, next, true);
+}
+
+/// As [`bench_commits`], fsync'd or not.
+fn bench_commits_synced(
+    c: &mut Criterion,
+    name: &str,
+    store: &Store,
+    state: &NodeState,
+    records: u64,
+    next: &mut u64,
+    synced: bool,
+) {
     c.bench_function(name, |b| {
         b.iter(|| {
             let mut batch = CommitBatch::new();
             batch.set_state(state).unwrap();
+            batch.set_synced(synced);
             for _ in 0..records {
                 batch.record(record(*next));
                 *next += 1;
@@ -93,6 +107,15 @@ fn commits(c: &mut Criterion) {
         &state,
         1,
         &mut next,
+    );
+    bench_commits_synced(
+        c,
+        "unsynced commit (a batch that releases nothing): snapshot",
+        &store,
+        &state,
+        0,
+        &mut next,
+        false,
     );
     bench_commits(
         c,
