@@ -48,20 +48,8 @@ fn record(n: u64) -> RecordUpdate {
     })
 }
 
-/// Commits the snapshot plus `records` new history records per iteration.
+/// Commits the snapshot plus `records` new history records per iteration, fsync'd or not.
 fn bench_commits(
-    c: &mut Criterion,
-    name: &str,
-    store: &Store,
-    state: &NodeState,
-    records: u64,
-    next: &mut u64,
-) {
-    bench_commits_synced(c, name, store, state, records, next, true);
-}
-
-/// As [`bench_commits`], fsync'd or not.
-fn bench_commits_synced(
     c: &mut Criterion,
     name: &str,
     store: &Store,
@@ -99,6 +87,7 @@ fn commits(c: &mut Criterion) {
         &state,
         0,
         &mut next,
+        true,
     );
     bench_commits(
         c,
@@ -107,8 +96,9 @@ fn commits(c: &mut Criterion) {
         &state,
         1,
         &mut next,
+        true,
     );
-    bench_commits_synced(
+    bench_commits(
         c,
         "unsynced commit (a batch that releases nothing): snapshot",
         &store,
@@ -124,6 +114,7 @@ fn commits(c: &mut Criterion) {
         &state,
         10,
         &mut next,
+        true,
     );
 
     // Fill the history to 100,000 records (1,000 per commit), then measure again.
@@ -142,6 +133,7 @@ fn commits(c: &mut Criterion) {
         &state,
         1,
         &mut next,
+        true,
     );
     eprintln!(
         "history holds {} records",

@@ -203,6 +203,21 @@ fn started_id(notes: &[Notification]) -> smartraiden::primitives::H256 {
         .unwrap()
 }
 
+/// Starts a transfer of `amount` to `target` on `h` and waits until it ends.
+async fn pay_and_wait(
+    h: &NodeHandle,
+    target: Address,
+    amount: u64,
+    is_direct: bool,
+) -> TransferOutcome {
+    let id = started_id(&h.act(pay(target, amount, is_direct)).await.unwrap());
+    h.wait_transfer(id, Duration::from_secs(10)).await.unwrap()
+}
+
+const PAID: TransferOutcome = TransferOutcome::Success {
+    fee: TokenAmount::ZERO,
+};
+
 #[tokio::test]
 async fn direct_and_mediated_transfers_complete_through_the_handles() {
     let (keys, nodes, _net) = line(3);
@@ -222,9 +237,7 @@ async fn direct_and_mediated_transfers_complete_through_the_handles() {
             .wait_transfer(id, Duration::from_secs(10))
             .await
             .unwrap(),
-        TransferOutcome::Success {
-            fee: TokenAmount::ZERO
-        }
+        PAID
     );
     let mut target_notes = nodes[2].notes.subscribe();
     let notes = nodes[0]
@@ -239,9 +252,7 @@ async fn direct_and_mediated_transfers_complete_through_the_handles() {
             .wait_transfer(id, Duration::from_secs(10))
             .await
             .unwrap(),
-        TransferOutcome::Success {
-            fee: TokenAmount::ZERO
-        }
+        PAID
     );
     assert_eq!(
         balance(&nodes[0].handle, keys[1].address()).await,
@@ -283,18 +294,10 @@ async fn refused_actions_are_reported_and_change_nothing() {
 #[tokio::test]
 async fn a_runtime_restarted_from_its_committed_state_carries_on() {
     let (keys, mut nodes, net) = line(2);
-    let id = started_id(
-        &nodes[0]
-            .handle
-            .act(pay(keys[1].address(), 7, true))
-            .await
-            .unwrap(),
+    assert_eq!(
+        pay_and_wait(&nodes[0].handle, keys[1].address(), 7, true).await,
+        PAID
     );
-    nodes[0]
-        .handle
-        .wait_transfer(id, Duration::from_secs(10))
-        .await
-        .unwrap();
     // Stop node 0: drop every sender of its work queue, join its thread.
     let old = nodes.remove(0);
     net.0.lock().unwrap().remove(&keys[0].address());
@@ -304,22 +307,9 @@ async fn a_runtime_restarted_from_its_committed_state_carries_on() {
     let core = Core::restore(keys[0].clone(), store.load()).unwrap();
     let again = start(core, store, &net);
     assert_eq!(balance(&again.handle, keys[1].address()).await, (93, 107));
-    let id = started_id(
-        &again
-            .handle
-            .act(pay(keys[1].address(), 3, true))
-            .await
-            .unwrap(),
-    );
     assert_eq!(
-        again
-            .handle
-            .wait_transfer(id, Duration::from_secs(10))
-            .await
-            .unwrap(),
-        TransferOutcome::Success {
-            fee: TokenAmount::ZERO
-        }
+        pay_and_wait(&again.handle, keys[1].address(), 3, true).await,
+        PAID
     );
     assert_eq!(balance(&again.handle, keys[1].address()).await, (90, 110));
 }
@@ -330,18 +320,10 @@ async fn a_runtime_restarted_from_its_committed_state_carries_on() {
 async fn releases_follow_a_synced_commit_and_an_ack_alone_is_buffered() {
     let (keys, nodes, _net) = line(2);
     for amount in [4, 6] {
-        let id = started_id(
-            &nodes[0]
-                .handle
-                .act(pay(keys[1].address(), amount, true))
-                .await
-                .unwrap(),
+        assert_eq!(
+            pay_and_wait(&nodes[0].handle, keys[1].address(), amount, true).await,
+            PAID
         );
-        nodes[0]
-            .handle
-            .wait_transfer(id, Duration::from_secs(10))
-            .await
-            .unwrap();
     }
     // The payee has committed the second transfer once its Ack reached the payer.
     assert_eq!(

@@ -362,74 +362,79 @@ async fn crash_everywhere(scenario: Scenario) -> Vec<String> {
     crashed
 }
 
+/// Asserts that every key point killed a node: `"node N at POINT"` exactly, or a bare
+/// `POINT` on any node.
+fn assert_crashed_at(crashed: &[String], points: &[&str]) {
+    for p in points {
+        let hit = if p.starts_with("node ") {
+            crashed.iter().any(|c| c == p)
+        } else {
+            crashed.iter().any(|c| c.ends_with(&format!(" at {p}")))
+        };
+        assert!(hit, "never crashed at {p}: {crashed:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_direct_transfer_survives_a_crash_at_every_fault_point_of_either_node() {
     let crashed = crash_everywhere(Scenario::Direct).await;
-    for p in [
-        "send-before:DirectTransfer",
-        "receive:DirectTransfer",
-        "receive-after:DirectTransfer",
-        "ack:DirectTransfer",
-    ] {
-        assert!(
-            crashed.iter().any(|c| c.ends_with(p)),
-            "never crashed at {p}: {crashed:?}"
-        );
-    }
+    assert_crashed_at(
+        &crashed,
+        &[
+            "send-before:DirectTransfer",
+            "receive:DirectTransfer",
+            "receive-after:DirectTransfer",
+            "ack:DirectTransfer",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mediated_transfer_survives_a_crash_at_every_fault_point_of_every_role() {
     let crashed = crash_everywhere(Scenario::Mediated).await;
-    for p in [
-        "node 1 at send-before:MediatedTransfer",
-        "node 2 at receive:MediatedTransfer",
-        "node 2 at send-before:MediatedTransfer",
-        "node 3 at send-before:SecretRequest",
-        "node 1 at send-before:RevealSecret",
-        "node 2 at send-before:Secret",
-        "node 3 at receive:Secret",
-    ] {
-        assert!(
-            crashed.iter().any(|c| c == p),
-            "never crashed at {p}: {crashed:?}"
-        );
-    }
+    assert_crashed_at(
+        &crashed,
+        &[
+            "node 1 at send-before:MediatedTransfer",
+            "node 2 at receive:MediatedTransfer",
+            "node 2 at send-before:MediatedTransfer",
+            "node 3 at send-before:SecretRequest",
+            "node 1 at send-before:RevealSecret",
+            "node 2 at send-before:Secret",
+            "node 3 at receive:Secret",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disposed_lock_is_removed_cleanly_after_a_crash_at_every_fault_point() {
     let crashed = crash_everywhere(Scenario::Disposed).await;
-    for p in [
-        "node 2 at send-before:AnnounceDisposed",
-        "node 2 at send-after:AnnounceDisposed",
-        "node 1 at receive:AnnounceDisposed",
-        "node 1 at send-before:AnnounceDisposedResponse",
-        "node 2 at receive:AnnounceDisposedResponse",
-        "node 1 at ack:AnnounceDisposedResponse",
-    ] {
-        assert!(
-            crashed.iter().any(|c| c == p),
-            "never crashed at {p}: {crashed:?}"
-        );
-    }
+    assert_crashed_at(
+        &crashed,
+        &[
+            "node 2 at send-before:AnnounceDisposed",
+            "node 2 at send-after:AnnounceDisposed",
+            "node 1 at receive:AnnounceDisposed",
+            "node 1 at send-before:AnnounceDisposedResponse",
+            "node 2 at receive:AnnounceDisposedResponse",
+            "node 1 at ack:AnnounceDisposedResponse",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_lock_is_removed_cleanly_after_a_crash_at_every_fault_point() {
     let crashed = crash_everywhere(Scenario::Expired).await;
-    for p in [
-        "node 1 at send-before:RemoveExpiredHashlock",
-        "node 1 at send-after:RemoveExpiredHashlock",
-        "node 2 at receive:RemoveExpiredHashlock",
-        "node 2 at receive-after:RemoveExpiredHashlock",
-        "node 1 at ack:RemoveExpiredHashlock",
-    ] {
-        assert!(
-            crashed.iter().any(|c| c == p),
-            "never crashed at {p}: {crashed:?}"
-        );
-    }
+    assert_crashed_at(
+        &crashed,
+        &[
+            "node 1 at send-before:RemoveExpiredHashlock",
+            "node 1 at send-after:RemoveExpiredHashlock",
+            "node 2 at receive:RemoveExpiredHashlock",
+            "node 2 at receive-after:RemoveExpiredHashlock",
+            "node 1 at ack:RemoveExpiredHashlock",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------- chain events
@@ -692,20 +697,18 @@ async fn a_channel_life_survives_a_crash_at_every_chain_event_of_either_node() {
             net.restart_node(node).await.unwrap();
         }
     }
-    for p in [
-        "chain-before:ChannelOpened",
-        "chain-after:ChannelDeposit",
-        "chain-before:ChannelWithdraw",
-        "chain-after:ChannelClosed",
-        "chain-after:BalanceProofUpdated",
-        "chain-after:SecretRegistered",
-        "chain-before:ChannelUnlocked",
-        "chain-after:ChannelSettled",
-        "chain-after:ChannelCooperativeSettled",
-    ] {
-        assert!(
-            crashed.iter().any(|c| c.ends_with(p)),
-            "never crashed at {p}: {crashed:?}"
-        );
-    }
+    assert_crashed_at(
+        &crashed,
+        &[
+            "chain-before:ChannelOpened",
+            "chain-after:ChannelDeposit",
+            "chain-before:ChannelWithdraw",
+            "chain-after:ChannelClosed",
+            "chain-after:BalanceProofUpdated",
+            "chain-after:SecretRegistered",
+            "chain-before:ChannelUnlocked",
+            "chain-after:ChannelSettled",
+            "chain-after:ChannelCooperativeSettled",
+        ],
+    );
 }

@@ -147,10 +147,9 @@ impl Persist for StorePersist {
         _now_ms: u64,
         durability: Durability,
     ) -> Result<(), PersistError> {
-        let t0 = std::time::Instant::now();
+        let started = std::time::Instant::now();
         let mut batch = Self::batch(state, durability)?;
         let snapshot = batch.state_bytes().unwrap_or_default().to_vec();
-        let t_enc = t0.elapsed();
         let owed_sync = durability == Durability::Synced && self.unsynced;
         if notes.is_empty() && snapshot == self.last && !owed_sync {
             return Ok(());
@@ -173,11 +172,10 @@ impl Persist for StorePersist {
             Err(e) => return Err(PersistError(e.to_string())),
         }
         log::trace!(
-            "commit: snapshot {} bytes, {} notes, {durability:?}: encode {:?}, total {:?}",
+            "commit: snapshot {} bytes, {} notes, {durability:?}, {:?}",
             snapshot.len(),
             notes.len(),
-            t_enc,
-            t0.elapsed()
+            started.elapsed()
         );
         self.last = snapshot;
         self.unsynced = durability == Durability::Buffered;
