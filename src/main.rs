@@ -97,6 +97,10 @@ enum TestnetCommand {
         /// for profiling one of them; the limits are still measured.
         #[arg(long)]
         only: Option<String>,
+        /// Run the testnet in this directory and keep it (node logs, stores) instead of a
+        /// temporary one; set RUST_LOG for the nodes' log level.
+        #[arg(long)]
+        keep_dir: Option<PathBuf>,
     },
     /// On a fresh five-node testnet: open the seed's channels, pay 50 from node 1 to node 5,
     /// print every channel's balances before and after.
@@ -411,6 +415,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             history,
             out,
             only,
+            keep_dir,
         } => {
             let mut bench = if quick {
                 testnet::bench::BenchOptions::quick()
@@ -421,10 +426,19 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
                 bench.history = h;
             }
             bench.only = only;
-            let dir = tempfile::Builder::new()
+            let temp = tempfile::Builder::new()
                 .prefix("smartraiden-bench-")
                 .tempdir()?;
-            let mut options = TestnetOptions::new(4, dir.path(), std::env::current_exe()?);
+            let dir = match keep_dir {
+                Some(d) => {
+                    if d.exists() {
+                        anyhow::bail!("{} exists; --keep-dir wants a new directory", d.display());
+                    }
+                    d
+                }
+                None => temp.path().to_owned(),
+            };
+            let mut options = TestnetOptions::new(4, &dir, std::env::current_exe()?);
             options.node_log = "warn".into();
             let net = Testnet::start(options).await?;
             let report = testnet::bench::run(&net, &bench).await?;

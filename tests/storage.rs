@@ -120,6 +120,40 @@ fn a_second_open_of_the_same_directory_is_refused_clearly_until_the_first_closes
     Store::open(dir.path(), account(1)).expect("free again once the first store is closed");
 }
 
+/// RocksDB writes the options it runs with to `OPTIONS-*`; every column family, not only
+/// `default`, must carry ours (a named family opened by name alone gets RocksDB's defaults).
+#[test]
+fn every_column_family_runs_with_bloom_filters_within_one_memtable_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), account(1)).unwrap();
+    drop(store);
+    let options = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("OPTIONS-"))
+        })
+        .max()
+        .expect("RocksDB wrote an OPTIONS file");
+    let text = std::fs::read_to_string(options).unwrap();
+    assert!(text.contains("db_write_buffer_size=16777216"), "{text}");
+    let families: Vec<&str> = text.split("[CFOptions \"").skip(1).collect();
+    let names: Vec<&str> = families
+        .iter()
+        .map(|f| f.split('"').next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 5, "default and our four families: {names:?}");
+    for (name, section) in names.iter().zip(&families) {
+        // A family's section runs until its table options end, at the next family.
+        assert!(
+            section.contains("filter_policy=bloomfilter"),
+            "family {name} has no Bloom filter"
+        );
+    }
+}
+
 #[test]
 fn a_directory_created_for_one_account_refuses_another() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 /// clear "in use" error instead of RocksDB's low-level one.
 const LOCK_FILE: &str = "smartraiden.lock";
 
-/// Memtable size per column family.
-const WRITE_BUFFER: usize = 4 << 20;
+/// Memory for all memtables together.
+const MEMTABLE_BUDGET: usize = 16 << 20;
 
 /// One node's durable storage.
 pub struct Store {
@@ -28,6 +28,19 @@ pub struct Store {
     /// numbers and read-modify-write of records never race.
     next_seq: Mutex<u64>,
     _lock: File,
+}
+
+/// Options of every column family. They must be given per family: RocksDB opens a named
+/// family with its defaults (64 MiB memtables, no filter) otherwise.
+fn column_family_options() -> Options {
+    let mut opts = Options::default();
+    // Each new transfer first checks that its id is not in the history yet: a lookup of an
+    // absent key, which without a filter reads a block of every table file that could
+    // hold it. Bloom filters answer most such lookups from memory.
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    opts
 }
 
 impl Store {
@@ -56,19 +69,16 @@ impl Store {
         opts.create_missing_column_families(true);
         // RocksDB's info logs would otherwise accumulate one file per open.
         opts.set_keep_log_file_num(4);
-        // Every commit rewrites the few-KB state snapshot under one key, so memtables fill
-        // with superseded versions: RocksDB's default of 64 MiB per column family (two each)
-        // let a busy node grow by hundreds of MiB. Small memtables flush to a few MiB on disk.
-        opts.set_write_buffer_size(WRITE_BUFFER);
-        opts.set_max_write_buffer_number(2);
-        opts.set_db_write_buffer_size(4 * WRITE_BUFFER);
-        // Each new transfer first checks that its id is not in the history yet: a lookup of an
-        // absent key, which without a filter reads a block of every table file that could
-        // hold it. Bloom filters answer most such lookups from memory.
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_bloom_filter(10.0, false);
-        opts.set_block_based_table_factory(&table);
-        let db = DB::open_cf(&opts, &dir, ALL_CFS).map_err(|source| {
+        // Every commit rewrites the few-KB snapshot key, so memtables fill with superseded
+        // versions: RocksDB's defaults (64 MiB per family, two each) let a busy node grow by
+        // hundreds of MiB. This bounds all memtables together; a flush keeps one version.
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+        let cf_opts = column_family_options();
+        let families = ALL_CFS
+            .iter()
+            .chain(std::iter::once(&rocksdb::DEFAULT_COLUMN_FAMILY_NAME))
+            .map(|name| rocksdb::ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&opts, &dir, families).map_err(|source| {
             // Our lock makes this unlikely, but a process that bypasses it still gets the
             // clear error when RocksDB refuses its own LOCK.
             let msg = source.to_string();
