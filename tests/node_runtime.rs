@@ -203,15 +203,20 @@ fn started_id(notes: &[Notification]) -> smartraiden::primitives::H256 {
         .unwrap()
 }
 
-/// Starts a transfer of `amount` to `target` on `h` and waits until it ends.
+/// Starts a transfer of `amount` to `target` on `h` and waits until it ends, in one hand-off
+/// to the event loop (the path of a `sync` REST transfer).
 async fn pay_and_wait(
     h: &NodeHandle,
     target: Address,
     amount: u64,
     is_direct: bool,
 ) -> TransferOutcome {
-    let id = started_id(&h.act(pay(target, amount, is_direct)).await.unwrap());
-    h.wait_transfer(id, Duration::from_secs(10)).await.unwrap()
+    let Action::Transfer(request) = pay(target, amount, is_direct) else {
+        unreachable!()
+    };
+    let (notes, end) = h.start_transfer(request).await.unwrap();
+    started_id(&notes);
+    end.wait(Duration::from_secs(10)).await.unwrap()
 }
 
 const PAID: TransferOutcome = TransferOutcome::Success {
@@ -287,6 +292,16 @@ async fn refused_actions_are_reported_and_change_nothing() {
         .act(pay(keys[1].address(), 1_000, true))
         .await
         .unwrap_err();
+    assert!(err.to_string().contains("insufficient balance"), "{err}");
+    let Action::Transfer(request) = pay(keys[1].address(), 1_000, true) else {
+        unreachable!()
+    };
+    let err = nodes[0]
+        .handle
+        .start_transfer(request)
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("insufficient balance"), "{err}");
     assert_eq!(nodes[0].handle.query(|s| s.clone()).await.unwrap(), before);
 }

@@ -337,7 +337,7 @@ async fn transfer(
         is_direct: b.is_direct,
         secret,
     };
-    let notes = st.node.act(Action::Transfer(req)).await?;
+    let (notes, end) = st.node.start_transfer(req).await?;
     let (id, mut fee) = notes
         .iter()
         .find_map(|n| {
@@ -349,7 +349,7 @@ async fn transfer(
         })
         .ok_or_else(|| ApiError::Internal("transfer started without an id".into()))?;
     if b.sync {
-        match st.node.wait_transfer(id, st.timeout).await? {
+        match end.wait(st.timeout).await? {
             TransferOutcome::Success { fee: paid } => fee = paid,
             TransferOutcome::Failed(reason) => {
                 return Err(ApiError::Conflict(format!("transfer failed: {reason}")));

@@ -1,6 +1,6 @@
 //! [`NodeHandle`]: how the REST API and the I/O tasks talk to the event loop.
 
-use crate::core::{Action, ActionError, Input, NodeState, Notification};
+use crate::core::{Action, ActionError, Input, NodeState, Notification, TransferRequest};
 use crate::primitives::{H256, TokenAmount};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -15,6 +15,9 @@ pub enum Work {
         action: Action,
         /// Answered after the resulting state is durable.
         reply: tokio::sync::oneshot::Sender<Result<Vec<Notification>, ActionError>>,
+        /// For a transfer: told when it ends (a `sync` REST transfer), without a second
+        /// hand-off to the event loop.
+        ended: Option<tokio::sync::oneshot::Sender<TransferOutcome>>,
     },
     /// A read of the committed state.
     Query(Box<dyn FnOnce(&NodeState) + Send>),
@@ -85,9 +88,32 @@ impl NodeHandle {
     pub async fn act(&self, action: Action) -> Result<Vec<Notification>, NodeError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.work
-            .send(Work::Action { action, reply })
+            .send(Work::Action {
+                action,
+                reply,
+                ended: None,
+            })
             .map_err(|_| NodeError::Stopped)?;
         Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+    }
+
+    /// Starts a transfer; answers once it is durable, with the notifications it produced
+    /// and a receiver told when the transfer ends.
+    pub async fn start_transfer(
+        &self,
+        request: TransferRequest,
+    ) -> Result<(Vec<Notification>, TransferEnd), NodeError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let (ended, end) = tokio::sync::oneshot::channel();
+        self.work
+            .send(Work::Action {
+                action: Action::Transfer(request),
+                reply,
+                ended: Some(ended),
+            })
+            .map_err(|_| NodeError::Stopped)?;
+        let notes = rx.await.map_err(|_| NodeError::Stopped)??;
+        Ok((notes, TransferEnd(end)))
     }
 
     /// Reads the committed state.
@@ -115,7 +141,17 @@ impl NodeHandle {
         self.work
             .send(Work::WaitTransfer { id, reply })
             .map_err(|_| NodeError::Stopped)?;
-        match tokio::time::timeout(timeout, rx).await {
+        TransferEnd(rx).wait(timeout).await
+    }
+}
+
+/// The end of a transfer started with [`NodeHandle::start_transfer`].
+pub struct TransferEnd(tokio::sync::oneshot::Receiver<TransferOutcome>);
+
+impl TransferEnd {
+    /// Waits until the transfer ends, or `timeout`.
+    pub async fn wait(self, timeout: Duration) -> Result<TransferOutcome, NodeError> {
+        match tokio::time::timeout(timeout, self.0).await {
             Ok(r) => r.map_err(|_| NodeError::Stopped),
             Err(_) => Err(NodeError::Timeout(timeout)),
         }

@@ -160,6 +160,8 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         let mut fault_points = Vec::new();
         // A user's command is answered only once durable, whatever it produced.
         let mut acted = false;
+        // Queries and waits alone change nothing: no snapshot to compare or write.
+        let mut stepped = false;
         for w in batch {
             let mut ctx = Ctx {
                 now_ms,
@@ -167,35 +169,47 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             };
             match w {
                 Work::Input(input) => {
+                    stepped = true;
                     self.config.faults.before_input(&input, &self.core.state);
                     fault_points.extend(self.config.faults.after_input(&input));
                     outputs.extend(self.core.step(input, &mut ctx));
                 }
-                Work::Action { action, reply } => match self.core.act(action, &mut ctx) {
-                    Ok(out) => {
-                        acted = true;
-                        let notes = out
-                            .iter()
-                            .filter_map(|o| {
-                                if let Output::Event(n) = o {
-                                    Some(n.clone())
-                                } else {
-                                    None
-                                }
-                            })
-                            .collect();
-                        outputs.extend(out);
-                        replies.push((reply, Ok(notes)));
+                Work::Action {
+                    action,
+                    reply,
+                    ended,
+                } => {
+                    stepped = true;
+                    match self.core.act(action, &mut ctx) {
+                        Ok(out) => {
+                            acted = true;
+                            let notes: Vec<Notification> = out
+                                .iter()
+                                .filter_map(|o| {
+                                    if let Output::Event(n) = o {
+                                        Some(n.clone())
+                                    } else {
+                                        None
+                                    }
+                                })
+                                .collect();
+                            let started = notes.iter().find_map(|n| match n {
+                                Notification::TransferStarted { id, .. } => Some(*id),
+                                _ => None,
+                            });
+                            if let (Some(id), Some(ended)) = (started, ended) {
+                                // Before this batch's outputs are released: an end among them
+                                // reaches this waiter too.
+                                self.wait_for(id, ended);
+                            }
+                            outputs.extend(out);
+                            replies.push((reply, Ok(notes)));
+                        }
+                        Err(e) => replies.push((reply, Err(e))),
                     }
-                    Err(e) => replies.push((reply, Err(e))),
-                },
+                }
                 Work::Query(f) => after_commit.push(f),
-                Work::WaitTransfer { id, reply } => match self.finished.get(&id) {
-                    Some(outcome) => {
-                        let _ = reply.send(outcome.clone());
-                    }
-                    None => self.waiters.entry(id).or_default().push(reply),
-                },
+                Work::WaitTransfer { id, reply } => self.wait_for(id, reply),
                 Work::Stop => {}
             }
         }
@@ -217,8 +231,10 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         } else {
             Durability::Buffered
         };
-        self.persist
-            .commit(&self.core.state, &notes, now_ms, durability)?;
+        if stepped {
+            self.persist
+                .commit(&self.core.state, &notes, now_ms, durability)?;
+        }
         for point in fault_points {
             self.config.faults.hit(&point);
         }
@@ -232,6 +248,16 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             f(&self.core.state);
         }
         Ok(())
+    }
+
+    /// Tells `reply` when transfer `id` ends (at once if it already has).
+    fn wait_for(&mut self, id: H256, reply: tokio::sync::oneshot::Sender<TransferOutcome>) {
+        match self.finished.get(&id) {
+            Some(outcome) => {
+                let _ = reply.send(outcome.clone());
+            }
+            None => self.waiters.entry(id).or_default().push(reply),
+        }
     }
 
     /// Carries out one committed output.
