@@ -337,7 +337,13 @@ async fn transfer(
         is_direct: b.is_direct,
         secret,
     };
-    let (notes, end) = st.node.start_transfer(req).await?;
+    // A sync transfer registers its end waiter with the action (one hand-off).
+    let (notes, end) = if b.sync {
+        let (notes, end) = st.node.start_transfer(req).await?;
+        (notes, Some(end))
+    } else {
+        (st.node.act(Action::Transfer(req)).await?, None)
+    };
     let (id, mut fee) = notes
         .iter()
         .find_map(|n| {
@@ -348,7 +354,7 @@ async fn transfer(
             }
         })
         .ok_or_else(|| ApiError::Internal("transfer started without an id".into()))?;
-    if b.sync {
+    if let Some(end) = end {
         match end.wait(st.timeout).await? {
             TransferOutcome::Success { fee: paid } => fee = paid,
             TransferOutcome::Failed(reason) => {
