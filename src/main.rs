@@ -426,17 +426,21 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
                 bench.history = h;
             }
             bench.only = only;
-            let temp = tempfile::Builder::new()
-                .prefix("smartraiden-bench-")
-                .tempdir()?;
+            // Removed when dropped at the end, unless the user keeps a directory of their own.
+            let mut temp = None;
             let dir = match keep_dir {
-                Some(d) => {
-                    if d.exists() {
-                        anyhow::bail!("{} exists; --keep-dir wants a new directory", d.display());
-                    }
-                    d
+                Some(d) if d.exists() => {
+                    anyhow::bail!("{} exists; --keep-dir wants a new directory", d.display());
                 }
-                None => temp.path().to_owned(),
+                Some(d) => d,
+                None => temp
+                    .insert(
+                        tempfile::Builder::new()
+                            .prefix("smartraiden-bench-")
+                            .tempdir()?,
+                    )
+                    .path()
+                    .to_owned(),
             };
             let mut options = TestnetOptions::new(4, &dir, std::env::current_exe()?);
             options.node_log = "warn".into();

@@ -86,12 +86,20 @@ impl NodeHandle {
 
     /// Runs an action; answers once its effects are durable.
     pub async fn act(&self, action: Action) -> Result<Vec<Notification>, NodeError> {
+        self.act_with(action, None).await
+    }
+
+    async fn act_with(
+        &self,
+        action: Action,
+        ended: Option<tokio::sync::oneshot::Sender<TransferOutcome>>,
+    ) -> Result<Vec<Notification>, NodeError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.work
             .send(Work::Action {
                 action,
                 reply,
-                ended: None,
+                ended,
             })
             .map_err(|_| NodeError::Stopped)?;
         Ok(rx.await.map_err(|_| NodeError::Stopped)??)
@@ -103,16 +111,10 @@ impl NodeHandle {
         &self,
         request: TransferRequest,
     ) -> Result<(Vec<Notification>, TransferEnd), NodeError> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
         let (ended, end) = tokio::sync::oneshot::channel();
-        self.work
-            .send(Work::Action {
-                action: Action::Transfer(request),
-                reply,
-                ended: Some(ended),
-            })
-            .map_err(|_| NodeError::Stopped)?;
-        let notes = rx.await.map_err(|_| NodeError::Stopped)??;
+        let notes = self
+            .act_with(Action::Transfer(request), Some(ended))
+            .await?;
         Ok((notes, TransferEnd(end)))
     }
 

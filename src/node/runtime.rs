@@ -183,16 +183,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                     match self.core.act(action, &mut ctx) {
                         Ok(out) => {
                             acted = true;
-                            let notes: Vec<Notification> = out
-                                .iter()
-                                .filter_map(|o| {
-                                    if let Output::Event(n) = o {
-                                        Some(n.clone())
-                                    } else {
-                                        None
-                                    }
-                                })
-                                .collect();
+                            let notes = events(&out);
                             let started = notes.iter().find_map(|n| match n {
                                 Notification::TransferStarted { id, .. } => Some(*id),
                                 _ => None,
@@ -213,16 +204,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                 Work::Stop => {}
             }
         }
-        let notes: Vec<Notification> = outputs
-            .iter()
-            .filter_map(|o| {
-                if let Output::Event(n) = o {
-                    Some(n.clone())
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let notes = events(&outputs);
         let releases = outputs
             .iter()
             .any(|o| matches!(o, Output::Send { .. } | Output::ContractSend(_)));
@@ -306,4 +288,15 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             }
         }
     }
+}
+
+/// The notifications among `outputs`.
+fn events(outputs: &[Output]) -> Vec<Notification> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
 }

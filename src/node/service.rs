@@ -110,8 +110,8 @@ fn wall_ms() -> u64 {
 }
 
 /// Commits each batch to RocksDB: the state snapshot plus its transfer-history records.
-/// Remembers the last snapshot written, so a batch that changed nothing (a tick, a query, a
-/// wait) writes nothing.
+/// Remembers the last snapshot written, so a batch that changed nothing (a tick with no timer
+/// due) writes nothing.
 struct StorePersist {
     store: Arc<Store>,
     last: Vec<u8>,
