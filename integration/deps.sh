@@ -28,13 +28,28 @@ dep_prosody() {
     command -v prosody >/dev/null 2>&1 || { echo "deps.sh: prosody missing after install" >&2; exit 1; }
 }
 
-# libclang for bindgen, needed to build the rocksdb crate.
+# libclang for bindgen, needed to build the rocksdb crate. bindgen's loader (clang-sys) looks for
+# libclang.so, libclang-N.so or libclang.so.N / libclang-N.so.N; it ignores libclang-cpp, which a
+# fresh machine image ships without libclang itself, so only those names count here.
+have_libclang() {
+    local dirs=(/usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib)
+    [ -n "${LIBCLANG_PATH:-}" ] && dirs=("$LIBCLANG_PATH" "${dirs[@]}")
+    local d f
+    for d in "${dirs[@]}"; do
+        for f in "$d"/libclang.so "$d"/libclang.so.* "$d"/libclang-[0-9]*.so "$d"/libclang-[0-9]*.so.*; do
+            [ -e "$f" ] && return 0
+        done
+    done
+    return 1
+}
+
 dep_libclang() {
-    if ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    if have_libclang; then
         return 0
     fi
     echo "deps.sh: installing libclang-dev (apt)" >&2
     apt_install libclang-dev
+    have_libclang || { echo "deps.sh: libclang missing after installing libclang-dev" >&2; exit 1; }
 }
 
 # anvil dev chain: a static binary shipped inside an npm package, pinned by integration/package-lock.json.

@@ -364,7 +364,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
                 .address()
                 .await
                 .is_ok()
-                    || std::path::Path::new(&format!("/proc/{}", old.anvil_pid)).exists())
+                    || testnet::network::is_running(old.anvil_pid))
             {
                 bail!(
                     "a testnet is already running in {} (stop it with `integration/testnet down`)",

@@ -548,6 +548,12 @@ fn signal(sig: &str, pids: &[u32]) {
         .status();
 }
 
+/// Whether `pid` is a running process: gone and zombie (exited, not yet reaped by its parent,
+/// which can take long or never happen in a container without an init) both count as not.
+pub fn is_running(pid: u32) -> bool {
+    cmdline(pid).is_some()
+}
+
 /// The command line of a live process (arguments joined by spaces); `None` if it is gone or
 /// a zombie.
 fn cmdline(pid: u32) -> Option<String> {
