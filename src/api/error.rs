@@ -50,7 +50,8 @@ impl From<ActionError> for ApiError {
             | ActionError::InsufficientBalance { .. }
             | ActionError::NoRoute(_)
             | ActionError::TooLate(_)
-            | ActionError::DuplicateSecret => ApiError::Conflict(e.to_string()),
+            | ActionError::DuplicateSecret
+            | ActionError::ChainBehind(_) => ApiError::Conflict(e.to_string()),
         }
     }
 }

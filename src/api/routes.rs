@@ -2,7 +2,7 @@
 
 use super::ApiError;
 use super::json::*;
-use crate::core::{Action, NodeState, Notification, TransferRequest};
+use crate::core::{Action, ContractCall, NodeState, Notification, TransferRequest};
 use crate::node::{NodeHandle, TransferOutcome};
 use crate::primitives::{Address, BlockCount, ChannelId, H256, Secret, SecretHash, TokenAmount};
 use axum::extract::{Path, State};
@@ -86,6 +86,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/1/queryreceivedtransfer", get(received_transfers))
         .route("/api/1/debug/balance/{token}/{addr}", get(debug_balance))
         .route("/api/1/debug/outbox", get(debug_outbox))
+        .route("/api/1/status", get(status))
         .route("/api/1/stop", post(stop))
         .with_state(state)
 }
@@ -103,7 +104,7 @@ fn channel_json(s: &NodeState, id: &ChannelId) -> Option<Value> {
     s.channel(id).map(|c| {
         let mut v = serde_json::to_value(ChannelJson::from(c)).expect("serializable");
         v["block_number"] = json!(s.block.0);
-        if let Some(after) = c.settle_possible_after(s.config.punish_window) {
+        if let Some(after) = c.settle_possible_after() {
             v["settle_after_block"] = json!(after.0);
         }
         v
@@ -115,7 +116,18 @@ async fn wait_until<T: Send + 'static>(
     st: &ApiState,
     pred: impl Fn(&NodeState) -> Option<T> + Send + Sync + Clone + 'static,
 ) -> Result<T, ApiError> {
-    let mut rx = st.notifications.subscribe();
+    wait_until_or_failed(st, st.notifications.subscribe(), pred, |_| false).await
+}
+
+/// As [`wait_until`], but ends with an error when a transaction `ours` recognises fails
+/// (opening and depositing, which the node does not retry). `rx` must be subscribed before
+/// the action that submits the transaction.
+async fn wait_until_or_failed<T: Send + 'static>(
+    st: &ApiState,
+    mut rx: tokio::sync::broadcast::Receiver<Notification>,
+    pred: impl Fn(&NodeState) -> Option<T> + Send + Sync + Clone + 'static,
+    ours: impl Fn(&ContractCall) -> bool,
+) -> Result<T, ApiError> {
     let deadline = tokio::time::Instant::now() + st.timeout;
     loop {
         let p = pred.clone();
@@ -123,6 +135,9 @@ async fn wait_until<T: Send + 'static>(
             return Ok(v);
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(Notification::TransactionFailed { call, reason })) if ours(&call) => {
+                return Err(ApiError::Conflict(format!("the transaction failed: {reason}")));
+            }
             Err(_) => {
                 return Err(ApiError::Timeout(format!(
                     "the chain did not confirm within {:?}",
@@ -213,6 +228,7 @@ async fn open_channel(
     let (partner, token) = (address(&b.partner_address)?, address(&b.token_address)?);
     let deposit = b.balance.map(|a| a.0).unwrap_or_default();
     let settle_timeout = BlockCount(b.settle_timeout.unwrap_or(st.default_settle_timeout));
+    let rx = st.notifications.subscribe();
     st.node
         .act(Action::OpenChannel {
             token,
@@ -221,12 +237,17 @@ async fn open_channel(
             settle_timeout,
         })
         .await?;
-    let v = wait_until(&st, move |s| {
-        let c = s.channel_with(&token, &partner)?;
-        (c.our.deposit >= deposit)
-            .then(|| channel_json(s, &c.identifier))
-            .flatten()
-    })
+    let v = wait_until_or_failed(
+        &st,
+        rx,
+        move |s| {
+            let c = s.channel_with(&token, &partner)?;
+            (c.our.deposit >= deposit)
+                .then(|| channel_json(s, &c.identifier))
+                .flatten()
+        },
+        move |call| matches!(call, ContractCall::OpenChannel { partner: p, .. } if *p == partner),
+    )
     .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -245,13 +266,23 @@ async fn patch_channel(
         .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))?;
     match (b.balance, b.state.as_deref()) {
         (Some(amount), None) => {
-            let before = st.node.query(move |s| s.channel(&id).map(|c| c.our.deposit)).await?.unwrap_or_default();
+            let (before, partner) = st
+                .node
+                .query(move |s| s.channel(&id).map(|c| (c.our.deposit, c.partner.address)))
+                .await?
+                .unwrap_or_default();
+            let rx = st.notifications.subscribe();
             st.node.act(Action::Deposit { channel: id, amount: amount.0 }).await?;
             let target = before.saturating_add(amount.0);
             Ok(Json(
-                wait_until(&st, move |s| {
-                    s.channel(&id).filter(|c| c.our.deposit >= target).and_then(|_| channel_json(s, &id))
-                })
+                wait_until_or_failed(
+                    &st,
+                    rx,
+                    move |s| {
+                        s.channel(&id).filter(|c| c.our.deposit >= target).and_then(|_| channel_json(s, &id))
+                    },
+                    move |call| matches!(call, ContractCall::Deposit { partner: p, .. } if *p == partner),
+                )
                 .await?,
             ))
         }
@@ -355,7 +386,18 @@ async fn transfer(
         })
         .ok_or_else(|| ApiError::Internal("transfer started without an id".into()))?;
     if let Some(end) = end {
-        match end.wait(st.timeout).await? {
+        let outcome = end.wait(st.timeout).await.map_err(|e| match e {
+            // Sent and committed: it may still complete (a payee can hold the signed proof
+            // without acknowledging it). Say so, so that nobody pays twice by retrying.
+            crate::node::NodeError::Timeout(t) => ApiError::Timeout(format!(
+                "transfer {id} was sent but has not completed within {t:?}; it may still \
+                 complete, so do not send it again: follow it at \
+                 /api/1/transferstatus/{}/{id}",
+                token.to_checksum()
+            )),
+            other => other.into(),
+        })?;
+        match outcome {
             TransferOutcome::Success { fee: paid } => fee = paid,
             TransferOutcome::Failed(reason) => {
                 return Err(ApiError::Conflict(format!("transfer failed: {reason}")));
@@ -467,6 +509,29 @@ async fn debug_outbox(State(st): State<ApiState>) -> ApiResult {
         .await?;
     let total: u64 = by_peer.values().sum();
     Ok(Json(json!({ "unacknowledged": total, "by_peer": by_peer })))
+}
+
+/// The node's view of the chain: the block it has processed, the head the chain follower saw,
+/// and why it takes on no new lock (`chain_behind`), if it does not.
+async fn status(State(st): State<ApiState>) -> ApiResult {
+    let (block, head, behind, unacknowledged) = st
+        .node
+        .query_core(|c| {
+            (
+                c.state.block.0,
+                c.chain_view().head().map(|h| h.0),
+                c.chain_behind(),
+                c.state.delivery.len(),
+            )
+        })
+        .await?;
+    Ok(Json(json!({
+        "our_address": st.our_address.to_checksum(),
+        "block_number": block,
+        "chain_head": head,
+        "chain_behind": behind,
+        "unacknowledged": unacknowledged,
+    })))
 }
 
 async fn debug_balance(

@@ -20,6 +20,10 @@ use super::ChainError;
 /// every transaction on a local node; 10 ms costs nothing on a remote one either.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Longest wait for a transaction's receipt before it counts as failed (the caller decides
+/// whether to try again; a duplicate of a transaction that went through reverts harmlessly).
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A connection to an Ethereum JSON-RPC endpoint that signs with one key.
 pub struct ChainClient {
     provider: DynProvider,
@@ -137,13 +141,21 @@ impl ChainClient {
             }
         };
         let tx_hash = *pending.tx_hash();
-        let receipt = pending
+        let receipt = match pending
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await
-            .map_err(|e| ChainError::Receipt {
-                tx_hash,
-                reason: e.to_string(),
-            })?;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Still pending, or dropped: the node's pending count knows which nonce is next.
+                *self.next_nonce.lock().await = None;
+                return Err(ChainError::Receipt {
+                    tx_hash,
+                    reason: e.to_string(),
+                });
+            }
+        };
         debug!(
             "tx {tx_hash} mined in block {:?}, gas used {}",
             receipt.block_number, receipt.gas_used

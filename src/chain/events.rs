@@ -49,18 +49,17 @@ pub enum DecodedLog {
         /// The transaction that punished (its calldata names the cheater).
         tx_hash: Option<TxHash>,
     },
+    /// `TokenNetworkCreated`: the network's punish window is read from the network itself.
+    TokenNetworkCreated {
+        /// The token.
+        token: Address,
+        /// The new network.
+        token_network: Address,
+    },
 }
 
 fn cid(b: B256) -> ChannelId {
     ChannelId(h256(b))
-}
-
-/// `TokenNetworkCreated` of the registry.
-pub fn token_network_created(e: &TokenNetworkRegistry::TokenNetworkCreated) -> ChainEvent {
-    ChainEvent::TokenNetworkCreated {
-        token: address(e.token_address),
-        token_network: address(e.token_network_address),
-    }
 }
 
 /// `ChannelOpened` (no deposit) of token network `tn`, in block `block`.
@@ -204,7 +203,11 @@ pub fn decode_log(log: &Log) -> Result<DecodedLog, DecodeError> {
     let one = |e: ChainEvent| Ok(DecodedLog::Events(vec![e]));
     match *topic {
         TokenNetworkRegistry::TokenNetworkCreated::SIGNATURE_HASH => {
-            one(token_network_created(&decode(log)?))
+            let e: TokenNetworkRegistry::TokenNetworkCreated = decode(log)?;
+            Ok(DecodedLog::TokenNetworkCreated {
+                token: address(e.token_address),
+                token_network: address(e.token_network_address),
+            })
         }
         TokenNetwork::ChannelOpened::SIGNATURE_HASH => {
             one(channel_opened(tn, &decode(log)?, block))

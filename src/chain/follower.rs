@@ -31,7 +31,7 @@ use super::bindings::{TokenNetwork, TokenNetworkRegistry};
 use super::convert::{address, eth_address};
 use super::events::{DecodeError, DecodedLog, decode_log};
 use crate::core::{ChainEvent, Input};
-use crate::primitives::{Address, BlockNumber, ChannelId};
+use crate::primitives::{Address, BlockCount, BlockNumber, ChannelId};
 
 /// How the follower polls.
 #[derive(Clone, Debug)]
@@ -118,7 +118,13 @@ pub struct ChainFollower {
     confirmed: Option<u64>,
     // Participants of channels opened while following: a fallback to name a punished cheater.
     participants: HashMap<ChannelId, (Address, Address)>,
+    // The head last reported to the core as `Input::ChainHead`, and when.
+    head_reported: Option<(u64, std::time::Instant)>,
 }
+
+/// Longest the follower stays silent while the endpoint answers (the core's
+/// `chain_stale_after_ms` must be well above it).
+const HEAD_REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A poll failure.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +172,7 @@ impl ChainFollower {
             status,
             confirmed: None,
             participants: HashMap::new(),
+            head_reported: None,
         })
     }
 
@@ -277,10 +284,22 @@ impl ChainFollower {
             return Ok(vec![]);
         };
         // A lagging RPC replica may report an older head: never go backwards, just wait.
-        self.confirmed = Some(self.confirmed.map_or(confirmed, |c| c.max(confirmed)));
+        let confirmed = self.confirmed.map_or(confirmed, |c| c.max(confirmed));
+        self.confirmed = Some(confirmed);
+        // The core judges lock timing by how far its blocks trail this head, and counts its
+        // view stale when the follower falls silent: report it when it moves, and now and
+        // then while the endpoint answers.
+        let report = self
+            .head_reported
+            .is_none_or(|(h, at)| h != confirmed || at.elapsed() >= HEAD_REPORT_INTERVAL);
+        let mut inputs = Vec::new();
+        if report {
+            self.head_reported = Some((confirmed, std::time::Instant::now()));
+            inputs.push(Input::ChainHead(BlockNumber(confirmed)));
+        }
         let from = self.progress.next_block;
         if from > confirmed {
-            return Ok(vec![]);
+            return Ok(inputs);
         }
         let to = confirmed.min(from + self.config.max_range.max(1) - 1);
 
@@ -321,7 +340,7 @@ impl ChainFollower {
         }
         logs.sort_by_key(|l| (l.block_number, l.log_index));
 
-        let mut inputs = Vec::with_capacity(logs.len() * 2 + 1);
+        inputs.reserve(logs.len() * 2 + 1);
         let mut participants = Vec::new();
         let mut current_block = None;
         for log in &logs {
@@ -336,6 +355,17 @@ impl ChainFollower {
                 .map_err(|source| FollowError::Decode { block, source })?
             {
                 DecodedLog::Events(events) => events,
+                DecodedLog::TokenNetworkCreated {
+                    token,
+                    token_network,
+                } => {
+                    let punish_window = self.punish_window(token_network).await?;
+                    vec![ChainEvent::TokenNetworkCreated {
+                        token,
+                        token_network,
+                        punish_window,
+                    }]
+                }
                 DecodedLog::Punished {
                     channel_identifier,
                     beneficiary,
@@ -381,6 +411,12 @@ impl ChainFollower {
             inputs.len()
         );
         Ok(inputs)
+    }
+
+    /// A token network's `punish_block_number` (immutable: read once per network).
+    async fn punish_window(&self, token_network: Address) -> Result<BlockCount, ChainError> {
+        let tn = TokenNetwork::new(eth_address(token_network), &self.provider);
+        Ok(BlockCount(tn.punish_block_number().call().await?))
     }
 
     /// The partner of `beneficiary` in a punished channel: read from the punishing transaction's

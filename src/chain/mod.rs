@@ -95,6 +95,23 @@ impl ChainError {
         }
     }
 
+    /// The failure as the core sees it: a named revert (the contract refused), or anything
+    /// else (the endpoint failed, the receipt did not come: the transaction may yet go through).
+    pub fn as_failure(&self) -> crate::core::ContractFailure {
+        use crate::core::ContractFailure;
+        match self {
+            ChainError::ContractRevert { error, .. } => ContractFailure::Reverted {
+                error: error.clone(),
+            },
+            ChainError::Reverted { tx_hash, .. } => ContractFailure::Reverted {
+                error: format!("reverted when mined (transaction {tx_hash})"),
+            },
+            other => ContractFailure::Unavailable {
+                reason: other.to_string(),
+            },
+        }
+    }
+
     /// The revert decoded as one of the custom errors of contract interface `E`.
     pub fn decode_revert<E: SolInterface>(&self) -> Option<E> {
         let data = self.revert_data()?;

@@ -119,6 +119,11 @@ impl Delivery {
         out
     }
 
+    /// When the earliest resend falls due.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.pending.values().map(|p| p.next_at_ms).min()
+    }
+
     /// Every queued message, for a resend after restart.
     pub fn all(&self) -> impl Iterator<Item = &Pending> {
         self.pending.values()

@@ -16,6 +16,15 @@ impl Core {
             Err(e) => return self.reject(None, "message", e),
         };
         log::debug!("received {} from {:?}", msg.message.kind(), msg.sender);
+        if let Some(why) = self.defer_while_chain_behind(&msg.message) {
+            // Not acknowledged: the sender sends it again, and by then the view may be current.
+            log::info!(
+                "deferring {} from {:?}: {why}",
+                msg.message.kind(),
+                msg.sender
+            );
+            return;
+        }
         match msg.message.clone() {
             Message::Ack(a) => {
                 if self.state.delivery.acknowledge(msg.sender, a.echo) {
@@ -45,9 +54,13 @@ impl Core {
             Message::AnnounceDisposed(m) => self.on_announce_disposed(&msg, &m),
             Message::AnnounceDisposedResponse(m) => self.on_disposed_response(&msg, &m),
             Message::WithdrawRequest(t) => self.on_withdraw_request(&msg, t),
-            Message::WithdrawResponse(t) => self.on_withdraw_response(&msg, t),
+            Message::WithdrawResponse(t) => {
+                self.on_cosigned_response(&msg, super::channel::CosignedTerms::Withdraw(t))
+            }
             Message::SettleRequest(t) => self.on_settle_request(&msg, t),
-            Message::SettleResponse(t) => self.on_settle_response(&msg, t),
+            Message::SettleResponse(t) => {
+                self.on_cosigned_response(&msg, super::channel::CosignedTerms::Settle(t))
+            }
         }
     }
 
@@ -85,12 +98,18 @@ impl Core {
     fn on_mediated_transfer(&mut self, msg: &SignedMessage, m: &MediatedTransfer) {
         let bp = &m.balance_proof;
         let block = self.state.block;
+        let max_locks = self.state.config.max_pending_locks;
         let verdict = self
             .state
             .channel(&bp.channel_identifier)
-            .map(|c| c.check_mediated(msg, bp, &m.lock, block));
+            .map(|c| c.check_mediated(msg, bp, &m.lock, block, max_locks));
         if !self.apply_checked(msg, verdict, bp.channel_identifier) {
             return;
+        }
+        // The secret may have been registered long before the lock reached us.
+        let h = m.lock.secrethash;
+        if !self.state.registered_secrets.contains_key(&h) {
+            self.out.push(super::Output::WatchSecret(h));
         }
         if m.target == self.state.our_address {
             self.target_on_transfer(bp.channel_identifier, msg.sender, m);
@@ -202,14 +221,15 @@ impl Core {
                 msg,
                 bp,
                 &m.secrethash,
-                c.disposed_by_us.contains(&m.secrethash),
+                c.given_back.contains_key(&m.secrethash),
             )
         });
         if !self.apply_checked(msg, verdict, bp.channel_identifier) {
             return;
         }
         if let Some(ch) = self.state.channel_mut(&bp.channel_identifier) {
-            ch.disposed_by_us.remove(&m.secrethash);
+            // The lock left the partner's tree: nothing can claim it any more.
+            ch.given_back.remove(&m.secrethash);
         }
         self.target_on_lock_gone(bp.channel_identifier, m.secrethash);
         self.mediator_on_payer_lock_gone(bp.channel_identifier, m.secrethash);
@@ -236,6 +256,18 @@ impl Core {
                 if req.is_direct {
                     self.send_direct(&req, rng).map(|_| ())
                 } else {
+                    // A lock's expiration is judged against our block: not while it trails.
+                    if let Some(why) = self.chain_behind() {
+                        return Err(ActionError::ChainBehind(why));
+                    }
+                    if let Some(secret) = req.secret
+                        && self.state.registered_secrets.contains_key(&secret.hash())
+                    {
+                        return Err(ActionError::Invalid(
+                            "this secret is already registered on chain: anyone could claim the lock"
+                                .into(),
+                        ));
+                    }
                     self.start_mediated(&req, rng).map(|_| ())
                 }
             }
@@ -263,9 +295,7 @@ impl Core {
             Action::Withdraw { channel, amount } => self.request_withdraw(channel, amount),
             Action::CooperativeSettle { channel } => self.request_cooperative_settle(channel),
             Action::RegisterSecret { secret } => {
-                if self.state.registering.insert(secret.hash()) {
-                    self.contract(super::ContractCall::RegisterSecret { secret });
-                }
+                self.register_secret(secret);
                 Ok(())
             }
         }

@@ -18,6 +18,17 @@ pub enum Input {
     ContractReceive(ChainEvent),
     /// The confirmed chain head moved.
     Block(BlockNumber),
+    /// The chain follower reached the RPC endpoint and saw the confirmed head at this block;
+    /// `Block` inputs up to it may still be on their way. Sent at least every few seconds
+    /// while the endpoint answers: the core counts its view stale without it.
+    ChainHead(BlockNumber),
+    /// A transaction the core asked for did not go through (or its fate is unknown).
+    ContractFailed {
+        /// The call, as the core emitted it.
+        call: ContractCall,
+        /// Why.
+        failure: ContractFailure,
+    },
     /// Time passed (the context's `now_ms`): retransmissions fall due.
     Tick,
     /// The node restarted from its persisted state and has followed the chain to the head:
@@ -30,6 +41,41 @@ pub enum Input {
         /// Whether it is online.
         online: bool,
     },
+}
+
+/// Why a transaction failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContractFailure {
+    /// The contract refused it (during gas estimation or when mined); `error` names the
+    /// contract's custom error when known (`BalanceHashMismatch`, `SettleWindowOver`…).
+    Reverted {
+        /// The contract's error name, or a description.
+        error: String,
+    },
+    /// The endpoint failed or the transaction was not mined in time: it may still go through.
+    Unavailable {
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl ContractFailure {
+    /// The contract's error name, if the contract refused.
+    pub fn revert_error(&self) -> Option<&str> {
+        match self {
+            ContractFailure::Reverted { error } => Some(error),
+            ContractFailure::Unavailable { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ContractFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContractFailure::Reverted { error } => write!(f, "reverted: {error}"),
+            ContractFailure::Unavailable { reason } => write!(f, "not confirmed: {reason}"),
+        }
+    }
 }
 
 /// A user's request.
@@ -120,6 +166,9 @@ pub enum ChainEvent {
         token: Address,
         /// Its network.
         token_network: Address,
+        /// Blocks after a channel's settle window reserved for punishment (the network's
+        /// `punish_block_number`): settling earlier reverts.
+        punish_window: BlockCount,
     },
     /// A channel opened.
     ChannelOpened {
@@ -329,6 +378,8 @@ pub enum ContractCall {
         participant_balance: TokenAmount,
         /// Amount out.
         participant_withdraw: TokenAmount,
+        /// Last block the terms are valid.
+        expiration: BlockNumber,
         /// Participant's signature.
         participant_signature: Signature,
         /// Partner's signature.
@@ -359,6 +410,8 @@ pub enum ContractCall {
         participant2: Address,
         /// Its payout.
         participant2_balance: TokenAmount,
+        /// Last block the terms are valid.
+        expiration: BlockNumber,
         /// First participant's signature.
         participant1_signature: Signature,
         /// Second participant's signature.
@@ -441,6 +494,13 @@ pub enum Notification {
         /// Why.
         reason: String,
     },
+    /// A transaction failed; the node retries what it still needs (see the log).
+    TransactionFailed {
+        /// The call.
+        call: ContractCall,
+        /// Why.
+        reason: String,
+    },
     /// A withdraw or cooperative settle request was refused by us or by the partner.
     ChannelRequestRefused {
         /// Which channel.
@@ -462,6 +522,10 @@ pub enum Output {
     },
     /// Submit a transaction.
     ContractSend(ContractCall),
+    /// A lock with this secrethash reached us: if the SecretRegistry holds its secret from
+    /// before (the core keeps only registrations that concern its locks), feed that
+    /// registration back as `ContractReceive(SecretRegistered)`; otherwise do nothing.
+    WatchSecret(SecretHash),
     /// Tell the user.
     Event(Notification),
 }

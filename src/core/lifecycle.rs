@@ -1,15 +1,13 @@
-//! The channel life cycle as the core sees it: chain events, block ticks, open, deposit,
-//! close, balance-proof update, on-chain unlock, settle, punish, and the co-signed withdraw and
-//! cooperative settle.
+//! The channel life cycle as the core sees it: block ticks, chain events, open, deposit, close
+//! and settle. On-chain claims (secrets, unlocks, punishment) are in `claims.rs`, the co-signed
+//! withdraw and cooperative settle in `cosign.rs`.
 
-use super::channel::{ChannelState, ChannelStatus, Negotiation};
+use super::channel::{ChannelState, ChannelStatus};
+use super::duties::Duty;
 use super::state::TokenNetwork;
 use super::{ActionError, ChainEvent, ContractCall, Core, Notification};
-use crate::messages::{Message, SettleTerms, SignedMessage, WithdrawTerms};
 use crate::primitives::H256;
-use crate::primitives::{
-    Address, BlockCount, BlockNumber, ChannelId, Locksroot, Secret, SecretHash, TokenAmount,
-};
+use crate::primitives::{Address, BlockCount, BlockNumber, ChannelId, SecretHash, TokenAmount};
 use std::collections::BTreeMap;
 
 impl Core {
@@ -21,10 +19,12 @@ impl Core {
         let previous = self.state.block;
         self.state.block = block;
         self.sweep_locks();
-        let window = self.state.config.punish_window;
+        self.expire_cosigned_terms();
+        self.retry_due_duties();
+        self.prune_registered_secrets();
         let mut due = Vec::new();
         for c in self.state.channels() {
-            let Some(after) = c.settle_possible_after(window) else {
+            let Some(after) = c.settle_possible_after() else {
                 continue;
             };
             if block > after {
@@ -50,12 +50,12 @@ impl Core {
         }
     }
 
-    fn network_of_edge(&self, id: &ChannelId) -> Option<Address> {
+    pub(super) fn network_of_edge(&self, id: &ChannelId) -> Option<Address> {
         self.state.channel_index.get(id).copied().or_else(|| {
             self.state
                 .token_networks
                 .values()
-                .find(|tn| tn.graph.edge(id).is_some())
+                .find(|tn| tn.graph.knows(id))
                 .map(|tn| tn.address)
         })
     }
@@ -67,6 +67,7 @@ impl Core {
             ChainEvent::TokenNetworkCreated {
                 token,
                 token_network,
+                punish_window,
             } => {
                 self.state.tokens.insert(token, token_network);
                 self.state
@@ -75,6 +76,7 @@ impl Core {
                     .or_insert(TokenNetwork {
                         address: token_network,
                         token,
+                        punish_window,
                         channels: BTreeMap::new(),
                         graph: Default::default(),
                     });
@@ -99,14 +101,15 @@ impl Core {
                 let Some(tn) = self.state.token_networks.get_mut(&token_network) else {
                     return;
                 };
-                tn.graph.add(id, participant1, participant2);
                 let partner = if participant1 == us {
                     participant2
                 } else if participant2 == us {
                     participant1
                 } else {
+                    tn.graph.add(id, participant1, participant2, false);
                     return;
                 };
+                tn.graph.add(id, participant1, participant2, true);
                 let ch = ChannelState::new(
                     id,
                     token_network,
@@ -116,6 +119,7 @@ impl Core {
                     partner,
                     open_block_number,
                     settle_timeout,
+                    tn.punish_window,
                     reveal,
                 );
                 tn.channels.insert(id, ch);
@@ -171,6 +175,7 @@ impl Core {
                     };
                     ch.start_new_epoch(open_block_number, ours, theirs);
                     self.state.delivery.drop_channel(id);
+                    self.state.chain_retries.remove(&Duty::Cosigned(id));
                     self.emit(Notification::ChannelChanged {
                         channel: id,
                         what: "withdraw",
@@ -198,20 +203,22 @@ impl Core {
                 self.on_channel_closed(id, closing_participant, block_number)
             }
             ChainEvent::BalanceProofUpdated {
-                channel_identifier,
+                channel_identifier: id,
                 participant,
                 transferred_amount,
                 locksroot,
             } => {
-                log::info!(
-                    "{channel_identifier}: balance proof of {participant:?} updated on chain"
-                );
-                self.record_onchain(
-                    channel_identifier,
-                    participant,
-                    Some(locksroot),
-                    transferred_amount,
-                );
+                log::info!("{id}: balance proof of {participant:?} updated on chain");
+                self.record_onchain(id, participant, Some(locksroot), transferred_amount);
+                if self
+                    .state
+                    .channel(&id)
+                    .is_some_and(|c| c.partner.address == participant)
+                {
+                    self.state.chain_retries.remove(&Duty::UpdateProof(id));
+                    // The partner's tree is now on chain: its claimable locks can be unlocked.
+                    self.plan_unlocks(id);
+                }
             }
             ChainEvent::ChannelUnlocked {
                 channel_identifier: id,
@@ -229,15 +236,21 @@ impl Core {
                 channel_identifier: id,
             } => self.forget_channel(id),
             ChainEvent::ObsoleteUnlockPunished {
-                channel_identifier,
+                channel_identifier: id,
                 beneficiary,
                 cheater,
             } => {
-                log::warn!(
-                    "{channel_identifier}: {cheater:?} punished in favour of {beneficiary:?}"
-                );
+                log::warn!("{id}: {cheater:?} punished in favour of {beneficiary:?}");
+                if beneficiary == us
+                    && let Some(ch) = self.state.channel_mut(&id)
+                {
+                    ch.onchain.punished = true;
+                }
+                self.state
+                    .chain_retries
+                    .retain(|d, _| !matches!(d, Duty::Punish(c, _) if *c == id));
                 self.emit(Notification::ChannelChanged {
-                    channel: channel_identifier,
+                    channel: id,
                     what: "punished",
                 });
             }
@@ -246,33 +259,6 @@ impl Core {
                 secret,
                 block_number,
             } => self.on_secret_registered(secrethash, secret, block_number),
-        }
-    }
-
-    fn on_secret_registered(&mut self, h: SecretHash, secret: Secret, block: BlockNumber) {
-        if secret.hash() != h {
-            return;
-        }
-        self.state.registered_secrets.insert(h, (secret, block));
-        let ids: Vec<ChannelId> = self.state.channels().map(|c| c.identifier).collect();
-        for id in ids {
-            let ch = self.state.channel(&id).expect("listed");
-            let ours = ch.our_lock(&h).is_some_and(|l| l.expiration >= block);
-            let theirs = ch.partner_lock(&h).copied();
-            let closed = ch.status.is_closed();
-            if ours {
-                // The payee can claim on chain anyway: settle it off chain instead.
-                self.pay_payee(id, secret);
-            }
-            if let Some(lock) = theirs {
-                self.learn_partner_secret(id, secret);
-                if closed && lock.expiration >= block {
-                    self.unlock_on_chain(id, h);
-                }
-            }
-        }
-        if let Some(t) = self.state.targets.get_mut(&h) {
-            t.secret.get_or_insert(secret);
         }
     }
 
@@ -293,171 +279,74 @@ impl Core {
             closed_block: block,
             closed_by_us: closer == us,
         };
+        // Co-signed terms need an open channel: they are dead now.
         ch.negotiation = None;
-        let update = (closer != us).then_some(ch.partner.latest_proof).flatten();
-        let (tn, partner) = (ch.token_network, ch.partner.address);
-        let claimable: Vec<SecretHash> = ch.partner.locks.iter().map(|l| l.secrethash).collect();
         self.state.delivery.drop_channel(id);
+        self.state.chain_retries.remove(&Duty::Close(id));
+        self.state.chain_retries.remove(&Duty::Cosigned(id));
         self.emit(Notification::ChannelChanged {
             channel: id,
             what: "closed",
         });
-        if let Some(p) = update {
-            self.contract(ContractCall::UpdateBalanceProof {
-                token_network: tn,
-                partner,
-                balance_proof: p.on_chain(),
-            });
-        }
-        for h in claimable {
-            let ch = self.state.channel(&id).expect("exists");
-            let lock = *ch.partner_lock(&h).expect("listed");
-            if self.state.registered_by(&h, lock.expiration) {
-                self.unlock_on_chain(id, h);
-            } else if let Some(secret) = ch.partner.secrets.get(&h).copied()
-                && block <= lock.expiration
-                && self.state.registering.insert(h)
-            {
-                self.contract(ContractCall::RegisterSecret { secret });
-            }
-        }
-        self.payments_on_closed_channel(id);
-    }
-
-    /// Claims the partner's lock `h` on a closed channel.
-    fn unlock_on_chain(&mut self, id: ChannelId, h: SecretHash) {
-        let Some(ch) = self.state.channel(&id) else {
-            return;
-        };
-        let (Some(lock), Some(proof)) = (ch.partner_lock(&h).copied(), ch.partner.merkle_proof(&h))
-        else {
-            return;
-        };
-        let transferred_amount = ch.partner.transferred_amount;
-        self.contract(ContractCall::Unlock {
-            token_network: ch.token_network,
-            partner: ch.partner.address,
-            transferred_amount,
-            lock,
-            merkle_proof: proof,
-        });
-    }
-
-    fn on_unlocked_on_chain(
-        &mut self,
-        id: ChannelId,
-        payer: Address,
-        lockhash: crate::primitives::H256,
-    ) {
-        let Some(ch) = self.state.channel_mut(&id) else {
-            return;
-        };
-        let end = if ch.our.address == payer {
-            &mut ch.our
-        } else {
-            &mut ch.partner
-        };
-        if let Some(i) = end.locks.iter().position(|l| l.lockhash() == lockhash) {
-            let lock = end.locks.remove(i);
-            end.transferred_amount = end.transferred_amount.saturating_add(lock.amount);
-            if payer == ch.our.address {
-                self.our_lock_paid(id, lock);
-            } else {
-                self.target_on_unlock(id, lock.secrethash);
-                self.mediator_on_payer_unlock(id, lock.secrethash);
-            }
-        }
-        // A lock of ours the partner gave back (and we removed) claimed anyway: punish it.
-        let Some(ch) = self.state.channel(&id) else {
-            return;
-        };
-        if payer == ch.our.address
-            && let Some(d) = ch
-                .disposed_to_us
-                .values()
-                .find(|d| d.lock.lockhash() == lockhash)
-                .copied()
+        if closer != us
+            && let Some(call) = self.update_proof_call(id)
         {
-            log::warn!(
-                "{id}: {:?} unlocked on chain lock {:?} it had given back; punishing",
-                ch.partner.address,
-                d.lock.secrethash
-            );
-            let call = ContractCall::PunishObsoleteUnlock {
-                token_network: ch.token_network,
-                partner: ch.partner.address,
-                lockhash,
-                additional_hash: d.additional_hash,
-                signature: d.signature,
-            };
             self.contract(call);
         }
-    }
-
-    /// Records `participant`'s balance hash as the chain now holds it (an unlock changes only
-    /// the transferred amount).
-    fn record_onchain(
-        &mut self,
-        id: ChannelId,
-        participant: Address,
-        locksroot: Option<Locksroot>,
-        transferred: TokenAmount,
-    ) {
-        let Some(ch) = self.state.channel_mut(&id) else {
-            return;
-        };
-        let slot = if participant == ch.our.address {
-            &mut ch.onchain.our
-        } else if participant == ch.partner.address {
-            &mut ch.onchain.partner
-        } else {
-            return;
-        };
-        slot.0 = transferred;
-        if let Some(root) = locksroot {
-            slot.1 = root;
-        }
+        self.register_claimable_secrets(id);
+        self.plan_unlocks(id);
+        self.payments_on_closed_channel(id);
     }
 
     /// Drops a settled channel and everything that referred to it.
     fn forget_channel(&mut self, id: ChannelId) {
-        if let Some(tn) = self.network_of_edge(&id) {
-            let net = self.state.token_networks.get_mut(&tn).expect("found");
-            net.graph.remove(id);
-            if let Some(ch) = net.channels.remove(&id) {
-                self.state.channel_index.remove(&id);
-                // Direct transfers the partner never acknowledged count iff the proof on chain
-                // includes them (transferred amounts are cumulative).
-                let pending: Vec<(H256, TokenAmount)> = self
-                    .state
-                    .direct_pending
-                    .iter()
-                    .filter(|(_, (c, _))| *c == id)
-                    .map(|(h, (_, t))| (*h, *t))
-                    .collect();
-                for (h, total) in pending {
-                    self.state.direct_pending.remove(&h);
-                    self.emit(if total <= ch.onchain.our.0 {
-                        Notification::TransferSucceeded {
-                            id: h,
-                            fee: TokenAmount::ZERO,
-                        }
-                    } else {
-                        Notification::TransferFailed {
-                            id: h,
-                            reason: "the partner never received it; the channel settled without it"
-                                .into(),
-                        }
-                    });
+        let Some(tn) = self.network_of_edge(&id) else {
+            return;
+        };
+        let net = self.state.token_networks.get_mut(&tn).expect("found");
+        net.graph.remove(id);
+        let Some(ch) = net.channels.remove(&id) else {
+            return;
+        };
+        self.state.channel_index.remove(&id);
+        self.state.chain_retries.retain(|d, _| match d {
+            Duty::Close(c)
+            | Duty::UpdateProof(c)
+            | Duty::Unlocks(c)
+            | Duty::Settle(c)
+            | Duty::Cosigned(c)
+            | Duty::Punish(c, _) => *c != id,
+            Duty::RegisterSecret(_) => true,
+        });
+        // Direct transfers the partner never acknowledged count iff the proof on chain
+        // includes them (transferred amounts are cumulative).
+        let pending: Vec<(H256, TokenAmount)> = self
+            .state
+            .direct_pending
+            .iter()
+            .filter(|(_, (c, _))| *c == id)
+            .map(|(h, (_, t))| (*h, *t))
+            .collect();
+        for (h, total) in pending {
+            self.state.direct_pending.remove(&h);
+            self.emit(if total <= ch.onchain.our.0 {
+                Notification::TransferSucceeded {
+                    id: h,
+                    fee: TokenAmount::ZERO,
                 }
-                self.state.delivery.drop_channel(id);
-                self.forget_payments_on(id);
-                self.emit(Notification::ChannelChanged {
-                    channel: id,
-                    what: "settled",
-                });
-            }
+            } else {
+                Notification::TransferFailed {
+                    id: h,
+                    reason: "the partner never received it; the channel settled without it".into(),
+                }
+            });
         }
+        self.state.delivery.drop_channel(id);
+        self.forget_payments_on(id);
+        self.emit(Notification::ChannelChanged {
+            channel: id,
+            what: "settled",
+        });
     }
 
     /// A channel closed: transfers on it whose outcome can no longer change end now (no
@@ -522,12 +411,13 @@ impl Core {
         }
     }
 
-    /// Submits a close with the partner's latest balance proof.
+    /// Submits a close with the partner's latest balance proof; on a channel already
+    /// `Closing` (a close that failed or is slow), submits it again.
     pub(super) fn close_channel(&mut self, id: ChannelId) {
         let Some(ch) = self.state.channel_mut(&id) else {
             return;
         };
-        if ch.status.is_closed() || ch.status == ChannelStatus::Closing {
+        if ch.status.is_closed() {
             return;
         }
         ch.status = ChannelStatus::Closing;
@@ -542,12 +432,11 @@ impl Core {
     /// Submits a settle once the settle window is over.
     pub(super) fn settle_channel(&mut self, id: ChannelId) -> Result<(), ActionError> {
         let block = self.state.block;
-        let window = self.state.config.punish_window;
         let ch = self
             .state
             .channel_mut(&id)
             .ok_or(ActionError::UnknownChannel(id))?;
-        let Some(after) = ch.settle_possible_after(window) else {
+        let Some(after) = ch.settle_possible_after() else {
             return Err(ActionError::ChannelState(ch.status.api_name()));
         };
         if block <= after {
@@ -559,73 +448,6 @@ impl Core {
         let call = settle_call(ch);
         self.contract(call);
         Ok(())
-    }
-
-    /// After a restart: issues again every on-chain duty whose transaction may have been lost
-    /// with the process (a close we started, the update of the partner's proof, unlocks of
-    /// claimable locks, secrets we were registering, a settle). Idempotent: a duplicate of a
-    /// transaction that did go through reverts and changes nothing.
-    pub(super) fn resume_chain_duties(&mut self) {
-        let block = self.state.block;
-        let mut calls = Vec::new();
-        let mut unlocks = Vec::new();
-        for ch in self.state.channels() {
-            match ch.status {
-                ChannelStatus::Closing => calls.push(ContractCall::Close {
-                    token_network: ch.token_network,
-                    partner: ch.partner.address,
-                    balance_proof: ch.partner.latest_proof.map(|p| p.on_chain()),
-                }),
-                ChannelStatus::Closed { closed_block, .. }
-                    if block <= closed_block.plus(ch.settle_timeout) =>
-                {
-                    if let Some(p) = ch.partner.latest_proof {
-                        let bp = p.balance_proof;
-                        let held = (bp.transferred_amount, bp.locksroot);
-                        // Unlocks raise the amount on chain; only an older proof needs the update.
-                        if held.1 != ch.onchain.partner.1 || held.0 > ch.onchain.partner.0 {
-                            calls.push(ContractCall::UpdateBalanceProof {
-                                token_network: ch.token_network,
-                                partner: ch.partner.address,
-                                balance_proof: p.on_chain(),
-                            });
-                        }
-                    }
-                    for l in &ch.partner.locks {
-                        if self.state.registered_by(&l.secrethash, l.expiration) {
-                            unlocks.push((ch.identifier, l.secrethash));
-                        }
-                    }
-                }
-                ChannelStatus::Settling => calls.push(settle_call(ch)),
-                _ => {}
-            }
-        }
-        for h in &self.state.registering {
-            if self.state.registered_secrets.contains_key(h) {
-                continue;
-            }
-            let secret = self
-                .state
-                .channels()
-                .find_map(|c| c.partner.secrets.get(h).or_else(|| c.our.secrets.get(h)))
-                .copied();
-            if let Some(secret) = secret {
-                calls.push(ContractCall::RegisterSecret { secret });
-            }
-        }
-        if !calls.is_empty() || !unlocks.is_empty() {
-            log::info!(
-                "resuming {} on-chain duties after the restart",
-                calls.len() + unlocks.len()
-            );
-        }
-        for call in calls {
-            self.contract(call);
-        }
-        for (id, h) in unlocks {
-            self.unlock_on_chain(id, h);
-        }
     }
 
     pub(super) fn open_channel(
@@ -675,7 +497,9 @@ impl Core {
         if amount.is_zero() {
             return Err(ActionError::Invalid("deposit must be positive".into()));
         }
-        if ch.status.is_closed() || ch.status == ChannelStatus::Closing {
+        // Outstanding withdraw terms would hand a new deposit to the partner (they fix the
+        // balances, not the deposit): deposit only on a channel that is plainly open.
+        if ch.status != ChannelStatus::Opened {
             return Err(ActionError::ChannelState(ch.status.api_name()));
         }
         let call = ContractCall::Deposit {
@@ -686,245 +510,10 @@ impl Core {
         self.contract(call);
         Ok(())
     }
-
-    /// Checks a channel may start a co-signed operation: open, idle and lock-free.
-    fn ready_for_cosign(&self, id: ChannelId) -> Result<&ChannelState, ActionError> {
-        let ch = self
-            .state
-            .channel(&id)
-            .ok_or(ActionError::UnknownChannel(id))?;
-        if ch.status != ChannelStatus::Opened {
-            return Err(ActionError::ChannelState(ch.status.api_name()));
-        }
-        if !ch.our.locks.is_empty() || !ch.partner.locks.is_empty() {
-            return Err(ActionError::Invalid(
-                "channel has pending locks; retry when they are resolved".into(),
-            ));
-        }
-        Ok(ch)
-    }
-
-    pub(super) fn request_withdraw(
-        &mut self,
-        id: ChannelId,
-        amount: TokenAmount,
-    ) -> Result<(), ActionError> {
-        let ch = self.ready_for_cosign(id)?;
-        let balance = ch.our_balance();
-        if amount.is_zero() || amount > balance {
-            return Err(ActionError::InsufficientBalance {
-                available: balance.to_string(),
-                requested: amount.to_string(),
-            });
-        }
-        let terms = WithdrawTerms {
-            channel_identifier: id,
-            open_block_number: ch.open_block_number,
-            participant: ch.our.address,
-            participant_balance: balance,
-            participant_withdraw: amount,
-        };
-        let partner = ch.partner.address;
-        let signed = self.send_message(partner, Message::WithdrawRequest(terms), None);
-        let ch = self.state.channel_mut(&id).expect("exists");
-        ch.status = ChannelStatus::Withdrawing;
-        ch.negotiation = Some(Negotiation::WithdrawRequested {
-            terms,
-            our_signature: signed.signature,
-            at_ms: self.now_ms,
-        });
-        Ok(())
-    }
-
-    pub(super) fn request_cooperative_settle(&mut self, id: ChannelId) -> Result<(), ActionError> {
-        let ch = self.ready_for_cosign(id)?;
-        let terms = SettleTerms {
-            channel_identifier: id,
-            open_block_number: ch.open_block_number,
-            participant1: ch.our.address,
-            participant1_balance: ch.our_balance(),
-            participant2: ch.partner.address,
-            participant2_balance: ch.partner_balance(),
-        };
-        let partner = ch.partner.address;
-        let signed = self.send_message(partner, Message::SettleRequest(terms), None);
-        let ch = self.state.channel_mut(&id).expect("exists");
-        ch.status = ChannelStatus::CooperativeSettling;
-        ch.negotiation = Some(Negotiation::SettleRequested {
-            terms,
-            our_signature: signed.signature,
-            at_ms: self.now_ms,
-        });
-        Ok(())
-    }
-
-    fn refuse_request(&mut self, msg: &SignedMessage, channel: ChannelId, reason: &'static str) {
-        self.reject(Some(msg.sender), msg.message.kind(), reason);
-        self.emit(Notification::ChannelRequestRefused {
-            channel,
-            reason: reason.into(),
-        });
-        self.ack(msg);
-    }
-
-    pub(super) fn on_withdraw_request(&mut self, msg: &SignedMessage, t: WithdrawTerms) {
-        let id = t.channel_identifier;
-        let ch = match self.ready_for_cosign(id) {
-            Ok(ch) => ch,
-            Err(_) => {
-                return self.refuse_request(
-                    msg,
-                    id,
-                    "channel busy, closed, unknown or holding locks",
-                );
-            }
-        };
-        if msg.sender != ch.partner.address
-            || t.participant != msg.sender
-            || t.open_block_number != ch.open_block_number
-        {
-            return self.refuse_request(
-                msg,
-                id,
-                "withdraw not from the partner for itself in this epoch",
-            );
-        }
-        if t.participant_balance != ch.partner_balance()
-            || t.participant_withdraw.is_zero()
-            || t.participant_withdraw > t.participant_balance
-        {
-            return self.refuse_request(msg, id, "withdraw terms disagree with our balances");
-        }
-        let partner = ch.partner.address;
-        self.send_message(partner, Message::WithdrawResponse(t), None);
-        let ch = self.state.channel_mut(&id).expect("exists");
-        ch.status = ChannelStatus::Withdrawing;
-        ch.negotiation = Some(Negotiation::WithdrawCosigned { terms: t });
-        self.ack(msg);
-    }
-
-    pub(super) fn on_withdraw_response(&mut self, msg: &SignedMessage, t: WithdrawTerms) {
-        self.ack(msg);
-        let Some(ch) = self.state.channel_mut(&t.channel_identifier) else {
-            return;
-        };
-        let Some(Negotiation::WithdrawRequested {
-            terms,
-            our_signature,
-            ..
-        }) = ch.negotiation.clone()
-        else {
-            return;
-        };
-        if terms != t || msg.sender != ch.partner.address {
-            return;
-        }
-        ch.negotiation = Some(Negotiation::WithdrawCosigned { terms });
-        let call = ContractCall::Withdraw {
-            token_network: ch.token_network,
-            participant: ch.our.address,
-            partner: ch.partner.address,
-            participant_balance: t.participant_balance,
-            participant_withdraw: t.participant_withdraw,
-            participant_signature: our_signature,
-            partner_signature: msg.signature,
-        };
-        self.contract(call);
-    }
-
-    pub(super) fn on_settle_request(&mut self, msg: &SignedMessage, t: SettleTerms) {
-        let id = t.channel_identifier;
-        let ch = match self.ready_for_cosign(id) {
-            Ok(ch) => ch,
-            Err(_) => {
-                return self.refuse_request(
-                    msg,
-                    id,
-                    "channel busy, closed, unknown or holding locks",
-                );
-            }
-        };
-        let ours = t.participant2 == ch.our.address
-            && t.participant1 == msg.sender
-            && msg.sender == ch.partner.address;
-        if !ours || t.open_block_number != ch.open_block_number {
-            return self.refuse_request(
-                msg,
-                id,
-                "settle not from the partner for this channel epoch",
-            );
-        }
-        let sum = t.participant1_balance.checked_add(t.participant2_balance);
-        if t.participant1_balance != ch.partner_balance()
-            || t.participant2_balance != ch.our_balance()
-            || sum != Some(ch.total_deposit())
-        {
-            return self.refuse_request(msg, id, "settle balances disagree with ours");
-        }
-        let partner = ch.partner.address;
-        self.send_message(partner, Message::SettleResponse(t), None);
-        let ch = self.state.channel_mut(&id).expect("exists");
-        ch.status = ChannelStatus::CooperativeSettling;
-        ch.negotiation = Some(Negotiation::SettleCosigned { terms: t });
-        self.ack(msg);
-    }
-
-    pub(super) fn on_settle_response(&mut self, msg: &SignedMessage, t: SettleTerms) {
-        self.ack(msg);
-        let Some(ch) = self.state.channel_mut(&t.channel_identifier) else {
-            return;
-        };
-        let Some(Negotiation::SettleRequested {
-            terms,
-            our_signature,
-            ..
-        }) = ch.negotiation.clone()
-        else {
-            return;
-        };
-        if terms != t || msg.sender != ch.partner.address {
-            return;
-        }
-        ch.negotiation = Some(Negotiation::SettleCosigned { terms });
-        let call = ContractCall::CooperativeSettle {
-            token_network: ch.token_network,
-            participant1: t.participant1,
-            participant1_balance: t.participant1_balance,
-            participant2: t.participant2,
-            participant2_balance: t.participant2_balance,
-            participant1_signature: our_signature,
-            participant2_signature: msg.signature,
-        };
-        self.contract(call);
-    }
-
-    /// Gives up on withdraw/settle requests the partner never co-signed.
-    pub(super) fn check_request_timeouts(&mut self) {
-        let (now, timeout) = (self.now_ms, self.state.config.request_timeout_ms);
-        let stale: Vec<ChannelId> = self
-            .state
-            .channels()
-            .filter(|c| match c.negotiation {
-                Some(Negotiation::WithdrawRequested { at_ms, .. })
-                | Some(Negotiation::SettleRequested { at_ms, .. }) => now >= at_ms + timeout,
-                _ => false,
-            })
-            .map(|c| c.identifier)
-            .collect();
-        for id in stale {
-            let ch = self.state.channel_mut(&id).expect("listed");
-            ch.negotiation = None;
-            ch.status = ChannelStatus::Opened;
-            self.emit(Notification::ChannelRequestRefused {
-                channel: id,
-                reason: "the partner did not co-sign in time".into(),
-            });
-        }
-    }
 }
 
 /// `settleChannel` with the balance hashes the contract holds for both ends.
-fn settle_call(ch: &ChannelState) -> ContractCall {
+pub(super) fn settle_call(ch: &ChannelState) -> ContractCall {
     let (ot, ol) = ch.onchain.our;
     let (pt, pl) = ch.onchain.partner;
     ContractCall::Settle {

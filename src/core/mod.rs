@@ -3,8 +3,12 @@
 //! step and only then carries out the outputs (persist, then send).
 
 pub mod channel;
+mod chain_view;
+mod claims;
+mod cosign;
 pub mod delivery;
 mod dispatch;
+pub mod duties;
 mod effects;
 pub mod io;
 mod lifecycle;
@@ -12,9 +16,10 @@ pub mod routing;
 mod state;
 pub mod transfer;
 
+pub use chain_view::ChainView;
 pub use io::{
-    Action, ChainEvent, ContractCall, Input, Notification, OnChainBalanceProof, Output,
-    TransferRequest,
+    Action, ChainEvent, ContractCall, ContractFailure, Input, Notification, OnChainBalanceProof,
+    Output, TransferRequest,
 };
 pub use state::{NodeConfig, NodeState, TokenNetwork};
 
@@ -67,6 +72,10 @@ pub enum ActionError {
     /// A transfer with this secret already exists.
     #[error("a transfer with this secret already exists")]
     DuplicateSecret,
+    /// The node's view of the chain trails the chain: it takes on no new lock until it
+    /// catches up.
+    #[error("the node's view of the chain is behind ({0}); retry once it has caught up")]
+    ChainBehind(String),
 }
 
 /// Persisted state that belongs to another account than the key given.
@@ -86,6 +95,9 @@ pub struct Core {
     key: PrivateKey,
     out: Vec<Output>,
     now_ms: u64,
+    /// What the chain follower last told us (not persisted: a restarted node knows nothing
+    /// of the chain until the follower speaks).
+    chain: ChainView,
 }
 
 impl Core {
@@ -97,6 +109,7 @@ impl Core {
             key,
             out: Vec::new(),
             now_ms: 0,
+            chain: ChainView::default(),
         }
     }
 
@@ -113,6 +126,7 @@ impl Core {
             key,
             out: Vec::new(),
             now_ms: 0,
+            chain: ChainView::default(),
         })
     }
 
@@ -128,13 +142,14 @@ impl Core {
             Input::Receive(bytes) => self.on_receive(&bytes),
             Input::ContractReceive(event) => self.on_chain_event(event),
             Input::Block(block) => self.on_block(block),
+            Input::ChainHead(head) => self.chain.saw_head(head, self.now_ms),
+            Input::ContractFailed { call, failure } => self.on_contract_failed(call, failure),
             Input::Tick => {
                 let resend = self
                     .state
                     .delivery
                     .due(self.now_ms, &self.state.config.retry);
                 self.out.extend(resend);
-                self.check_request_timeouts();
             }
             Input::PeerReachability { peer, online } => {
                 self.state.reachability.insert(peer, online);
@@ -150,6 +165,12 @@ impl Core {
         let result = self.on_action(action, ctx.rng);
         let out = std::mem::take(&mut self.out);
         result.map(|_| out)
+    }
+
+    /// When the core next needs an `Input::Tick` (a retransmission falls due), on the
+    /// clock of `Ctx::now_ms`; `None` while nothing awaits an Ack.
+    pub fn next_wakeup_ms(&self) -> Option<u64> {
+        self.state.delivery.next_due_ms()
     }
 
     /// Every unacknowledged message again (after a restart).

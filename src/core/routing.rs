@@ -27,16 +27,37 @@ impl Edge {
     }
 }
 
-/// The open channels of one token network.
+/// Most channels of others kept in one token network's graph (each costs every commit; a
+/// channel of ours is always kept).
+pub const MAX_EDGES: usize = 20_000;
+/// Most channels of others kept while neither side has deposited (opening one costs only
+/// gas, so they are the cheapest to spam); the oldest are forgotten first.
+pub const MAX_UNFUNDED: usize = 1_024;
+
+/// The open channels of one token network, bounded: a channel joins the routable edges once
+/// one side deposits, and others' channels beyond [`MAX_EDGES`] are not kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelGraph {
     edges: BTreeMap<ChannelId, Edge>,
     adjacency: BTreeMap<Address, BTreeSet<(Address, ChannelId)>>,
+    /// Channels of others opened without a deposit yet, oldest first.
+    unfunded: VecDeque<(ChannelId, Address, Address)>,
 }
 
 impl ChannelGraph {
-    /// Adds an opened channel.
-    pub fn add(&mut self, id: ChannelId, p1: Address, p2: Address) {
+    /// Adds an opened channel; `ours` when we are a participant (always kept).
+    pub fn add(&mut self, id: ChannelId, p1: Address, p2: Address, ours: bool) {
+        if ours {
+            self.insert_edge(id, p1, p2);
+            return;
+        }
+        if self.unfunded.len() >= MAX_UNFUNDED {
+            self.unfunded.pop_front();
+        }
+        self.unfunded.push_back((id, p1, p2));
+    }
+
+    fn insert_edge(&mut self, id: ChannelId, p1: Address, p2: Address) {
         self.edges.insert(
             id,
             Edge {
@@ -50,8 +71,19 @@ impl ChannelGraph {
         self.adjacency.entry(p2).or_default().insert((p1, id));
     }
 
-    /// Records a participant's total deposit.
+    /// Records a participant's total deposit (a first deposit makes a channel routable).
     pub fn set_deposit(&mut self, id: ChannelId, participant: Address, total: TokenAmount) {
+        if !self.edges.contains_key(&id)
+            && !total.is_zero()
+            && let Some(i) = self.unfunded.iter().position(|(c, ..)| *c == id)
+        {
+            let (_, p1, p2) = self.unfunded.remove(i).expect("found");
+            if self.edges.len() >= MAX_EDGES {
+                log::warn!("channel graph full ({MAX_EDGES} channels): not routing over {id}");
+                return;
+            }
+            self.insert_edge(id, p1, p2);
+        }
         if let Some(e) = self.edges.get_mut(&id) {
             if e.participant1 == participant {
                 e.deposit1 = total;
@@ -63,6 +95,7 @@ impl ChannelGraph {
 
     /// Removes a closed or settled channel.
     pub fn remove(&mut self, id: ChannelId) {
+        self.unfunded.retain(|(c, ..)| *c != id);
         if let Some(e) = self.edges.remove(&id) {
             for (a, b) in [
                 (e.participant1, e.participant2),
@@ -78,17 +111,22 @@ impl ChannelGraph {
         }
     }
 
-    /// The channel, if known.
+    /// The channel, if routable.
     pub fn edge(&self, id: &ChannelId) -> Option<&Edge> {
         self.edges.get(id)
     }
 
-    /// Number of channels.
+    /// Whether the graph knows the channel (routable or awaiting a deposit).
+    pub fn knows(&self, id: &ChannelId) -> bool {
+        self.edges.contains_key(id) || self.unfunded.iter().any(|(c, ..)| c == id)
+    }
+
+    /// Number of routable channels.
     pub fn len(&self) -> usize {
         self.edges.len()
     }
 
-    /// Whether there are no channels.
+    /// Whether there are no routable channels.
     pub fn is_empty(&self) -> bool {
         self.edges.is_empty()
     }
@@ -221,7 +259,7 @@ mod tests {
             (24, 2, 4, 200, 100),
             (45, 4, 5, 100, 100),
         ] {
-            g.add(c(id), a(x), a(y));
+            g.add(c(id), a(x), a(y), false);
             g.set_deposit(c(id), a(x), TokenAmount::from(dx as u64));
             g.set_deposit(c(id), a(y), TokenAmount::from(dy as u64));
         }
@@ -268,6 +306,27 @@ mod tests {
         assert_eq!(
             g2.shortest_path(a(1), a(5), TokenAmount::from(1u64), &none, |_| true),
             None
+        );
+    }
+
+    #[test]
+    fn unfunded_channels_of_others_are_bounded_and_join_the_graph_on_deposit() {
+        let mut g = ChannelGraph::default();
+        for i in 0..(MAX_UNFUNDED as u32 + 10) {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            g.add(ChannelId(H256(id)), a(1), a(2), false);
+        }
+        assert_eq!(g.len(), 0, "no deposit yet: nothing routable");
+        let oldest = ChannelId(H256([0; 32]));
+        assert!(!g.knows(&oldest), "the oldest unfunded channels are forgotten");
+        let mut last = [0u8; 32];
+        last[..4].copy_from_slice(&(MAX_UNFUNDED as u32 + 9).to_be_bytes());
+        g.set_deposit(ChannelId(H256(last)), a(1), TokenAmount::from(5u64));
+        assert_eq!(g.len(), 1);
+        assert_eq!(
+            g.edge(&ChannelId(H256(last))).map(|e| e.capacity()),
+            Some(TokenAmount::from(5u64))
         );
     }
 

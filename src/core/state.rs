@@ -2,6 +2,7 @@
 
 use super::channel::ChannelState;
 use super::delivery::{Delivery, RetryPolicy};
+use super::duties::{Duty, Retry};
 use super::routing::{ChannelGraph, FeeSchedule};
 use super::transfer::{InitiatorState, MediatorState, TargetState};
 use crate::primitives::TokenAmount;
@@ -9,7 +10,7 @@ use crate::primitives::{
     Address, BlockCount, BlockNumber, ChainId, ChannelId, H256, Secret, SecretHash,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Settings that shape the node's decisions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,10 +25,20 @@ pub struct NodeConfig {
     pub retry: RetryPolicy,
     /// Settle closed channels automatically once the window has passed.
     pub auto_settle: bool,
-    /// Blocks after `settle_block_number` reserved for punishment before settling.
-    pub punish_window: BlockCount,
-    /// Give up on an unanswered withdraw/settle request after this long.
-    pub request_timeout_ms: u64,
+    /// Blocks our withdraw and cooperative-settle terms stay valid on chain: the partner has
+    /// this long to co-sign and us to submit; the channel is frozen meanwhile.
+    pub cosign_window: BlockCount,
+    /// Longest validity we accept in terms the partner proposes (our channel is frozen until
+    /// they are executed or expire).
+    pub max_cosign_window: BlockCount,
+    /// How far the blocks we have processed may trail the chain head the follower saw before
+    /// the node stops taking on locks (it could not judge their expirations).
+    pub max_block_lag: BlockCount,
+    /// How long without word from the chain follower before the chain view counts as stale.
+    pub chain_stale_after_ms: u64,
+    /// Most pending locks one end of a channel may hold (each is a leaf the on-chain unlocks
+    /// prove against, and state any partner could otherwise grow without bound).
+    pub max_pending_locks: usize,
 }
 
 impl NodeConfig {
@@ -39,8 +50,11 @@ impl NodeConfig {
             fees: FeeSchedule::default(),
             retry: RetryPolicy::default(),
             auto_settle: true,
-            punish_window: BlockCount(5),
-            request_timeout_ms: 30_000,
+            cosign_window: BlockCount(20),
+            max_cosign_window: BlockCount(200),
+            max_block_lag: BlockCount(2),
+            chain_stale_after_ms: 30_000,
+            max_pending_locks: 160,
         }
     }
 }
@@ -52,6 +66,8 @@ pub struct TokenNetwork {
     pub address: Address,
     /// The token.
     pub token: Address,
+    /// Its `punish_block_number`: blocks after a settle window reserved for punishment.
+    pub punish_window: BlockCount,
     /// Our channels.
     pub channels: BTreeMap<ChannelId, ChannelState>,
     /// All open channels.
@@ -82,10 +98,13 @@ pub struct NodeState {
     /// Direct transfers awaiting their Ack (message hash → channel and our new cumulative
     /// `transferred_amount`).
     pub direct_pending: BTreeMap<H256, (ChannelId, TokenAmount)>,
-    /// Secrets registered on chain, with the block of registration.
+    /// Secrets registered on chain that concern our locks or transfers, with the block of
+    /// registration (others are not kept: the shell answers `Output::WatchSecret` for them).
     pub registered_secrets: BTreeMap<SecretHash, (Secret, BlockNumber)>,
-    /// Secrets we asked the chain to register (so we ask once).
-    pub registering: BTreeSet<SecretHash>,
+    /// Secrets we asked the chain to register and have not seen registered yet.
+    pub registering: BTreeMap<SecretHash, Secret>,
+    /// On-chain duties whose transaction failed, with when to try again.
+    pub chain_retries: BTreeMap<Duty, Retry>,
     /// Peers known online (true) or offline (false); unknown counts as online.
     pub reachability: BTreeMap<Address, bool>,
     /// Unacknowledged outgoing messages.
@@ -107,7 +126,8 @@ impl NodeState {
             targets: BTreeMap::new(),
             direct_pending: BTreeMap::new(),
             registered_secrets: BTreeMap::new(),
-            registering: BTreeSet::new(),
+            registering: BTreeMap::new(),
+            chain_retries: BTreeMap::new(),
             reachability: BTreeMap::new(),
             delivery: Delivery::default(),
         }

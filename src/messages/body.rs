@@ -113,6 +113,9 @@ pub struct WithdrawTerms {
     pub participant_balance: TokenAmount,
     /// How much it takes out.
     pub participant_withdraw: TokenAmount,
+    /// Last block at which the contract executes these terms: after it both signatures are
+    /// dead, so neither side stays bound to terms the other never co-signed or submitted.
+    pub expiration: BlockNumber,
 }
 
 /// Cooperative-settle terms; both sides sign the same data (SPEC §2).
@@ -130,6 +133,8 @@ pub struct SettleTerms {
     pub participant2: Address,
     /// Its payout.
     pub participant2_balance: TokenAmount,
+    /// Last block at which the contract executes these terms (see [`WithdrawTerms`]).
+    pub expiration: BlockNumber,
 }
 
 /// Liveness probe.

@@ -173,6 +173,7 @@ pub fn withdraw_data(w: &WithdrawTerms, chain_id: ChainId) -> WithdrawData {
         participant: w.participant,
         participant_balance: w.participant_balance,
         participant_withdraw: w.participant_withdraw,
+        expiration: w.expiration,
         binding: ChannelBinding {
             channel_identifier: w.channel_identifier,
             open_block_number: w.open_block_number,
@@ -188,6 +189,7 @@ pub fn settle_data(s: &SettleTerms, chain_id: ChainId) -> CooperativeSettleData 
         participant1_balance: s.participant1_balance,
         participant2: s.participant2,
         participant2_balance: s.participant2_balance,
+        expiration: s.expiration,
         binding: ChannelBinding {
             channel_identifier: s.channel_identifier,
             open_block_number: s.open_block_number,

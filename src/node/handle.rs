@@ -1,9 +1,25 @@
 //! [`NodeHandle`]: how the REST API and the I/O tasks talk to the event loop.
 
-use crate::core::{Action, ActionError, Input, NodeState, Notification, TransferRequest};
+use crate::core::{Action, ActionError, Core, Input, NodeState, Notification, TransferRequest};
 use crate::primitives::{H256, TokenAmount};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
+
+/// Most received messages waiting for the event loop. Beyond it a transport's new messages
+/// are dropped (their senders resend until acknowledged), so a flood cannot grow the queue
+/// without bound.
+pub const MAX_QUEUED_RECEIVES: usize = 10_000;
+
+/// A place in the bounded queue of received messages, freed when dropped.
+pub struct QueueSlot(Arc<AtomicUsize>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A unit of work for the event loop.
 pub enum Work {
@@ -19,8 +35,16 @@ pub enum Work {
         /// hand-off to the event loop.
         ended: Option<tokio::sync::oneshot::Sender<TransferOutcome>>,
     },
-    /// A read of the committed state.
-    Query(Box<dyn FnOnce(&NodeState) + Send>),
+    /// A read of the committed state (and of the core's chain view).
+    Query(Box<dyn FnOnce(&Core) + Send>),
+    /// A message from a transport; its slot in the bounded receive queue is freed once the
+    /// event loop has processed it.
+    Receive {
+        /// Wire bytes.
+        bytes: Vec<u8>,
+        /// The queue slot.
+        slot: QueueSlot,
+    },
     /// Tell `reply` when transfer `id` ends.
     WaitTransfer {
         /// Transfer id.
@@ -64,12 +88,30 @@ pub enum NodeError {
 #[derive(Clone)]
 pub struct NodeHandle {
     work: Sender<Work>,
+    queued_receives: Arc<AtomicUsize>,
 }
 
 impl NodeHandle {
     /// A handle feeding `work`.
     pub fn new(work: Sender<Work>) -> NodeHandle {
-        NodeHandle { work }
+        NodeHandle {
+            work,
+            queued_receives: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Feeds a received message, unless [`MAX_QUEUED_RECEIVES`] already wait: then it is
+    /// dropped (`Ok(false)`) and its sender's resend delivers it later.
+    pub fn receive(&self, bytes: Vec<u8>) -> Result<bool, NodeError> {
+        if self.queued_receives.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_RECEIVES {
+            self.queued_receives.fetch_sub(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        let slot = QueueSlot(self.queued_receives.clone());
+        self.work
+            .send(Work::Receive { bytes, slot })
+            .map_err(|_| NodeError::Stopped)?;
+        Ok(true)
     }
 
     /// Ends the event loop once everything queued before is committed and sent.
@@ -123,9 +165,17 @@ impl NodeHandle {
         &self,
         f: impl FnOnce(&NodeState) -> R + Send + 'static,
     ) -> Result<R, NodeError> {
+        self.query_core(move |c| f(&c.state)).await
+    }
+
+    /// Reads the core: its committed state and its view of the chain.
+    pub async fn query_core<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Core) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = Box::new(move |s: &NodeState| {
-            let _ = tx.send(f(s));
+        let job = Box::new(move |c: &Core| {
+            let _ = tx.send(f(c));
         });
         self.work
             .send(Work::Query(job))

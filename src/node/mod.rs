@@ -9,6 +9,8 @@ mod runtime;
 mod service;
 
 pub use handle::Work;
-pub use handle::{NodeError, NodeHandle, TransferOutcome};
-pub use runtime::{Durability, Outbound, Persist, PersistError, Runtime, RuntimeConfig};
+pub use handle::{MAX_QUEUED_RECEIVES, NodeError, NodeHandle, QueueSlot, TransferOutcome};
+pub use runtime::{
+    ChainRequest, Durability, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
+};
 pub use service::{NodeOptions, RunError, run};

@@ -4,7 +4,7 @@ use super::faults::FaultPoints;
 use super::handle::{TransferOutcome, Work};
 use crate::core::ContractCall;
 use crate::core::{Core, Ctx, Input, NodeState, Notification, Output};
-use crate::primitives::{Address, H256};
+use crate::primitives::{Address, H256, SecretHash};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -44,6 +44,15 @@ pub trait Persist: Send + 'static {
     ) -> Result<(), PersistError>;
 }
 
+/// What the event loop asks of the chain side of the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainRequest {
+    /// Submit a transaction; a failure comes back as `Input::ContractFailed`.
+    Submit(ContractCall),
+    /// If the SecretRegistry holds this secret, feed its registration back in.
+    WatchSecret(SecretHash),
+}
+
 /// Where messages leave the node (a transport; best effort, never blocks).
 pub trait Outbound: Send + 'static {
     /// Queues signed bytes for a peer.
@@ -55,7 +64,8 @@ pub trait Outbound: Send + 'static {
 pub struct RuntimeConfig {
     /// Most work items stepped per commit.
     pub max_batch: usize,
-    /// Interval of `Tick` inputs (retransmission timers).
+    /// Longest the loop sleeps without work; it wakes earlier when the core's next
+    /// retransmission falls due (`Core::next_wakeup_ms`).
     pub tick: Duration,
     /// Where to die on purpose (crash-safety tests); unarmed by default.
     pub faults: FaultPoints,
@@ -76,7 +86,7 @@ pub struct Runtime<P: Persist, O: Outbound> {
     core: Core,
     persist: P,
     outbound: O,
-    chain: tokio::sync::mpsc::UnboundedSender<ContractCall>,
+    chain: tokio::sync::mpsc::UnboundedSender<ChainRequest>,
     config: RuntimeConfig,
     waiters: HashMap<H256, Vec<tokio::sync::oneshot::Sender<TransferOutcome>>>,
     /// Outcomes of recently ended transfers, so a waiter that arrives after the end (the Ack
@@ -94,7 +104,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         core: Core,
         persist: P,
         outbound: O,
-        chain: tokio::sync::mpsc::UnboundedSender<ContractCall>,
+        chain: tokio::sync::mpsc::UnboundedSender<ChainRequest>,
         notifications: tokio::sync::broadcast::Sender<Notification>,
         config: RuntimeConfig,
     ) -> Self {
@@ -124,9 +134,12 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         for o in self.core.resend_pending() {
             self.release(o);
         }
-        let mut last_tick = Instant::now();
         loop {
-            let wait = self.config.tick.saturating_sub(last_tick.elapsed());
+            let now = self.now_ms();
+            let wake = self.core.next_wakeup_ms();
+            let wait = wake.map_or(self.config.tick, |at| {
+                Duration::from_millis(at.saturating_sub(now)).min(self.config.tick)
+            });
             let mut batch = Vec::new();
             match work.recv_timeout(wait) {
                 Ok(w) => batch.push(w),
@@ -139,8 +152,8 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                     Err(_) => break,
                 }
             }
-            if last_tick.elapsed() >= self.config.tick {
-                last_tick = Instant::now();
+            // Timers only: a node with nothing to resend does no idle batches.
+            if wake.is_some_and(|at| self.now_ms() >= at) {
                 batch.push(Work::Input(Input::Tick));
             }
             let stop = batch.iter().any(|w| matches!(w, Work::Stop));
@@ -173,6 +186,14 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                     self.config.faults.before_input(&input, &self.core.state);
                     fault_points.extend(self.config.faults.after_input(&input));
                     outputs.extend(self.core.step(input, &mut ctx));
+                }
+                Work::Receive { bytes, slot } => {
+                    stepped = true;
+                    let input = Input::Receive(bytes);
+                    self.config.faults.before_input(&input, &self.core.state);
+                    fault_points.extend(self.config.faults.after_input(&input));
+                    outputs.extend(self.core.step(input, &mut ctx));
+                    drop(slot);
                 }
                 Work::Action {
                     action,
@@ -227,7 +248,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             let _ = reply.send(r);
         }
         for f in after_commit {
-            f(&self.core.state);
+            f(&self.core);
         }
         Ok(())
     }
@@ -257,9 +278,12 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
                 }
             }
             Output::ContractSend(call) => {
-                if self.chain.send(call).is_err() {
+                if self.chain.send(ChainRequest::Submit(call)).is_err() {
                     log::error!("chain executor is gone; transaction not submitted");
                 }
+            }
+            Output::WatchSecret(h) => {
+                let _ = self.chain.send(ChainRequest::WatchSecret(h));
             }
             Output::Event(n) => {
                 let outcome = match &n {

@@ -2,7 +2,8 @@
 //! and executor, and the REST API.
 
 use super::{
-    Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig, Work,
+    ChainRequest, Durability, NodeHandle, Outbound, Persist, PersistError, Runtime,
+    RuntimeConfig, Work,
 };
 use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog, router};
 use crate::chain::{
@@ -335,6 +336,64 @@ async fn sync_chain(handle: &NodeHandle, target: u64) -> Result<(), RunError> {
     }
 }
 
+/// Carries out the event loop's chain requests. Transactions go out one at a time (the client
+/// keeps nonces in order), oldest first except that secret registrations go before the rest:
+/// a lock's claim depends on the registration's block. A failure goes back to the core, which
+/// decides what to do again. A watched secret is looked up in the store's index.
+async fn serve_chain_requests(
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<ChainRequest>,
+    executor: Arc<ChainExecutor>,
+    store: Arc<Store>,
+    handle: NodeHandle,
+) {
+    let mut queue: std::collections::VecDeque<ContractCall> = Default::default();
+    loop {
+        // Take everything waiting, so a registration can jump the queue.
+        let next = if queue.is_empty() {
+            requests.recv().await
+        } else {
+            requests.try_recv().ok()
+        };
+        match next {
+            Some(ChainRequest::WatchSecret(h)) => {
+                match store.registered_secret(&h) {
+                    Ok(Some((secret, block_number))) => {
+                        let _ = handle.input(Input::ContractReceive(ChainEvent::SecretRegistered {
+                            secrethash: h,
+                            secret,
+                            block_number,
+                        }));
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("looking up a registered secret: {e}"),
+                }
+                continue;
+            }
+            Some(ChainRequest::Submit(call)) => {
+                if matches!(call, ContractCall::RegisterSecret { .. }) {
+                    queue.push_front(call);
+                } else {
+                    queue.push_back(call);
+                }
+                continue;
+            }
+            None if queue.is_empty() => return,
+            None => {}
+        }
+        let call = queue.pop_front().expect("not empty");
+        match executor.execute(&call).await {
+            Ok(o) => log::info!("transaction mined in block {:?}", o.block_number),
+            Err(e) => {
+                log::error!("transaction failed: {e}");
+                let failure = e.as_failure();
+                if handle.input(Input::ContractFailed { call, failure }).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Runs a node until `POST /api/1/stop` or a fatal error.
 pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let us = key.address();
@@ -395,7 +454,16 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let h = handle.clone();
     let to_core = move |ev: TransportEvent| {
         let input = match ev {
-            TransportEvent::Received { bytes, .. } => Input::Receive(bytes),
+            TransportEvent::Received { bytes, .. } => {
+                return match h.receive(bytes) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        log::warn!("receive queue full: dropped a message (its sender resends it)");
+                        true
+                    }
+                    Err(_) => false,
+                };
+            }
             TransportEvent::PeerOnline(peer) => Input::PeerReachability { peer, online: true },
             TransportEvent::PeerOffline(peer) => Input::PeerReachability {
                 peer,
@@ -414,7 +482,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     for p in &partners {
         let _ = transport.watch_presence(*p);
     }
-    let (chain_tx, mut chain_rx) = tokio::sync::mpsc::unbounded_channel::<ContractCall>();
+    let (chain_tx, chain_rx) = tokio::sync::mpsc::unbounded_channel::<ChainRequest>();
     let (notes, _) = tokio::sync::broadcast::channel::<Notification>(4096);
     let runtime = Runtime::new(
         core,
@@ -432,16 +500,12 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         .spawn(move || runtime.run(work_rx))
         .map_err(|e| RunError::Startup(e.to_string()))?;
 
-    // Transactions the core asks for, one at a time (the client keeps nonces in order).
-    let ex = executor.clone();
-    tokio::spawn(async move {
-        while let Some(call) = chain_rx.recv().await {
-            match ex.execute(&call).await {
-                Ok(o) => log::info!("transaction mined in block {:?}", o.block_number),
-                Err(e) => log::error!("transaction failed: {e}"),
-            }
-        }
-    });
+    tokio::spawn(serve_chain_requests(
+        chain_rx,
+        executor.clone(),
+        store.clone(),
+        handle.clone(),
+    ));
 
     // Chain logs and blocks, from where the persisted state left off.
     let progress = if start_block == 0 {
@@ -461,8 +525,19 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     tokio::spawn(follower.run(follow_tx));
     let h = handle.clone();
     let t = transport.clone();
+    let secrets = store.clone();
     tokio::spawn(async move {
         while let Some(input) = follow_rx.recv().await {
+            // Every registration, for locks that arrive after their secret was registered.
+            if let Input::ContractReceive(ChainEvent::SecretRegistered {
+                secret,
+                block_number,
+                ..
+            }) = &input
+                && let Err(e) = secrets.record_secret(*secret, *block_number)
+            {
+                log::error!("recording a registered secret: {e}");
+            }
             // Watch the presence of every new partner of ours.
             if let Input::ContractReceive(ChainEvent::ChannelOpened {
                 participant1,

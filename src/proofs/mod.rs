@@ -157,17 +157,20 @@ pub struct WithdrawData {
     pub participant_balance: TokenAmount,
     /// How much it takes out.
     pub participant_withdraw: TokenAmount,
+    /// Last block at which the contract accepts it.
+    pub expiration: BlockNumber,
     /// The channel and epoch.
     pub binding: ChannelBinding,
 }
 
 impl SignedData for WithdrawData {
     fn packed(&self) -> Vec<u8> {
-        let mut d = Vec::with_capacity(20 + 32 + 32 + 32 + 8 + 32);
+        let mut d = Vec::with_capacity(20 + 32 + 32 + 32 + 8 + 32 + 8);
         d.extend_from_slice(&self.participant.0);
         d.extend_from_slice(&self.participant_balance.to_be_bytes());
         d.extend_from_slice(&self.participant_withdraw.to_be_bytes());
         self.binding.append(&mut d);
+        d.extend_from_slice(&self.expiration.0.to_be_bytes());
         d
     }
 }
@@ -183,6 +186,8 @@ pub struct CooperativeSettleData {
     pub participant2: Address,
     /// What it receives.
     pub participant2_balance: TokenAmount,
+    /// Last block at which the contract accepts it.
+    pub expiration: BlockNumber,
     /// The channel and epoch.
     pub binding: ChannelBinding,
 }
@@ -195,6 +200,7 @@ impl SignedData for CooperativeSettleData {
         d.extend_from_slice(&self.participant2.0);
         d.extend_from_slice(&self.participant2_balance.to_be_bytes());
         self.binding.append(&mut d);
+        d.extend_from_slice(&self.expiration.0.to_be_bytes());
         d
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::core::{ChainEvent, ContractCall};
 use crate::primitives::{
-    Address, BlockCount, BlockNumber, ChainId, ChannelId, Locksroot, Nonce, SecretHash, TokenAmount,
+    Address, BlockCount, BlockNumber, ChainId, ChannelId, Locksroot, Nonce, Secret, SecretHash,
+    TokenAmount,
 };
 use crate::proofs::{
     BalanceProofData, ChannelBinding, CooperativeSettleData, SignedData, WithdrawData,
@@ -30,7 +31,9 @@ pub struct SimChain {
     pub chain_id: ChainId,
     token_networks: BTreeMap<Address, Address>,
     channels: BTreeMap<ChannelId, OnChainChannel>,
-    secrets: BTreeMap<SecretHash, BlockNumber>,
+    secrets: BTreeMap<SecretHash, (Secret, BlockNumber)>,
+    /// `punish_block_number` of the token networks it creates.
+    pub punish_window: BlockCount,
     /// Tokens paid out to each account by settles and withdraws.
     pub payouts: BTreeMap<Address, TokenAmount>,
     /// Refused transactions: sender, call, reason.
@@ -53,6 +56,7 @@ impl SimChain {
             token_networks: BTreeMap::new(),
             channels: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            punish_window: BlockCount(5),
             payouts: BTreeMap::new(),
             failed: Vec::new(),
             next_address: 0xa0,
@@ -71,6 +75,7 @@ impl SimChain {
             vec![ChainEvent::TokenNetworkCreated {
                 token,
                 token_network: tn,
+                punish_window: self.punish_window,
             }],
         )
     }
@@ -84,21 +89,27 @@ impl SimChain {
         })
     }
 
-    /// Executes a transaction from `from`; refused ones are recorded in `failed`.
+    /// Executes a transaction from `from` and returns its logs, or the contract's error
+    /// name; refused ones are also recorded in `failed`.
     pub fn execute(
         &mut self,
         from: Address,
         call: ContractCall,
         block: BlockNumber,
-    ) -> Vec<ChainEvent> {
+    ) -> Result<Vec<ChainEvent>, String> {
         match self.try_execute(from, &call, block) {
-            Ok(events) => events,
+            Ok(events) => Ok(events),
             Err(reason) => {
                 log::warn!("sim chain refused {call:?} from {from:?}: {reason}");
-                self.failed.push((from, call, reason));
-                Vec::new()
+                self.failed.push((from, call, reason.clone()));
+                Err(reason)
             }
         }
+    }
+
+    /// The secret registered for `secrethash` and the block of its registration.
+    pub fn registered_secret(&self, secrethash: &SecretHash) -> Option<(Secret, BlockNumber)> {
+        self.secrets.get(secrethash).copied()
     }
 
     fn binding(&self, id: ChannelId, c: &OnChainChannel) -> ChannelBinding {
@@ -182,7 +193,7 @@ impl SimChain {
                 if self.secrets.contains_key(&h) {
                     return Ok(Vec::new());
                 }
-                self.secrets.insert(h, block);
+                self.secrets.insert(h, (*secret, block));
                 Ok(vec![ChainEvent::SecretRegistered {
                     secrethash: h,
                     secret: *secret,
@@ -267,7 +278,7 @@ impl SimChain {
                 ..
             } => {
                 let id = id_of(token_network, partner);
-                let registered = self.secrets.get(&lock.secrethash).copied();
+                let registered = self.secrets.get(&lock.secrethash).map(|(_, b)| *b);
                 let c = self.channels.get_mut(&id).ok_or("no channel")?;
                 c.settle_block.ok_or("not closed")?;
                 if registered.is_none_or(|b| b > lock.expiration) {
@@ -345,9 +356,13 @@ impl SimChain {
                 partner,
                 participant_balance,
                 participant_withdraw,
+                expiration,
                 participant_signature,
                 partner_signature,
             } => {
+                if block > *expiration {
+                    return Err("RequestExpired".into());
+                }
                 let id = channel_identifier(*participant, *partner, *token_network);
                 let c = self.channels.get(&id).ok_or("no channel")?;
                 if c.settle_block.is_some() {
@@ -357,6 +372,7 @@ impl SimChain {
                     participant: *participant,
                     participant_balance: *participant_balance,
                     participant_withdraw: *participant_withdraw,
+                    expiration: *expiration,
                     binding: self.binding(id, c),
                 };
                 if data.signer(participant_signature).ok() != Some(*participant)
@@ -394,9 +410,13 @@ impl SimChain {
                 participant1_balance,
                 participant2,
                 participant2_balance,
+                expiration,
                 participant1_signature,
                 participant2_signature,
             } => {
+                if block > *expiration {
+                    return Err("RequestExpired".into());
+                }
                 let id = channel_identifier(*participant1, *participant2, *token_network);
                 let c = self.channels.get(&id).ok_or("no channel")?;
                 let data = CooperativeSettleData {
@@ -404,6 +424,7 @@ impl SimChain {
                     participant1_balance: *participant1_balance,
                     participant2: *participant2,
                     participant2_balance: *participant2_balance,
+                    expiration: *expiration,
                     binding: self.binding(id, c),
                 };
                 if data.signer(participant1_signature).ok() != Some(*participant1)

@@ -30,6 +30,7 @@ impl Mesh {
         let mut events = vec![ChainEvent::TokenNetworkCreated {
             token,
             token_network: tn,
+            punish_window: BlockCount(5),
         }];
         for w in keys.windows(2) {
             let (a, b) = (w[0].address(), w[1].address());
@@ -67,6 +68,7 @@ impl Mesh {
             for e in &events {
                 mesh.input(i, Input::ContractReceive(e.clone()));
             }
+            mesh.input(i, Input::ChainHead(BlockNumber(2)));
             mesh.input(i, Input::Block(BlockNumber(2)));
         }
         mesh

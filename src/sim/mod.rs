@@ -11,15 +11,15 @@ pub use chain::SimChain;
 pub use mesh::Mesh;
 
 use crate::core::{
-    Action, ActionError, ChainEvent, ContractCall, Core, Ctx, Input, NodeConfig, NodeState,
-    Notification, Output, TransferRequest,
+    Action, ActionError, ChainEvent, ContractCall, ContractFailure, Core, Ctx, Input, NodeConfig,
+    NodeState, Notification, Output, TransferRequest,
 };
 use crate::crypto::PrivateKey;
 use crate::primitives::{Address, BlockCount, BlockNumber, ChannelId, H256, TokenAmount};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 /// How hostile the simulated network is.
 #[derive(Clone, Debug)]
@@ -65,6 +65,18 @@ pub struct SimNode {
     pub down: bool,
     /// Notifications seen, in order.
     pub notifications: Vec<Notification>,
+    /// Kinds of messages this node never lets out (a dishonest node withholding answers,
+    /// co-signatures or acknowledgements), as named by `Message::kind`.
+    pub withholds: BTreeSet<&'static str>,
+    /// Whether its chain follower lags: it learns the chain head but receives no blocks or
+    /// logs until released.
+    pub blocks_held: bool,
+    /// Every transaction it submitted, in order, with what the chain answered.
+    pub transactions: Vec<(ContractCall, Result<Vec<ChainEvent>, String>)>,
+    /// Transactions matching this are not mined: the node is told they failed as if its RPC
+    /// endpoint were down (`Some(n)`: the next `n` only).
+    #[allow(clippy::type_complexity)]
+    failing: Option<(Box<dyn Fn(&ContractCall) -> bool>, Option<u32>)>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -123,9 +135,13 @@ impl Simulation {
                 pending_events: VecDeque::new(),
                 down: false,
                 notifications: Vec::new(),
+                withholds: BTreeSet::new(),
+                blocks_held: false,
+                transactions: Vec::new(),
+                failing: None,
             });
         }
-        Simulation {
+        let mut sim = Simulation {
             nodes,
             chain: SimChain::new(),
             index,
@@ -140,7 +156,11 @@ impl Simulation {
             next_tick_ms: 100,
             messages_sent: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
+        };
+        for i in 0..n {
+            sim.catch_up(i);
         }
+        sim
     }
 
     /// Node `i`'s address.
@@ -246,22 +266,142 @@ impl Simulation {
             .expect("a started transfer is announced"))
     }
 
-    /// Persists node `i`'s state, then releases its outputs (persist, then send).
+    /// Persists node `i`'s state, then releases its outputs (persist, then send). A refused
+    /// transaction and a watched secret the chain already holds come back to the node as
+    /// inputs, as the real shell feeds them.
     fn commit(&mut self, i: usize, outputs: Vec<Output>) {
         self.nodes[i].persisted =
             rmp_serde::to_vec(&self.nodes[i].core.state).expect("state serializes");
+        let mut replies = Vec::new();
         for o in outputs {
             match o {
-                Output::Send { to, bytes } => self.transmit(to, bytes),
+                Output::Send { to, bytes } => {
+                    if self.withheld(i, &bytes) {
+                        continue;
+                    }
+                    self.transmit(to, bytes)
+                }
                 Output::ContractSend(call) => {
+                    if self.fails(i, &call) {
+                        self.nodes[i]
+                            .transactions
+                            .push((call.clone(), Err("RPC unavailable".into())));
+                        replies.push(Input::ContractFailed {
+                            call,
+                            failure: ContractFailure::Unavailable {
+                                reason: "simulated RPC outage".into(),
+                            },
+                        });
+                        continue;
+                    }
                     let from = self.address(i);
                     let block = self.chain.block;
-                    let events = self.chain.execute(from, call, block);
-                    self.broadcast(events);
+                    let result = self.chain.execute(from, call.clone(), block);
+                    self.nodes[i].transactions.push((call.clone(), result.clone()));
+                    match result {
+                        Ok(events) => self.broadcast(events),
+                        Err(error) => replies.push(Input::ContractFailed {
+                            call,
+                            failure: ContractFailure::Reverted { error },
+                        }),
+                    }
+                }
+                Output::WatchSecret(h) => {
+                    if let Some((secret, block_number)) = self.chain.registered_secret(&h) {
+                        replies.push(Input::ContractReceive(ChainEvent::SecretRegistered {
+                            secrethash: h,
+                            secret,
+                            block_number,
+                        }));
+                    }
                 }
                 Output::Event(n) => self.nodes[i].notifications.push(n),
             }
         }
+        for input in replies {
+            self.input(i, input);
+        }
+    }
+
+    /// Whether node `i`'s transaction `call` is to fail (and counts it).
+    fn fails(&mut self, i: usize, call: &ContractCall) -> bool {
+        let Some((pred, left)) = &mut self.nodes[i].failing else {
+            return false;
+        };
+        if !pred(call) {
+            return false;
+        }
+        match left {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
+
+    /// From now on node `i`'s transactions matching `pred` fail as if its RPC endpoint were
+    /// down: all of them (`count: None`) or the next `count`.
+    pub fn fail_transactions(
+        &mut self,
+        i: usize,
+        pred: impl Fn(&ContractCall) -> bool + 'static,
+        count: Option<u32>,
+    ) {
+        self.nodes[i].failing = Some((Box::new(pred), count));
+    }
+
+    /// Submits a transaction as node `i` (a test playing a node's owner by hand) and lets
+    /// everyone see its logs.
+    pub fn submit(&mut self, i: usize, call: ContractCall) -> Result<(), String> {
+        let from = self.address(i);
+        let block = self.chain.block;
+        let events = self.chain.execute(from, call, block)?;
+        self.broadcast(events);
+        Ok(())
+    }
+
+    /// Signs `message` with node `from`'s key and puts it on the wire to node `to` (a test
+    /// playing a dishonest node by hand).
+    pub fn send_as(&mut self, from: usize, to: usize, message: crate::messages::Message) {
+        let signed =
+            crate::messages::encode_signed(message, &self.nodes[from].key, self.chain.chain_id);
+        let to = self.address(to);
+        self.transmit(to, signed.bytes);
+    }
+
+    /// Node `i`'s key (a test signing terms or proofs as that node).
+    pub fn key(&self, i: usize) -> &PrivateKey {
+        &self.nodes[i].key
+    }
+
+    /// Whether node `i` withholds these wire bytes.
+    fn withheld(&self, i: usize, bytes: &[u8]) -> bool {
+        let withholds = &self.nodes[i].withholds;
+        !withholds.is_empty()
+            && crate::messages::decode(bytes, self.chain.chain_id)
+                .is_ok_and(|m| withholds.contains(m.message.kind()))
+    }
+
+    /// Node `i`'s follower lags (`true`: it sees the head but gets no blocks or logs) or
+    /// catches up (`false`: everything held back is delivered).
+    pub fn hold_blocks(&mut self, i: usize, held: bool) {
+        self.nodes[i].blocks_held = held;
+        if !held {
+            self.catch_up(i);
+        }
+    }
+
+    /// Feeds node `i` the chain head, then the logs and the block it has not seen.
+    fn catch_up(&mut self, i: usize) {
+        let b = self.chain.block;
+        self.input(i, Input::ChainHead(b));
+        if self.nodes[i].blocks_held {
+            return;
+        }
+        self.drain_events(i);
+        self.input(i, Input::Block(b));
     }
 
     fn transmit(&mut self, to: Address, bytes: Vec<u8>) {
@@ -306,7 +446,7 @@ impl Simulation {
     }
 
     fn drain_events(&mut self, i: usize) {
-        while !self.nodes[i].down {
+        while !self.nodes[i].down && !self.nodes[i].blocks_held {
             let Some(e) = self.nodes[i].pending_events.pop_front() else {
                 break;
             };
@@ -324,7 +464,7 @@ impl Simulation {
             now_ms: self.now_ms,
             rng: &mut rng,
         };
-        if self.trace && !matches!(input, Input::Tick | Input::Block(_)) {
+        if self.trace && !matches!(input, Input::Tick | Input::Block(_) | Input::ChainHead(_)) {
             eprintln!(
                 "[{} ms, block {}] node {i} <- {}",
                 self.now_ms,
@@ -350,14 +490,12 @@ impl Simulation {
         self.commit(i, outputs);
     }
 
-    /// Mines `n` blocks at once (everyone sees each).
+    /// Mines `n` blocks at once (everyone sees each, but nodes whose blocks are held).
     pub fn mine(&mut self, n: u64) {
         for _ in 0..n {
             self.chain.block = BlockNumber(self.chain.block.0 + 1);
-            let b = self.chain.block;
             for i in 0..self.nodes.len() {
-                self.drain_events(i);
-                self.input(i, Input::Block(b));
+                self.catch_up(i);
             }
         }
     }
@@ -449,9 +587,7 @@ impl Simulation {
         let key = self.nodes[i].key.clone();
         self.nodes[i].core = Core::restore(key, state).expect("the node's own state");
         self.nodes[i].down = false;
-        self.drain_events(i);
-        let b = self.chain.block;
-        self.input(i, Input::Block(b));
+        self.catch_up(i);
         let resend = self.nodes[i].core.resend_pending();
         self.commit(i, resend);
     }

@@ -5,7 +5,12 @@ use super::history::Direction;
 use crate::primitives::H256;
 
 /// The storage format this build reads and writes.
-pub const FORMAT: u32 = 1;
+///
+/// 2: withdraw and cooperative-settle terms carry an expiration, channels their punish
+/// window and on-chain lock tree, and the `secrets` family indexes every secret registered
+/// on chain. A format-1 directory is refused: settle its channels with the build that wrote
+/// it, or start from a new data directory.
+pub const FORMAT: u32 = 2;
 
 /// The latest `NodeState` snapshot (one key).
 pub const CF_STATE: &str = "state";
@@ -15,8 +20,13 @@ pub const CF_TRANSFERS: &str = "transfers";
 pub const CF_TRANSFER_INDEX: &str = "transfer_index";
 /// Format, owner account, last processed chain block, next history sequence number.
 pub const CF_META: &str = "meta";
+/// Every secret the SecretRegistry holds, as the chain follower saw them: secrethash →
+/// secret ‖ registration block (8 bytes, big-endian). The core keeps only the registrations
+/// that concern its locks; this index answers for a lock that arrives after its secret was
+/// registered.
+pub const CF_SECRETS: &str = "secrets";
 /// Every column family, for opening.
-pub const ALL_CFS: [&str; 4] = [CF_STATE, CF_TRANSFERS, CF_TRANSFER_INDEX, CF_META];
+pub const ALL_CFS: [&str; 5] = [CF_STATE, CF_TRANSFERS, CF_TRANSFER_INDEX, CF_META, CF_SECRETS];
 
 /// The snapshot's key in [`CF_STATE`].
 pub const STATE_KEY: &[u8] = b"node";

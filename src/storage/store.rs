@@ -1,7 +1,9 @@
 //! [`Store`]: the RocksDB database of one node, held exclusively by one process.
 
 use super::history::{Direction, RecordUpdate, TransferRecord};
-use super::keys::{self, ALL_CFS, CF_META, CF_STATE, CF_TRANSFER_INDEX, CF_TRANSFERS, FORMAT};
+use super::keys::{
+    self, ALL_CFS, CF_META, CF_SECRETS, CF_STATE, CF_TRANSFER_INDEX, CF_TRANSFERS, FORMAT,
+};
 use super::{CommitBatch, StorageError};
 use crate::core::NodeState;
 use crate::primitives::{Address, BlockNumber, H256};
@@ -254,6 +256,41 @@ impl Store {
             }
         }
         Ok(seq)
+    }
+
+    /// Records a secret registered on chain at `block` (idempotent; the first registration
+    /// is the one the contract counts, and the follower delivers them in chain order).
+    pub fn record_secret(
+        &self,
+        secret: crate::primitives::Secret,
+        block: BlockNumber,
+    ) -> Result<(), StorageError> {
+        let key = secret.hash().0.0;
+        if self.get(CF_SECRETS, &key)?.is_some() {
+            return Ok(());
+        }
+        let mut value = Vec::with_capacity(40);
+        value.extend_from_slice(&secret.0.0);
+        value.extend_from_slice(&block.0.to_be_bytes());
+        // Not synced: after a crash the follower reads the chain again from the core's last
+        // block, and records it again.
+        self.db
+            .put_cf(self.cf(CF_SECRETS), key, value)
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// The secret registered on chain for `secrethash`, and the block of its registration.
+    pub fn registered_secret(
+        &self,
+        secrethash: &crate::primitives::SecretHash,
+    ) -> Result<Option<(crate::primitives::Secret, BlockNumber)>, StorageError> {
+        let Some(v) = self.get(CF_SECRETS, &secrethash.0.0)? else {
+            return Ok(None);
+        };
+        let (Ok(secret), Some(block)) = (<[u8; 32]>::try_from(&v[..v.len().min(32)]), v.get(32..).and_then(keys::decode_u64)) else {
+            return Err(self.corrupt("registered secret", "not 40 bytes"));
+        };
+        Ok(Some((crate::primitives::Secret(H256(secret)), BlockNumber(block))))
     }
 
     /// The last committed state, or `None` in a fresh directory.

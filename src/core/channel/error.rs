@@ -56,6 +56,9 @@ pub enum ChannelError {
         /// Latest acceptable.
         limit: BlockNumber,
     },
+    /// The sender already holds the most pending locks allowed on this channel.
+    #[error("the sender already has {0} pending locks on this channel, the most allowed")]
+    TooManyLocks(usize),
     /// The lock has not expired yet (for RemoveExpiredHashlock).
     #[error("lock expires at {expiration}, block is {block}: not expired")]
     LockNotExpired {

@@ -23,9 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum ChannelStatus {
     /// Open for transfers.
     Opened,
-    /// A withdraw is being negotiated or submitted: no new transfers.
+    /// Withdraw terms carrying our signature are outstanding: no transfers, no deposits.
     Withdrawing,
-    /// A cooperative settle is being negotiated or submitted: no new transfers.
+    /// Cooperative-settle terms carrying our signature are outstanding: no transfers, no
+    /// deposits.
     CooperativeSettling,
     /// We submitted a close.
     Closing,
@@ -74,6 +75,9 @@ pub struct ChannelState {
     pub open_block_number: BlockNumber,
     /// Settle window.
     pub settle_timeout: BlockCount,
+    /// Blocks after the settle window reserved for punishment (the token network's
+    /// `punish_block_number`, read from the chain).
+    pub punish_window: BlockCount,
     /// Blocks a payee needs to claim a lock on chain after learning its secret.
     pub reveal_timeout: BlockCount,
     /// Our end.
@@ -82,26 +86,40 @@ pub struct ChannelState {
     pub partner: EndState,
     /// Life-cycle state.
     pub status: ChannelStatus,
-    /// Partner locks we gave back (AnnounceDisposed sent; awaiting its response).
-    pub disposed_by_us: BTreeSet<SecretHash>,
+    /// Partner locks we gave back (AnnounceDisposed sent), with the hash of that message.
+    /// Never claimed by any path while the lock can still be on chain: the partner holds our
+    /// signed statement and would take the whole channel with `punishObsoleteUnlock`. Kept
+    /// until the partner's proof drops the lock, and for the rest of the epoch once closed.
+    pub given_back: BTreeMap<SecretHash, H256>,
     /// Our locks the partner gave back, with its signed statement (evidence for punishment
     /// should it unlock one on chain).
     pub disposed_to_us: BTreeMap<SecretHash, DisposedProof>,
-    /// A withdraw or cooperative settle under negotiation.
+    /// Co-signed withdraw or cooperative-settle terms of this epoch carrying our signature.
+    /// While present the channel takes no transfer and no deposit in either direction: the
+    /// partner could have them executed at any block up to their expiration.
     pub negotiation: Option<Negotiation>,
-    /// The balance hashes the chain holds after a close, as (transferred amount, locksroot):
-    /// set by the close, updates and unlocks; what `settleChannel` must be given.
+    /// What the chain holds after a close: balance hashes, the partner's lock tree and the
+    /// locks unlocked (or being unlocked) on chain.
     pub onchain: OnChainBalances,
 }
 
 /// Each participant's `(transferred_amount, locksroot)` as the contract holds it (both zero until
-/// a proof is submitted).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// a proof is submitted), and what on-chain unlocks need.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnChainBalances {
     /// Ours.
     pub our: (TokenAmount, Locksroot),
-    /// The partner's.
+    /// The partner's (its transferred amount grows with every on-chain unlock).
     pub partner: (TokenAmount, Locksroot),
+    /// The leaves of the partner's lock tree whose root the chain holds, once known. Every
+    /// unlock proves a lock against this original root, so it never shrinks.
+    pub partner_leaves: Option<Vec<Lock>>,
+    /// Lockhashes unlocked on chain (either direction).
+    pub unlocked: BTreeSet<H256>,
+    /// Lockhashes of the partner's locks whose unlock we submitted and have not seen yet.
+    pub unlocking: BTreeSet<H256>,
+    /// Whether the partner was punished in our favour (settling pays us the whole channel).
+    pub punished: bool,
 }
 
 /// The partner's signed statement that it gave a lock back.
@@ -115,37 +133,55 @@ pub struct DisposedProof {
     pub signature: Signature,
 }
 
-/// A co-signed channel operation in progress.
+/// Terms both participants sign to change a channel on chain at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CosignedTerms {
+    /// A withdraw (the channel stays open in a new epoch).
+    Withdraw(WithdrawTerms),
+    /// A cooperative settle (the channel is paid out and gone).
+    Settle(SettleTerms),
+}
+
+impl CosignedTerms {
+    /// Last block the contract executes them.
+    pub fn expiration(&self) -> BlockNumber {
+        match self {
+            CosignedTerms::Withdraw(t) => t.expiration,
+            CosignedTerms::Settle(t) => t.expiration,
+        }
+    }
+
+    /// The channel status while they are outstanding.
+    pub fn status(&self) -> ChannelStatus {
+        match self {
+            CosignedTerms::Withdraw(_) => ChannelStatus::Withdrawing,
+            CosignedTerms::Settle(_) => ChannelStatus::CooperativeSettling,
+        }
+    }
+
+    /// What they are, for logs and notifications.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CosignedTerms::Withdraw(_) => "withdraw",
+            CosignedTerms::Settle(_) => "cooperative settle",
+        }
+    }
+}
+
+/// Co-signed terms in progress: ours (we asked) or the partner's (we co-signed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Negotiation {
-    /// We asked to withdraw; awaiting the partner's signature.
-    WithdrawRequested {
-        /// The terms.
-        terms: WithdrawTerms,
-        /// Our signature over them.
-        our_signature: Signature,
-        /// When we asked.
-        at_ms: u64,
-    },
-    /// We co-signed the partner's withdraw; awaiting it on chain.
-    WithdrawCosigned {
-        /// The terms.
-        terms: WithdrawTerms,
-    },
-    /// We asked to settle cooperatively; awaiting the partner's signature.
-    SettleRequested {
-        /// The terms.
-        terms: SettleTerms,
-        /// Our signature over them.
-        our_signature: Signature,
-        /// When we asked.
-        at_ms: u64,
-    },
-    /// We co-signed the partner's settle; awaiting it on chain.
-    SettleCosigned {
-        /// The terms.
-        terms: SettleTerms,
-    },
+pub struct Negotiation {
+    /// The terms.
+    pub terms: CosignedTerms,
+    /// Whether we proposed them (then we submit them once co-signed).
+    pub ours: bool,
+    /// Our signature over them.
+    pub our_signature: Signature,
+    /// The partner's signature, once we have it (at once when the partner proposed).
+    pub partner_signature: Option<Signature>,
+    /// `keccak256` of our request or response message (dropped from the outbox when the
+    /// terms expire).
+    pub message: H256,
 }
 
 impl ChannelState {
@@ -160,6 +196,7 @@ impl ChannelState {
         partner: Address,
         open_block_number: BlockNumber,
         settle_timeout: BlockCount,
+        punish_window: BlockCount,
         reveal_timeout: BlockCount,
     ) -> ChannelState {
         ChannelState {
@@ -169,11 +206,12 @@ impl ChannelState {
             chain_id,
             open_block_number,
             settle_timeout,
+            punish_window,
             reveal_timeout,
             our: EndState::new(our),
             partner: EndState::new(partner),
             status: ChannelStatus::Opened,
-            disposed_by_us: BTreeSet::new(),
+            given_back: BTreeMap::new(),
             disposed_to_us: BTreeMap::new(),
             negotiation: None,
             onchain: OnChainBalances::default(),
@@ -183,13 +221,37 @@ impl ChannelState {
     /// For a closed channel, the last block of its settle and punish windows: a settle may be
     /// submitted once the chain is past it (the contract wants `settle_block_number +
     /// punish_window + 1`, and a transaction is mined after the head we know).
-    pub fn settle_possible_after(&self, punish_window: BlockCount) -> Option<BlockNumber> {
+    pub fn settle_possible_after(&self) -> Option<BlockNumber> {
+        self.settle_block()
+            .map(|b| b.plus(self.punish_window))
+    }
+
+    /// For a closed channel, the contract's `settle_block_number`: the last block for updates
+    /// and unlocks.
+    pub fn settle_block(&self) -> Option<BlockNumber> {
         match self.status {
             ChannelStatus::Closed { closed_block, .. } => {
-                Some(closed_block.plus(self.settle_timeout).plus(punish_window))
+                Some(closed_block.plus(self.settle_timeout))
             }
             _ => None,
         }
+    }
+
+    /// The partner's lock `h` if we may claim it (off chain from the partner, or on chain):
+    /// pending in its latest proof and not given back. Every claim goes through here.
+    pub fn claimable_lock(&self, h: &SecretHash) -> Option<&Lock> {
+        if self.given_back.contains_key(h) {
+            return None;
+        }
+        self.partner.lock(h)
+    }
+
+    /// The partner's locks we may claim, in tree order.
+    pub fn claimable_locks(&self) -> impl Iterator<Item = &Lock> {
+        self.partner
+            .locks
+            .iter()
+            .filter(|l| !self.given_back.contains_key(&l.secrethash))
     }
 
     /// The channel, epoch and chain signatures bind to.
@@ -274,8 +336,9 @@ impl ChannelState {
             ..EndState::new(self.partner.address)
         };
         self.status = ChannelStatus::Opened;
-        self.disposed_by_us.clear();
+        self.given_back.clear();
         self.disposed_to_us.clear();
         self.negotiation = None;
+        self.onchain = OnChainBalances::default();
     }
 }

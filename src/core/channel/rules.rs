@@ -101,9 +101,13 @@ impl ChannelState {
         bp: &BalanceProof,
         lock: &Lock,
         block: BlockNumber,
+        max_locks: usize,
     ) -> Result<Incoming, ChannelError> {
         if self.check_header(msg.sender, bp)? {
             return Ok(Incoming::Duplicate);
+        }
+        if self.partner.locks.len() >= max_locks {
+            return Err(ChannelError::TooManyLocks(max_locks));
         }
         if bp.transferred_amount != self.partner.transferred_amount {
             return Err(ChannelError::BadTransferredAmount);

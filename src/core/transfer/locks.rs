@@ -3,9 +3,9 @@
 
 use crate::core::channel::ChannelStatus;
 use crate::core::routing::Route;
-use crate::core::{ContractCall, Core, Notification};
+use crate::core::{Core, Notification};
 use crate::messages::{AnnounceDisposed, Message, RemoveExpiredHashlock, Unlock};
-use crate::primitives::{Address, BlockCount, ChannelId, Secret, SecretHash, TokenAmount};
+use crate::primitives::{Address, BlockCount, ChannelId, H256, Secret, SecretHash, TokenAmount};
 use crate::proofs::Lock;
 use std::collections::BTreeSet;
 
@@ -26,10 +26,12 @@ impl Core {
         let mut avoid = avoid.clone();
         avoid.insert(self.state.our_address);
         let fees = &self.state.config.fees;
+        let max_locks = self.state.config.max_pending_locks;
         let mut routes: Vec<Route> = net
             .channels
             .values()
             .filter(|ch| ch.can_transfer() && !exclude.contains(&ch.identifier))
+            .filter(|ch| ch.our.locks.len() < max_locks)
             .filter(|ch| {
                 !avoid.contains(&ch.partner.address) && self.state.is_reachable(&ch.partner.address)
             })
@@ -111,22 +113,24 @@ impl Core {
         }
     }
 
-    /// Records the secret of the partner's lock on `channel`, so it can be claimed on chain.
+    /// Records the secret of the partner's lock on `channel`, so it can be claimed on chain
+    /// (never for a lock we gave back).
     pub(crate) fn learn_partner_secret(&mut self, channel: ChannelId, secret: Secret) {
         let h = secret.hash();
         if let Some(ch) = self.state.channel_mut(&channel)
-            && ch.partner.lock(&h).is_some()
+            && ch.claimable_lock(&h).is_some()
         {
             ch.partner.secrets.insert(h, secret);
         }
     }
 
-    /// Gives the partner's lock on `channel` back (AnnounceDisposed).
+    /// Gives the partner's lock on `channel` back (AnnounceDisposed). From here on the lock is
+    /// out of every claim: we signed that we would not claim it.
     pub(crate) fn dispose(&mut self, channel: ChannelId, lock: Lock) {
         let Some(ch) = self.state.channel(&channel) else {
             return;
         };
-        if !ch.can_transfer() || ch.partner.lock(&lock.secrethash) != Some(&lock) {
+        if !ch.can_transfer() || ch.claimable_lock(&lock.secrethash) != Some(&lock) {
             return;
         }
         let (partner, open_block_number) = (ch.partner.address, ch.open_block_number);
@@ -136,10 +140,10 @@ impl Core {
             open_block_number,
             lock,
         };
-        self.send_message(partner, Message::AnnounceDisposed(m), Some(channel));
-        if let Some(ch) = self.state.channel_mut(&channel) {
-            ch.disposed_by_us.insert(lock.secrethash);
-        }
+        let signed = self.send_message(partner, Message::AnnounceDisposed(m), Some(channel));
+        let ch = self.state.channel_mut(&channel).expect("looked up above");
+        ch.given_back.insert(lock.secrethash, signed.hash);
+        ch.partner.secrets.remove(&lock.secrethash);
     }
 
     /// Per-block housekeeping: remove our expired locks, register secrets whose claim nears
@@ -149,7 +153,21 @@ impl Core {
         let mut expired: Vec<(ChannelId, SecretHash)> = Vec::new();
         let mut register: Vec<Secret> = Vec::new();
         let mut close: Vec<ChannelId> = Vec::new();
+        let mut stale_announcements: Vec<H256> = Vec::new();
         for ch in self.state.channels() {
+            // A lock we gave back and whose payer never answered: once it has expired (and a
+            // grace for a late answer passed) nobody can add it to a claim any more, so stop
+            // resending the AnnounceDisposed. It stays out of our claims all the same.
+            let grace = BlockCount(ch.reveal_timeout.0 * 2);
+            for (h, message) in &ch.given_back {
+                if ch
+                    .partner
+                    .lock(h)
+                    .is_some_and(|l| block > l.expiration.plus(grace))
+                {
+                    stale_announcements.push(*message);
+                }
+            }
             if ch.status == ChannelStatus::Opened {
                 for l in &ch.our.locks {
                     if block > l.expiration
@@ -159,7 +177,7 @@ impl Core {
                     }
                 }
             }
-            for l in &ch.partner.locks {
+            for l in ch.claimable_locks() {
                 let h = l.secrethash;
                 let registered = self.state.registered_by(&h, l.expiration);
                 if let Some(secret) = ch.partner.secrets.get(&h) {
@@ -167,7 +185,7 @@ impl Core {
                     if near
                         && block <= l.expiration
                         && !registered
-                        && !self.state.registering.contains(&h)
+                        && !self.state.registering.contains_key(&h)
                     {
                         register.push(*secret);
                     }
@@ -187,13 +205,16 @@ impl Core {
             self.remove_expired_lock(channel, h);
         }
         for secret in register {
-            if self.state.registering.insert(secret.hash()) {
-                log::info!(
-                    "registering secret of {:?} on chain: its lock nears expiry unpaid",
-                    secret.hash()
-                );
-                self.contract(ContractCall::RegisterSecret { secret });
-            }
+            log::info!(
+                "{:?}: its lock nears expiry unpaid; registering the secret",
+                secret.hash()
+            );
+            self.register_secret(secret);
+        }
+        if !stale_announcements.is_empty() {
+            self.state
+                .delivery
+                .drop_where(|p| stale_announcements.contains(&p.hash));
         }
         close.dedup();
         for channel in close {

@@ -96,7 +96,11 @@ impl Core {
             if ch.our_distributable() < amount {
                 continue;
             }
-            let expiration = med.payer_lock.expiration.minus(ch.reveal_timeout);
+            // After learning the secret as late as this lock's expiration we still need our own
+            // reveal timeout to register it and claim from the payer: the margin is ours to
+            // set, whatever a short settle timeout gave the outgoing channel.
+            let margin = ch.reveal_timeout.max(self.state.config.reveal_timeout);
+            let expiration = med.payer_lock.expiration.minus(margin);
             if expiration <= block.plus(ch.reveal_timeout)
                 || expiration > block.plus(ch.settle_timeout)
             {
@@ -150,7 +154,17 @@ impl Core {
         if payee.partner != sender || med.secret.is_some() {
             return;
         }
-        let (payer, payer_channel) = (med.payer, med.payer_channel);
+        let (payer, payer_channel, payer_lock) = (med.payer, med.payer_channel, med.payer_lock);
+        // Pay onward off chain only with time left to claim from the payer on chain should it
+        // not pay us: our reveal timeout before its lock expires.
+        let reveal = self.state.config.reveal_timeout;
+        if self.state.block.plus(reveal) > payer_lock.expiration {
+            log::warn!(
+                "{h:?}: the payer's lock expires at block {} , too soon to claim; not paying the payee off chain",
+                payer_lock.expiration
+            );
+            return;
+        }
         // Claim from the payer only what we pay onward: if our lock to the payee is already
         // gone (it expired while the payee was away), the payment did not reach the target and
         // the payer's lock must expire too, so the initiator learns it failed.
