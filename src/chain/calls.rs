@@ -272,6 +272,7 @@ impl ChainExecutor {
                 participant_withdraw,
                 participant_signature,
                 partner_signature,
+                ..
             } => {
                 self.send(
                     "withdraw",
@@ -313,6 +314,7 @@ impl ChainExecutor {
                 participant2_balance,
                 participant1_signature,
                 participant2_signature,
+                ..
             } => {
                 self.send(
                     "cooperativeSettle",
