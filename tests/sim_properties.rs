@@ -5,12 +5,17 @@
 //! - every transfer ends as success, clean failure or cancellation, exactly once;
 //! - no lock outlives its expiry (beyond the delivery slack of a lossy network);
 //! - every node's balance change equals what it received, minus what it paid (amount + fees)
-//!   for succeeded transfers, plus the fees it earned.
+//!   for succeeded transfers, plus the fees it earned;
+//! - with a dishonest node among them (it never answers AnnounceDisposed, withholds
+//!   co-signatures and submits the terms it co-signed later, may never unlock what it owes,
+//!   and registers its transfers' secrets on chain at random, worst-case moments), every
+//!   honest node's books still balance to the token and no honest transaction fails.
 
 use proptest::prelude::*;
 use smartraiden::core::routing::FeeSchedule;
-use smartraiden::core::{Action, NodeConfig, Notification};
-use smartraiden::primitives::{BlockCount, ChainId, H256, TokenAmount};
+use smartraiden::core::channel::CosignedTerms;
+use smartraiden::core::{Action, ContractCall, NodeConfig, Notification};
+use smartraiden::primitives::{BlockCount, ChainId, H256, SecretHash, TokenAmount};
 use smartraiden::sim::{NetworkConditions, Simulation};
 use std::collections::BTreeMap;
 
@@ -31,9 +36,47 @@ struct Scenario {
     duplicate: f64,
     max_delay: u64,
     seed: u64,
+    dishonest: Option<Dishonest>,
+}
+
+/// A node that cheats where it can.
+#[derive(Clone, Debug)]
+struct Dishonest {
+    node: usize,
+    /// Also never sends the unlocks it owes (its payees must claim on chain).
+    withholds_unlocks: bool,
+    /// For its n-th transfer, ms after the start when it registers the secret on chain.
+    register_after_ms: Vec<u64>,
+    /// Before these payment indices, an honest partner asks it for a withdraw.
+    withdraws: Vec<usize>,
+    /// How long after co-signing it submits the terms (often after they expired).
+    submit_after_ms: u64,
+}
+
+fn dishonesty(n: usize) -> impl Strategy<Value = Dishonest> {
+    (
+        0..n,
+        proptest::bool::ANY,
+        proptest::collection::vec(0u64..25_000, 12),
+        proptest::collection::vec(0usize..12, 0..3),
+        0u64..40_000,
+    )
+        .prop_map(
+            |(node, withholds_unlocks, register_after_ms, withdraws, submit_after_ms)| Dishonest {
+                node,
+                withholds_unlocks,
+                register_after_ms,
+                withdraws,
+                submit_after_ms,
+            },
+        )
 }
 
 fn scenario(with_crashes: bool) -> impl Strategy<Value = Scenario> {
+    scenario_with(with_crashes, false)
+}
+
+fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Value = Scenario> {
     (3usize..7).prop_flat_map(move |n| {
         let tree = proptest::collection::vec((0usize..1000, 10u64..200, 0u64..200), n - 1);
         let extra = proptest::collection::vec((0..n, 0..n, 10u64..200, 0u64..200), 0..n);
@@ -53,8 +96,13 @@ fn scenario(with_crashes: bool) -> impl Strategy<Value = Scenario> {
             Just(vec![]).boxed()
         };
         let cancel = proptest::collection::vec(0usize..12, 0..2);
+        let dishonest = if with_dishonest {
+            dishonesty(n).prop_map(Some).boxed()
+        } else {
+            Just(None).boxed()
+        };
         (
-            tree,
+            (tree, dishonest),
             extra,
             payments,
             crashes,
@@ -67,7 +115,7 @@ fn scenario(with_crashes: bool) -> impl Strategy<Value = Scenario> {
         )
             .prop_map(
                 move |(
-                    tree,
+                    (tree, dishonest),
                     extra,
                     payments,
                     crashes,
@@ -102,6 +150,7 @@ fn scenario(with_crashes: bool) -> impl Strategy<Value = Scenario> {
                         duplicate,
                         max_delay,
                         seed,
+                        dishonest,
                     }
                 },
             )
@@ -142,16 +191,25 @@ fn settle_closed_channels(sim: &mut Simulation) -> Result<(), TestCaseError> {
     Err(TestCaseError::fail("closed channels never settled"))
 }
 
-fn check_channels(sim: &Simulation, block_slack: u64) -> Result<(), TestCaseError> {
+fn check_channels(
+    sim: &Simulation,
+    block_slack: u64,
+    dishonest: Option<usize>,
+) -> Result<(), TestCaseError> {
     let block = sim.chain.block.0;
     for i in 0..sim.nodes.len() {
+        if Some(i) == dishonest {
+            continue;
+        }
         for c in sim.state(i).channels() {
             // No negative balance: what each end paid never exceeds what it had.
             for (x, y) in [(&c.our, &c.partner), (&c.partner, &c.our)] {
                 let have = x.deposit.checked_add(y.transferred_amount).unwrap();
                 let spent = x.transferred_amount.checked_add(x.locked_amount()).unwrap();
                 prop_assert!(spent <= have, "negative balance on {:?}", c.identifier);
-                for l in &x.locks {
+                // A lock we gave back stays in a payer's end until the payer drops it: a
+                // dishonest payer never does (its own tokens stay locked, not ours).
+                for l in x.locks.iter().filter(|l| !c.given_back.contains_key(&l.secrethash)) {
                     prop_assert!(
                         block <= l.expiration.0 + block_slack,
                         "lock {:?} outlived its expiry",
@@ -190,8 +248,24 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         sim.open_channel(token, a, b, da, db, 80);
     }
     let start: Vec<i128> = (0..s.nodes).map(|i| total_balance(&sim, i)).collect();
+    let cheat = s.dishonest.as_ref();
+    let d = cheat.map(|c| c.node);
+    if let Some(c) = cheat {
+        let w = &mut sim.nodes[c.node].withholds;
+        w.extend(["AnnounceDisposedResponse", "WithdrawResponse", "SettleResponse"]);
+        if c.withholds_unlocks {
+            w.insert("Secret");
+        }
+    }
+    // The dishonest node's own moves: (due at ms, what).
+    let mut moves: Vec<(u64, ContractCall)> = Vec::new();
     let mut started: BTreeMap<H256, usize> = BTreeMap::new();
     for (k, &(from, to, amount, direct, pause)) in s.payments.iter().enumerate() {
+        if let Some(c) = cheat
+            && c.withdraws.contains(&k)
+        {
+            ask_dishonest_for_withdraw(&mut sim, token, c, &mut moves);
+        }
         for &(at, node, down_ms) in &s.crashes {
             if at == k && !sim.nodes[node].down {
                 sim.crash(node);
@@ -202,7 +276,21 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         if !sim.nodes[from].down
             && let Ok(id) = sim.pay(token, from, to, amount, direct)
         {
-            started.insert(id, from);
+            if Some(from) == d {
+                // The cheat registers its transfer's secret on chain when it suits it.
+                let c = cheat.expect("dishonest");
+                let nth = moves.len() % c.register_after_ms.len();
+                if let Some(init) = sim.state(from).initiators.get(&SecretHash(id)) {
+                    moves.push((
+                        sim.now_ms + c.register_after_ms[nth],
+                        ContractCall::RegisterSecret {
+                            secret: init.secret,
+                        },
+                    ));
+                }
+            } else {
+                started.insert(id, from);
+            }
             if s.cancel.contains(&k) && !direct {
                 let _ = sim.act(
                     from,
@@ -212,18 +300,24 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
                 );
             }
         }
-        sim.run_for(pause);
-        check_channels(&sim, 60)?;
+        run_with_moves(&mut sim, pause, d, &mut moves);
+        check_channels(&sim, 60, d)?;
+    }
+    while !moves.is_empty() {
+        run_with_moves(&mut sim, 1_000, d, &mut moves);
     }
     prop_assert!(
         sim.run_until_quiet(3_600_000),
         "the network never went quiet"
     );
-    check_channels(&sim, 60)?;
+    check_channels(&sim, 60, d)?;
     settle_closed_channels(&mut sim)?;
 
-    // Both ends agree.
+    // Both ends agree (the dishonest node's view is its own business).
     for &(a, b, ..) in &s.channels {
+        if d == Some(a) || d == Some(b) {
+            continue;
+        }
         let ca = sim.state(a).channel_with(&token, &sim.address(b));
         let cb = sim.state(b).channel_with(&token, &sim.address(a));
         let (ca, cb) = match (ca, cb) {
@@ -280,7 +374,8 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     // for. Everyone else's books must balance to the token.
     let long_down_ms = (REVEAL_TIMEOUT - 1) * sim.block_time_ms;
     for i in 0..s.nodes {
-        if s.crashes
+        if Some(i) == d
+            || s.crashes
             .iter()
             .any(|&(_, n, ms)| n == i && ms > long_down_ms)
         {
@@ -316,12 +411,84 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
                 .collect::<Vec<_>>()
         );
     }
-    prop_assert!(
-        sim.failed_calls().is_empty(),
-        "refused transactions: {:?}",
-        sim.failed_calls()
-    );
+    for i in (0..s.nodes).filter(|i| Some(*i) != d) {
+        let refused: Vec<_> = sim.nodes[i]
+            .transactions
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .collect();
+        prop_assert!(refused.is_empty(), "node {} had refused transactions: {:?}", i, refused);
+    }
     Ok(())
+}
+
+/// Runs `ms` of simulated time, carrying out the dishonest node's moves as they fall due.
+fn run_with_moves(
+    sim: &mut Simulation,
+    ms: u64,
+    d: Option<usize>,
+    moves: &mut Vec<(u64, ContractCall)>,
+) {
+    let until = sim.now_ms + ms;
+    moves.sort_by_key(|(at, _)| *at);
+    while let Some((at, _)) = moves.first()
+        && *at <= until
+    {
+        let (at, call) = moves.remove(0);
+        sim.run_for(at.saturating_sub(sim.now_ms));
+        let d = d.expect("moves are the dishonest node's");
+        if !sim.nodes[d].down {
+            // Stale terms revert once expired, a secret registers once: either way the
+            // honest nodes must come out even.
+            let _ = sim.submit(d, call);
+        }
+    }
+    sim.run_for(until.saturating_sub(sim.now_ms));
+}
+
+/// An honest partner of the dishonest node asks it to co-sign a withdraw of 1; the cheat
+/// co-signs, keeps the response to itself, and plans to submit the terms later.
+fn ask_dishonest_for_withdraw(
+    sim: &mut Simulation,
+    token: smartraiden::primitives::Address,
+    c: &Dishonest,
+    moves: &mut Vec<(u64, ContractCall)>,
+) {
+    let cheat = sim.address(c.node);
+    let Some((honest, id)) = (0..sim.nodes.len()).find_map(|i| {
+        let ch = sim.state(i).channel_with(&token, &cheat)?;
+        (i != c.node && !sim.nodes[i].down && ch.can_transfer()).then_some((i, ch.identifier))
+    }) else {
+        return;
+    };
+    if sim
+        .act(honest, Action::Withdraw { channel: id, amount: TokenAmount::from(1u64) })
+        .is_err()
+    {
+        return;
+    }
+    sim.run_for(300);
+    let Some(ch) = sim.state(c.node).channel(&id) else {
+        return;
+    };
+    let Some(n) = ch.negotiation.as_ref() else {
+        return;
+    };
+    if let (CosignedTerms::Withdraw(w), Some(theirs)) = (n.terms, n.partner_signature) {
+        moves.push((
+            sim.now_ms + c.submit_after_ms,
+            ContractCall::Withdraw {
+                token_network: ch.token_network,
+                participant: w.participant,
+                partner: cheat,
+                participant_balance: w.participant_balance,
+                participant_withdraw: w.participant_withdraw,
+                expiration: w.expiration,
+                participant_signature: theirs,
+                partner_signature: n.our_signature,
+            },
+        ));
+    }
 }
 
 proptest! {
@@ -341,6 +508,11 @@ proptest! {
     fn payments_with_crash_restarts_conserve_tokens_and_end_cleanly(s in scenario(true)) {
         run(&s)?;
     }
+
+    #[test]
+    fn a_dishonest_node_cannot_unbalance_the_books_of_honest_ones(s in scenario_with(true, true)) {
+        run(&s)?;
+    }
 }
 
 /// Found by the crash property: the mediator is down while the secret travels back, restarts,
@@ -358,6 +530,7 @@ fn regression_mediator_restarts_while_the_secret_travels_back() {
         duplicate: 0.1050937483423782,
         max_delay: 16,
         seed: 5055224393211748376,
+        dishonest: None,
     };
     run(&s).unwrap();
 }
@@ -383,6 +556,7 @@ fn regression_payment_to_a_partner_with_an_unrelated_restart() {
         duplicate: 0.0325690851855284,
         max_delay: 58,
         seed: 16982285753415996219,
+        dishonest: None,
     };
     run(&s).unwrap();
 }
@@ -412,6 +586,47 @@ fn regression_every_payment_reports_an_outcome() {
         duplicate: 0.01939917811118222,
         max_delay: 34,
         seed: 12652900390130807072,
+        dishonest: None,
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the dishonest-node property (first run of it).
+#[test]
+fn regression_dishonest_mediator_and_a_crashed_payee() {
+    let s = Scenario {
+        nodes: 6,
+        channels: vec![
+            (1, 0, 53, 10),
+            (2, 0, 10, 0),
+            (3, 0, 10, 0),
+            (4, 0, 10, 0),
+            (5, 2, 10, 0),
+            (5, 0, 179, 47),
+            (2, 4, 158, 62),
+        ],
+        payments: vec![
+            (1, 2, 79, false, 2602),
+            (0, 5, 65, true, 929),
+            (5, 1, 63, false, 712),
+            (2, 3, 8, false, 979),
+            (5, 4, 70, false, 2960),
+            (3, 4, 61, false, 1965),
+        ],
+        crashes: vec![(2, 4, 2968)],
+        cancel: vec![2],
+        fee: 3,
+        loss: 0.08155304074939228,
+        duplicate: 0.03893251149173343,
+        max_delay: 62,
+        seed: 2558879729004164125,
+        dishonest: Some(Dishonest {
+            node: 2,
+            withholds_unlocks: false,
+            register_after_ms: vec![0, 0, 0, 0, 0, 0, 1196, 24326, 9403, 5107, 6966, 8775],
+            withdraws: vec![5],
+            submit_after_ms: 16257,
+        }),
     };
     run(&s).unwrap();
 }

@@ -193,8 +193,7 @@ impl Core {
             if ours {
                 self.our_lock_paid(id, lock);
             } else {
-                self.target_on_unlock(id, lock.secrethash);
-                self.mediator_on_payer_unlock(id, lock.secrethash);
+                self.partner_lock_paid(id, lock);
             }
         }
         // A lock of ours the partner gave back (and we removed) claimed anyway: punish it.

@@ -135,6 +135,11 @@ impl Core {
 
     fn on_unlock(&mut self, msg: &SignedMessage, m: &Unlock) {
         let bp = &m.balance_proof;
+        let h = m.secret.hash();
+        let lock = self
+            .state
+            .channel(&bp.channel_identifier)
+            .and_then(|c| c.partner_lock(&h).copied());
         let verdict = self
             .state
             .channel(&bp.channel_identifier)
@@ -142,9 +147,7 @@ impl Core {
         if !self.apply_checked(msg, verdict, bp.channel_identifier) {
             return;
         }
-        let h = m.secret.hash();
-        self.target_on_unlock(bp.channel_identifier, h);
-        self.mediator_on_payer_unlock(bp.channel_identifier, h);
+        self.partner_lock_paid(bp.channel_identifier, lock.expect("checked: the lock exists"));
         self.ack(msg);
     }
 

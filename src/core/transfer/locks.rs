@@ -113,6 +113,38 @@ impl Core {
         }
     }
 
+    /// The partner's lock on `channel` was paid to us (off chain, or claimed on chain): the
+    /// target or mediator waiting on it is paid. A payment nobody waited for (a lock we had
+    /// given back, paid by a payer that had not seen that yet) is money received all the same.
+    pub(crate) fn partner_lock_paid(&mut self, channel: ChannelId, lock: Lock) {
+        let h = lock.secrethash;
+        let target = self
+            .state
+            .targets
+            .get(&h)
+            .is_some_and(|t| t.payer_channel == channel);
+        let mediator = self
+            .state
+            .mediators
+            .get(&h)
+            .is_some_and(|m| m.payer_channel == channel);
+        if target {
+            self.target_on_unlock(channel, h);
+        } else if mediator {
+            self.mediator_on_payer_unlock(channel, h);
+        } else if let Some(ch) = self.state.channel_mut(&channel) {
+            ch.given_back.remove(&h);
+            let (token, payer) = (ch.token, ch.partner.address);
+            log::info!("{h:?}: paid {} for a lock no transfer of ours waited on", lock.amount);
+            self.emit(Notification::PaymentReceived {
+                id: h.0,
+                token,
+                initiator: payer,
+                amount: lock.amount,
+            });
+        }
+    }
+
     /// Records the secret of the partner's lock on `channel`, so it can be claimed on chain
     /// (never for a lock we gave back).
     pub(crate) fn learn_partner_secret(&mut self, channel: ChannelId, secret: Secret) {
