@@ -14,7 +14,7 @@ contract TokenNetwork {
     struct Participant {
         // First 24 bytes of keccak256(locksroot ‖ transferred_amount): packed with nonce in one slot.
         bytes24 balance_hash;
-        // Nonce of the balance proof stored on chain (type(uint64).max after a punish: frozen).
+        // Nonce of the balance proof stored on chain (a punish leaves it: settle then ignores the proofs).
         uint64 nonce;
     }
 
