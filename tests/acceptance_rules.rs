@@ -46,6 +46,7 @@ fn pair() -> Pair {
             ChainEvent::TokenNetworkCreated {
                 token: TOKEN,
                 token_network: TN,
+                punish_window: BlockCount(5),
             },
             ChainEvent::ChannelOpened {
                 token_network: TN,
@@ -68,6 +69,8 @@ fn pair() -> Pair {
         ] {
             step(core, Input::ContractReceive(e));
         }
+        // The chain follower reports the head: lock-bearing messages are taken.
+        step(core, Input::ChainHead(BlockNumber(10)));
         step(core, Input::Block(BlockNumber(10)));
     }
     Pair {

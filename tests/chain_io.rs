@@ -217,7 +217,8 @@ async fn every_contract_call_comes_back_as_chain_events() {
         got,
         vec![ChainEvent::TokenNetworkCreated {
             token: f.token,
-            token_network: tn
+            token_network: tn,
+            punish_window: BlockCount(PUNISH),
         }]
     );
     let cid = channel_identifier(a.addr(), b.addr(), tn);
@@ -282,10 +283,12 @@ async fn every_contract_call_comes_back_as_chain_events() {
     );
 
     // Co-signed withdraw of 10 by a: new deposits and a new epoch.
+    let expiration = BlockNumber(open.block_number + 100);
     let wd = WithdrawData {
         participant: a.addr(),
         participant_balance: amt(100),
         participant_withdraw: amt(10),
+        expiration,
         binding: binding(cid, open.block_number, chain_id),
     };
     let withdraw = a
@@ -296,6 +299,7 @@ async fn every_contract_call_comes_back_as_chain_events() {
             partner: b.addr(),
             participant_balance: amt(100),
             participant_withdraw: amt(10),
+            expiration,
             participant_signature: wd.sign(&a.key),
             partner_signature: wd.sign(&b.key),
         })
@@ -451,11 +455,13 @@ async fn every_contract_call_comes_back_as_chain_events() {
         })
         .await
         .unwrap();
+    let expiration = BlockNumber(reopen.block_number + 100);
     let cs = CooperativeSettleData {
         participant1: a.addr(),
         participant1_balance: amt(5),
         participant2: b.addr(),
         participant2_balance: amt(15),
+        expiration,
         binding: binding(cid, reopen.block_number, chain_id),
     };
     a.exec
@@ -465,6 +471,7 @@ async fn every_contract_call_comes_back_as_chain_events() {
             participant1_balance: amt(5),
             participant2: b.addr(),
             participant2_balance: amt(15),
+            expiration,
             participant1_signature: cs.sign(&a.key),
             participant2_signature: cs.sign(&b.key),
         })

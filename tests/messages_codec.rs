@@ -43,6 +43,7 @@ fn every_message() -> Vec<Message> {
         participant: key(1).address(),
         participant_balance: TokenAmount::from(100u64),
         participant_withdraw: TokenAmount::from(10u64),
+        expiration: BlockNumber(27),
     };
     let s = SettleTerms {
         channel_identifier: ChannelId(h(1)),
@@ -51,6 +52,7 @@ fn every_message() -> Vec<Message> {
         participant1_balance: TokenAmount::from(100u64),
         participant2: key(2).address(),
         participant2_balance: TokenAmount::from(200u64),
+        expiration: BlockNumber(27),
     };
     vec![
         Message::DirectTransfer(DirectTransfer {

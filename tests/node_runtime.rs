@@ -3,12 +3,11 @@
 //! complete through the handles, and a runtime restarted from its committed state carries on.
 
 use smartraiden::core::{
-    Action, ChainEvent, ContractCall, Core, Input, NodeConfig, NodeState, Notification,
-    TransferRequest,
+    Action, ChainEvent, Core, Input, NodeConfig, NodeState, Notification, TransferRequest,
 };
 use smartraiden::crypto::PrivateKey;
 use smartraiden::node::{
-    Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
+    ChainRequest, Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
     TransferOutcome, Work,
 };
 use smartraiden::primitives::{Address, BlockCount, BlockNumber, ChainId, TokenAmount};
@@ -90,6 +89,7 @@ fn chain_events(keys: &[PrivateKey]) -> Vec<ChainEvent> {
     let mut ev = vec![ChainEvent::TokenNetworkCreated {
         token: TOKEN,
         token_network: TN,
+        punish_window: BlockCount(5),
     }];
     for w in keys.windows(2) {
         let (a, b) = (w[0].address(), w[1].address());
@@ -118,7 +118,7 @@ struct Started {
     notes: tokio::sync::broadcast::Sender<Notification>,
     store: MemoryStore,
     thread: std::thread::JoinHandle<Result<(), PersistError>>,
-    _chain: tokio::sync::mpsc::UnboundedReceiver<ContractCall>,
+    _chain: tokio::sync::mpsc::UnboundedReceiver<ChainRequest>,
 }
 
 fn start(core: Core, store: MemoryStore, net: &Loopback) -> Started {
@@ -160,6 +160,7 @@ fn line(n: usize) -> (Vec<PrivateKey>, Vec<Started>, Loopback) {
             for e in chain_events(&keys) {
                 s.handle.input(Input::ContractReceive(e)).unwrap();
             }
+            s.handle.input(Input::ChainHead(BlockNumber(2))).unwrap();
             s.handle.input(Input::Block(BlockNumber(2))).unwrap();
             s
         })

@@ -136,7 +136,9 @@ async fn wait_until_or_failed<T: Send + 'static>(
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Ok(Notification::TransactionFailed { call, reason })) if ours(&call) => {
-                return Err(ApiError::Conflict(format!("the transaction failed: {reason}")));
+                return Err(ApiError::Conflict(format!(
+                    "the transaction failed: {reason}"
+                )));
             }
             Err(_) => {
                 return Err(ApiError::Timeout(format!(

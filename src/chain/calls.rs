@@ -273,6 +273,7 @@ impl ChainExecutor {
                 expiration,
                 participant_signature,
                 partner_signature,
+                ..
             } => {
                 self.send(
                     "withdraw",
@@ -316,6 +317,7 @@ impl ChainExecutor {
                 expiration,
                 participant1_signature,
                 participant2_signature,
+                ..
             } => {
                 self.send(
                     "cooperativeSettle",

@@ -38,10 +38,7 @@ impl Core {
         };
         let silent_ms = self.now_ms.saturating_sub(seen_ms);
         if silent_ms > config.chain_stale_after_ms {
-            return Some(format!(
-                "no word from the chain for {} s",
-                silent_ms / 1000
-            ));
+            return Some(format!("no word from the chain for {} s", silent_ms / 1000));
         }
         let block = self.state.block;
         if head.0 > block.0 + config.max_block_lag.0 {

@@ -7,8 +7,8 @@
 
 use super::channel::ChannelStatus;
 use super::{ContractCall, Core, Notification};
-use crate::primitives::{Address, BlockNumber, ChannelId, H256, Locksroot, Secret, SecretHash};
 use crate::primitives::TokenAmount;
+use crate::primitives::{Address, BlockNumber, ChannelId, H256, Locksroot, Secret, SecretHash};
 use crate::proofs::{Lock, MerkleTree};
 use std::collections::BTreeSet;
 
@@ -26,7 +26,12 @@ impl Core {
 
     /// A secret was registered on chain (a follower event, or the shell's answer to
     /// `Output::WatchSecret`).
-    pub(super) fn on_secret_registered(&mut self, h: SecretHash, secret: Secret, block: BlockNumber) {
+    pub(super) fn on_secret_registered(
+        &mut self,
+        h: SecretHash,
+        secret: Secret,
+        block: BlockNumber,
+    ) {
         if secret.hash() != h {
             return;
         }

@@ -187,7 +187,12 @@ impl Core {
                 }
             }
         }
-        duties.extend(self.state.registering.keys().map(|h| Duty::RegisterSecret(*h)));
+        duties.extend(
+            self.state
+                .registering
+                .keys()
+                .map(|h| Duty::RegisterSecret(*h)),
+        );
         if !duties.is_empty() {
             log::info!("resuming on-chain duties after the restart: {duties:?}");
         }
@@ -225,9 +230,9 @@ impl Core {
             Duty::RegisterSecret(h) => {
                 let registered = self.state.registered_secrets.contains_key(&h);
                 match self.state.registering.get(&h) {
-                    Some(secret) if !registered => Some(ContractCall::RegisterSecret {
-                        secret: *secret,
-                    }),
+                    Some(secret) if !registered => {
+                        Some(ContractCall::RegisterSecret { secret: *secret })
+                    }
                     _ => {
                         self.state.registering.remove(&h);
                         None

@@ -2,8 +2,8 @@
 //! time and randomness passed in through [`Ctx`]. The shell persists the state after each
 //! step and only then carries out the outputs (persist, then send).
 
-pub mod channel;
 mod chain_view;
+pub mod channel;
 mod claims;
 mod cosign;
 pub mod delivery;

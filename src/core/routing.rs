@@ -319,7 +319,10 @@ mod tests {
         }
         assert_eq!(g.len(), 0, "no deposit yet: nothing routable");
         let oldest = ChannelId(H256([0; 32]));
-        assert!(!g.knows(&oldest), "the oldest unfunded channels are forgotten");
+        assert!(
+            !g.knows(&oldest),
+            "the oldest unfunded channels are forgotten"
+        );
         let mut last = [0u8; 32];
         last[..4].copy_from_slice(&(MAX_UNFUNDED as u32 + 9).to_be_bytes());
         g.set_deposit(ChannelId(H256(last)), a(1), TokenAmount::from(5u64));

@@ -2,8 +2,8 @@
 //! and executor, and the REST API.
 
 use super::{
-    ChainRequest, Durability, NodeHandle, Outbound, Persist, PersistError, Runtime,
-    RuntimeConfig, Work,
+    ChainRequest, Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
+    Work,
 };
 use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog, router};
 use crate::chain::{
@@ -358,11 +358,12 @@ async fn serve_chain_requests(
             Some(ChainRequest::WatchSecret(h)) => {
                 match store.registered_secret(&h) {
                     Ok(Some((secret, block_number))) => {
-                        let _ = handle.input(Input::ContractReceive(ChainEvent::SecretRegistered {
-                            secrethash: h,
-                            secret,
-                            block_number,
-                        }));
+                        let _ =
+                            handle.input(Input::ContractReceive(ChainEvent::SecretRegistered {
+                                secrethash: h,
+                                secret,
+                                block_number,
+                            }));
                     }
                     Ok(None) => {}
                     Err(e) => log::error!("looking up a registered secret: {e}"),
@@ -386,7 +387,10 @@ async fn serve_chain_requests(
             Err(e) => {
                 log::error!("transaction failed: {e}");
                 let failure = e.as_failure();
-                if handle.input(Input::ContractFailed { call, failure }).is_err() {
+                if handle
+                    .input(Input::ContractFailed { call, failure })
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -297,7 +297,9 @@ impl Simulation {
                     let from = self.address(i);
                     let block = self.chain.block;
                     let result = self.chain.execute(from, call.clone(), block);
-                    self.nodes[i].transactions.push((call.clone(), result.clone()));
+                    self.nodes[i]
+                        .transactions
+                        .push((call.clone(), result.clone()));
                     match result {
                         Ok(events) => self.broadcast(events),
                         Err(error) => replies.push(Input::ContractFailed {

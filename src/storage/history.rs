@@ -185,7 +185,8 @@ pub fn records_from<'a>(
             | Notification::MediationCompleted { .. }
             | Notification::ChannelChanged { .. }
             | Notification::MessageRejected { .. }
-            | Notification::ChannelRequestRefused { .. } => None,
+            | Notification::ChannelRequestRefused { .. }
+            | Notification::TransactionFailed { .. } => None,
         })
         .collect()
 }

@@ -26,7 +26,13 @@ pub const CF_META: &str = "meta";
 /// registered.
 pub const CF_SECRETS: &str = "secrets";
 /// Every column family, for opening.
-pub const ALL_CFS: [&str; 5] = [CF_STATE, CF_TRANSFERS, CF_TRANSFER_INDEX, CF_META, CF_SECRETS];
+pub const ALL_CFS: [&str; 5] = [
+    CF_STATE,
+    CF_TRANSFERS,
+    CF_TRANSFER_INDEX,
+    CF_META,
+    CF_SECRETS,
+];
 
 /// The snapshot's key in [`CF_STATE`].
 pub const STATE_KEY: &[u8] = b"node";

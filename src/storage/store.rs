@@ -287,10 +287,16 @@ impl Store {
         let Some(v) = self.get(CF_SECRETS, &secrethash.0.0)? else {
             return Ok(None);
         };
-        let (Ok(secret), Some(block)) = (<[u8; 32]>::try_from(&v[..v.len().min(32)]), v.get(32..).and_then(keys::decode_u64)) else {
+        let (Ok(secret), Some(block)) = (
+            <[u8; 32]>::try_from(&v[..v.len().min(32)]),
+            v.get(32..).and_then(keys::decode_u64),
+        ) else {
             return Err(self.corrupt("registered secret", "not 40 bytes"));
         };
-        Ok(Some((crate::primitives::Secret(H256(secret)), BlockNumber(block))))
+        Ok(Some((
+            crate::primitives::Secret(H256(secret)),
+            BlockNumber(block),
+        )))
     }
 
     /// The last committed state, or `None` in a fresh directory.

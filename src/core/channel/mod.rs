@@ -222,8 +222,7 @@ impl ChannelState {
     /// submitted once the chain is past it (the contract wants `settle_block_number +
     /// punish_window + 1`, and a transaction is mined after the head we know).
     pub fn settle_possible_after(&self) -> Option<BlockNumber> {
-        self.settle_block()
-            .map(|b| b.plus(self.punish_window))
+        self.settle_block().map(|b| b.plus(self.punish_window))
     }
 
     /// For a closed channel, the contract's `settle_block_number`: the last block for updates
