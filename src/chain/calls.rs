@@ -273,7 +273,6 @@ impl ChainExecutor {
                 expiration,
                 participant_signature,
                 partner_signature,
-                ..
             } => {
                 self.send(
                     "withdraw",
@@ -317,7 +316,6 @@ impl ChainExecutor {
                 expiration,
                 participant1_signature,
                 participant2_signature,
-                ..
             } => {
                 self.send(
                     "cooperativeSettle",
