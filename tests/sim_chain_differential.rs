@@ -40,8 +40,8 @@ use smartraiden::proofs::{
 use smartraiden::sim::SimChain;
 
 const DEFAULT_SEED: u64 = 0x5eed_0001;
-const SEQUENCES: u64 = 30;
-const CALLS: u64 = 30;
+const SEQUENCES: u64 = 40;
+const CALLS: u64 = 40;
 /// The deployment's punish window (blocks), also the model's.
 const PUNISH: u64 = 5;
 /// Tokens each account holds before a sequence.
@@ -391,7 +391,8 @@ impl<'a> Run<'a> {
             Some(p) if self.chance(50) => p.locks,
             _ => Vec::new(),
         };
-        for _ in 0..self.below(4) {
+        let fresh = if self.chance(80) { 1 + self.below(3) } else { 0 };
+        for _ in 0..fresh {
             let lock = self.new_lock();
             locks.push(lock);
         }
@@ -465,10 +466,21 @@ impl<'a> Run<'a> {
             },
             _ => match roll {
                 0..18 => self.update(a, b),
-                18..42 => self.unlock(a, b),
+                18..42 => {
+                    let (a, b) = self.towards_locks(a, b);
+                    // As a node does: reveal the secret on chain before unlocking.
+                    if self.needs_secret(a, b) && self.chance(60) {
+                        self.register_secret(a)
+                    } else {
+                        self.unlock(a, b)
+                    }
+                }
                 42..56 => self.register_secret(a),
                 56..72 => self.settle(a, b),
-                72..84 => self.punish(a, b),
+                72..84 => {
+                    let (a, b) = self.towards_unlocked(a, b);
+                    self.punish(a, b)
+                }
                 84..87 => self.close(a, b),
                 87..90 => self.deposit(a, b),
                 90..93 => self.withdraw(a, b),
@@ -478,11 +490,54 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Mostly `(payee, payer)` of the pair such that the payer's proof on chain has locks.
+    fn towards_locks(&mut self, a: usize, b: usize) -> (usize, usize) {
+        let known = self.known.get(&self.channel_id(a, b));
+        let a_has_locks = known
+            .and_then(|k| k.on_chain.get(&self.addr(a)))
+            .is_some_and(|p| !p.locks.is_empty());
+        if a_has_locks && self.chance(80) { (b, a) } else { (a, b) }
+    }
+
+    /// Whether none of `payer`'s locks on chain can be unlocked by `payee` for want of a
+    /// registered secret, but one could be registered in time.
+    fn needs_secret(&self, payee: usize, payer: usize) -> bool {
+        let next = BlockNumber(self.head + 1);
+        let Some(proof) = self
+            .known
+            .get(&self.channel_id(payee, payer))
+            .and_then(|k| k.on_chain.get(&self.addr(payer)))
+        else {
+            return false;
+        };
+        let registered_in_time = |l: &Lock| {
+            self.model
+                .registered_secret(&l.secrethash)
+                .is_some_and(|(_, at)| at <= l.expiration)
+        };
+        !proof.locks.iter().any(registered_in_time)
+            && proof.locks.iter().any(|l| {
+                l.expiration >= next && self.model.registered_secret(&l.secrethash).is_none()
+            })
+    }
+
+    /// Mostly `(beneficiary, cheater)` of the pair such that the cheater unlocked a lock of the
+    /// beneficiary on chain.
+    fn towards_unlocked(&mut self, a: usize, b: usize) -> (usize, usize) {
+        let (pa, pb) = (self.addr(a), self.addr(b));
+        let b_cheated = self
+            .known
+            .get(&self.channel_id(a, b))
+            .is_some_and(|k| k.unlocked.iter().any(|(p, u, _)| *p == pb && *u == pa));
+        if b_cheated && self.chance(85) { (b, a) } else { (a, b) }
+    }
+
     fn open(&mut self, a: usize, b: usize) -> Generated {
         let settle_timeout = match self.below(25) {
             0 => 5,
             1 => 2_700_001,
-            _ => 6 + self.below(5),
+            3..6 => 6,
+            _ => 8 + self.below(13),
         };
         let deposit = match self.below(100) {
             0..50 => TokenAmount::ZERO,
@@ -509,9 +564,15 @@ impl<'a> Run<'a> {
     }
 
     fn deposit(&mut self, a: usize, b: usize) -> Generated {
+        let view = self.model.channel_view(self.fx.tn, self.addr(a), self.addr(b));
+        let total = view.participants[0].0.0 + view.participants[1].0.0;
         let amount = match self.below(100) {
             0..5 => TokenAmount::ZERO,
-            5..8 => TokenAmount(U256::from(u128::MAX) - U256::from(self.below(200))),
+            // Just over what the channel can take (the model holds no token balances: an amount
+            // that passed this check would fail in the token on chain).
+            5..8 => TokenAmount(
+                U256::from(u128::MAX) - total + U256::from(1 + self.below(100)),
+            ),
             _ => TokenAmount::from(1 + self.below(50)),
         };
         Generated {
@@ -604,7 +665,19 @@ impl<'a> Run<'a> {
             Some(p) if !p.locks.is_empty() => {
                 let t = tree(&p.locks);
                 let roll = self.below(100);
-                let i = self.below(p.locks.len() as u64) as usize;
+                // Mostly a lock whose secret was registered in time: the unlock can go through.
+                let claimable: Vec<usize> = (0..p.locks.len())
+                    .filter(|&i| {
+                        self.model
+                            .registered_secret(&p.locks[i].secrethash)
+                            .is_some_and(|(_, at)| at <= p.locks[i].expiration)
+                    })
+                    .collect();
+                let i = if !claimable.is_empty() && self.chance(70) {
+                    claimable[self.below(claimable.len() as u64) as usize]
+                } else {
+                    self.below(p.locks.len() as u64) as usize
+                };
                 let mut merkle_proof = t.proof(i).expect("index in tree");
                 match roll {
                     0..15 if !already.is_empty() => {
@@ -670,13 +743,16 @@ impl<'a> Run<'a> {
     }
 
     fn register_secret(&mut self, a: usize) -> Generated {
-        // Prefer the secrets of locks on chain that are not registered yet.
+        // Prefer the secrets of locks on chain that are not registered yet and not expired.
+        let next = BlockNumber(self.head + 1);
         let pending: Vec<Secret> = {
             let on_chain: Vec<_> = self
                 .known
                 .values()
                 .flat_map(|k| k.on_chain.values())
-                .flat_map(|p| p.locks.iter().map(|l| l.secrethash))
+                .flat_map(|p| p.locks.iter())
+                .filter(|l| l.expiration >= next)
+                .map(|l| l.secrethash)
                 .collect();
             self.secrets
                 .iter()
@@ -693,19 +769,19 @@ impl<'a> Run<'a> {
             .copied()
             .collect();
         let (secret, note) = match self.below(100) {
-            0..55 if !pending.is_empty() => (
+            0..65 if !pending.is_empty() => (
                 pending[self.below(pending.len() as u64) as usize],
                 "of a lock on chain",
             ),
-            55..75 if !registered.is_empty() => (
+            65..80 if !registered.is_empty() => (
                 registered[self.below(registered.len() as u64) as usize],
                 "again",
             ),
-            75..80 => (Secret(H256::ZERO), "zero"),
-            _ if !self.secrets.is_empty() && self.chance(70) => (
-                self.secrets[self.below(self.secrets.len() as u64) as usize],
-                "of any lock",
-            ),
+            80..84 => (Secret(H256::ZERO), "zero"),
+            _ if !self.secrets.is_empty() && self.chance(70) => {
+                let i = self.below(self.secrets.len() as u64) as usize;
+                (self.secrets[i], "of any lock")
+            }
             _ => (Secret(self.h256()), "unknown"),
         };
         let from = if self.chance(70) {
@@ -902,28 +978,53 @@ impl<'a> Run<'a> {
 
     // ------------------------------------------------------------------ execution
 
-    /// Mines a few blocks, or up to a window boundary of a closed channel.
-    async fn mine(&mut self) {
-        let closed: Vec<BlockNumber> = [(0, 1), (0, 2), (1, 2)]
+    /// Settle blocks of the closed channels.
+    fn settle_blocks(&self) -> Vec<u64> {
+        [(0, 1), (0, 2), (1, 2)]
             .iter()
             .map(|&(a, b)| self.model.channel_view(self.fx.tn, self.addr(a), self.addr(b)))
             .filter(|v| v.state == 2)
-            .map(|v| v.settle_block_number)
-            .collect();
-        let blocks = if !closed.is_empty() && self.chance(60) {
-            let settle_block = closed[self.below(closed.len() as u64) as usize].0;
-            // The next transaction lands at the target: the last block of the settle window,
-            // the first after it, the last of the punish window, the first settle block.
-            let target = match self.below(4) {
-                0 => settle_block,
-                1 => settle_block + 1,
-                2 => settle_block + PUNISH,
-                _ => settle_block + PUNISH + 1,
+            .map(|v| v.settle_block_number.0)
+            .collect()
+    }
+
+    /// Whether a closed channel waits in its punish window (calls there mostly fail as too
+    /// late or too early: worth skipping often).
+    fn waiting_to_settle(&self) -> bool {
+        let next = self.head + 1;
+        self.settle_blocks()
+            .iter()
+            .any(|&s| next > s && next <= s + PUNISH)
+    }
+
+    /// Mines a few blocks, or so that the next transaction lands on a window boundary of a
+    /// closed channel: the last block of its settle window or the first after it, the last
+    /// block of its punish window or the first settle block.
+    async fn mine(&mut self) {
+        let closed = self.settle_blocks();
+        let next = self.head + 1;
+        let mut blocks = 1 + self.below(4);
+        if !closed.is_empty() {
+            let settle_block = closed[self.below(closed.len() as u64) as usize];
+            let target = if next <= settle_block {
+                match self.below(10) {
+                    0..4 => Some(settle_block),
+                    4..6 => Some(settle_block + 1),
+                    _ => None,
+                }
+            } else if next <= settle_block + PUNISH {
+                match self.below(10) {
+                    0..3 => Some(settle_block + PUNISH),
+                    3..9 => Some(settle_block + PUNISH + 1),
+                    _ => None,
+                }
+            } else {
+                None
             };
-            (target - 1).saturating_sub(self.head)
-        } else {
-            1 + self.below(4)
-        };
+            if let Some(target) = target {
+                blocks = target.saturating_sub(next);
+            }
+        }
         if blocks == 0 {
             return;
         }
@@ -1028,6 +1129,9 @@ impl<'a> Run<'a> {
         let kind = g.kind.split(" (").next().unwrap_or(&g.kind).to_string();
         self.stats.calls += 1;
         self.stats.record(&kind, &outcome);
+        if std::env::var_os("SIM_DIFF_DETAIL").is_some() {
+            self.stats.record(&g.kind, &outcome);
+        }
         if kind == "settle" && punished_before {
             self.stats.record("settle after a punish", &outcome);
         }
@@ -1197,7 +1301,8 @@ impl<'a> Run<'a> {
     async fn sequence(&mut self, calls: u64) {
         let mut done = 0;
         while done < calls {
-            if self.chance(12) {
+            let mine = if self.waiting_to_settle() { 35 } else { 10 };
+            if self.chance(mine) {
                 self.mine().await;
                 continue;
             }

@@ -62,13 +62,12 @@ enum ChannelState {
     Closed,
 }
 
-/// `TokenNetwork.Channel`, with the pair it belongs to (the contract knows it only through the
-/// channel identifier) stored in the contract's lower/higher order.
+/// `TokenNetwork.Channel`, with its network and the lower address of its pair (the contract
+/// knows the pair only through the channel identifier).
 #[derive(Clone, Debug)]
 struct Channel {
     token_network: Address,
     lower: Address,
-    higher: Address,
     state: ChannelState,
     settle_timeout: BlockCount,
     /// Close block + settle_timeout; zero while open.
@@ -664,17 +663,11 @@ impl SimChain {
         if self.channels.contains_key(&id) {
             return Err("ChannelAlreadyExists");
         }
-        let (lower, higher) = if participant1 < participant2 {
-            (participant1, participant2)
-        } else {
-            (participant2, participant1)
-        };
         self.channels.insert(
             id,
             Channel {
                 token_network,
-                lower,
-                higher,
+                lower: participant1.min(participant2),
                 state: ChannelState::Open,
                 settle_timeout,
                 settle_block_number: BlockNumber(0),
