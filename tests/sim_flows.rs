@@ -414,7 +414,7 @@ fn close_with_an_outdated_proof_is_corrected_by_the_partner_and_settles_exactly(
         sim.act(0, Action::Settle { channel: id })
             .unwrap_err()
             .to_string(),
-        "invalid request: the settle and punish windows last until block 106 (now 0)" // closed at block 1; 100 + 5 punish
+        "invalid request: the settle and punish windows last until block 106 (now 1)" // closed at block 1; 100 + 5 punish
     );
     sim.mine(120);
     assert!(sim.chain.failed.is_empty(), "{:?}", sim.chain.failed);

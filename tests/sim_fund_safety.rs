@@ -202,16 +202,7 @@ fn every_lock_of_a_silent_payer_is_unlocked_on_chain_with_the_exact_payout() {
         2,
         "1 knows both secrets"
     );
-    for _ in 0..100 {
-        if sim.state(1).channel(&ch).is_none() {
-            break;
-        }
-        pass_blocks(&mut sim, 1);
-    }
-    assert!(
-        sim.state(1).channel(&ch).is_none(),
-        "1 closed and settled the channel"
-    );
+    close_when_settled(&mut sim, token, 1, 0);
     let unlocks: Vec<_> = sim.nodes[1]
         .transactions
         .iter()
