@@ -224,7 +224,15 @@ async fn withdraw_success_replay_and_failing_checks() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, b, U256::from(80), U256::from(31), FAR, sa.clone(), sb.clone()))
+            .send(tn.withdraw(
+                a,
+                b,
+                U256::from(80),
+                U256::from(31),
+                FAR,
+                sa.clone(),
+                sb.clone()
+            ))
             .await,
         E::InvalidSignature(_)
     );
@@ -288,7 +296,8 @@ async fn withdraw_success_replay_and_failing_checks() {
                 b,
                 U256::MAX,
                 U256::from(30),
-                FAR, huge_sig(&env.a.key),
+                FAR,
+                huge_sig(&env.a.key),
                 huge_sig(&env.b.key)
             ))
             .await,
@@ -300,7 +309,15 @@ async fn withdraw_success_replay_and_failing_checks() {
     let r = env
         .c
         .client
-        .send(tn.withdraw(a, b, U256::from(80), U256::from(30), FAR, sa.clone(), sb.clone()))
+        .send(tn.withdraw(
+            a,
+            b,
+            U256::from(80),
+            U256::from(30),
+            FAR,
+            sa.clone(),
+            sb.clone(),
+        ))
         .await
         .unwrap();
     let ev = &receipt_events::<TokenNetwork::ChannelWithdraw>(&r)[0];
@@ -985,7 +1002,15 @@ async fn cooperative_settle_success_and_attacks() {
     let r = env
         .c
         .client
-        .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), FAR, sa.clone(), sb.clone()))
+        .send(tn.cooperativeSettle(
+            a,
+            U256::from(90),
+            b,
+            U256::from(60),
+            FAR,
+            sa.clone(),
+            sb.clone(),
+        ))
         .await
         .unwrap();
     let ev = &receipt_events::<TokenNetwork::ChannelCooperativeSettled>(&r)[0];
@@ -1117,7 +1142,15 @@ async fn withdraw_terms_expire_after_their_expiration_block() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, b, U256::from(80), U256::from(30), expiration + 1, sa.clone(), sb.clone()))
+            .send(tn.withdraw(
+                a,
+                b,
+                U256::from(80),
+                U256::from(30),
+                expiration + 1,
+                sa.clone(),
+                sb.clone()
+            ))
             .await,
         E::InvalidSignature(_)
     );
@@ -1135,14 +1168,30 @@ async fn withdraw_terms_expire_after_their_expiration_block() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, b, U256::from(80), U256::from(31), expiration, sb.clone(), sa.clone()))
+            .send(tn.withdraw(
+                a,
+                b,
+                U256::from(80),
+                U256::from(31),
+                expiration,
+                sb.clone(),
+                sa.clone()
+            ))
             .await,
         E::RequestExpired(_)
     );
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, env.c.eth(), U256::from(80), U256::from(30), expiration, sa.clone(), sb.clone()))
+            .send(tn.withdraw(
+                a,
+                env.c.eth(),
+                U256::from(80),
+                U256::from(30),
+                expiration,
+                sa.clone(),
+                sb.clone()
+            ))
             .await,
         E::RequestExpired(_)
     );
@@ -1179,7 +1228,15 @@ async fn cooperative_settle_terms_expire_after_their_expiration_block() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), expiration + 1, s1.clone(), s2.clone()))
+            .send(tn.cooperativeSettle(
+                a,
+                U256::from(90),
+                b,
+                U256::from(60),
+                expiration + 1,
+                s1.clone(),
+                s2.clone()
+            ))
             .await,
         E::InvalidSignature(_)
     );
@@ -1197,7 +1254,15 @@ async fn cooperative_settle_terms_expire_after_their_expiration_block() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.cooperativeSettle(a, U256::from(91), b, U256::from(60), expiration, s2.clone(), s1.clone()))
+            .send(tn.cooperativeSettle(
+                a,
+                U256::from(91),
+                b,
+                U256::from(60),
+                expiration,
+                s2.clone(),
+                s1.clone()
+            ))
             .await,
         E::RequestExpired(_)
     );

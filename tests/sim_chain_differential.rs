@@ -391,7 +391,11 @@ impl<'a> Run<'a> {
             Some(p) if self.chance(50) => p.locks,
             _ => Vec::new(),
         };
-        let fresh = if self.chance(80) { 1 + self.below(3) } else { 0 };
+        let fresh = if self.chance(80) {
+            1 + self.below(3)
+        } else {
+            0
+        };
         for _ in 0..fresh {
             let lock = self.new_lock();
             locks.push(lock);
@@ -496,7 +500,11 @@ impl<'a> Run<'a> {
         let a_has_locks = known
             .and_then(|k| k.on_chain.get(&self.addr(a)))
             .is_some_and(|p| !p.locks.is_empty());
-        if a_has_locks && self.chance(80) { (b, a) } else { (a, b) }
+        if a_has_locks && self.chance(80) {
+            (b, a)
+        } else {
+            (a, b)
+        }
     }
 
     /// Whether none of `payer`'s locks on chain can be unlocked by `payee` for want of a
@@ -529,7 +537,11 @@ impl<'a> Run<'a> {
             .known
             .get(&self.channel_id(a, b))
             .is_some_and(|k| k.unlocked.iter().any(|(p, u, _)| *p == pb && *u == pa));
-        if b_cheated && self.chance(85) { (b, a) } else { (a, b) }
+        if b_cheated && self.chance(85) {
+            (b, a)
+        } else {
+            (a, b)
+        }
     }
 
     fn open(&mut self, a: usize, b: usize) -> Generated {
@@ -564,15 +576,15 @@ impl<'a> Run<'a> {
     }
 
     fn deposit(&mut self, a: usize, b: usize) -> Generated {
-        let view = self.model.channel_view(self.fx.tn, self.addr(a), self.addr(b));
+        let view = self
+            .model
+            .channel_view(self.fx.tn, self.addr(a), self.addr(b));
         let total = view.participants[0].0.0 + view.participants[1].0.0;
         let amount = match self.below(100) {
             0..5 => TokenAmount::ZERO,
             // Just over what the channel can take (the model holds no token balances: an amount
             // that passed this check would fail in the token on chain).
-            5..8 => TokenAmount(
-                U256::from(u128::MAX) - total + U256::from(1 + self.below(100)),
-            ),
+            5..8 => TokenAmount(U256::from(u128::MAX) - total + U256::from(1 + self.below(100))),
             _ => TokenAmount::from(1 + self.below(50)),
         };
         Generated {
@@ -601,11 +613,7 @@ impl<'a> Run<'a> {
             };
         }
         // Nonce 0 with a proof: the contract records none.
-        let nonce = if self.chance(4) {
-            0
-        } else {
-            1 + self.below(4)
-        };
+        let nonce = if self.chance(4) { 0 } else { 1 + self.below(4) };
         let (proof, known, note) = self.balance_proof(b, a, nonce);
         Generated {
             from: a,
@@ -757,7 +765,8 @@ impl<'a> Run<'a> {
             self.secrets
                 .iter()
                 .filter(|s| {
-                    on_chain.contains(&s.hash()) && self.model.registered_secret(&s.hash()).is_none()
+                    on_chain.contains(&s.hash())
+                        && self.model.registered_secret(&s.hash()).is_none()
                 })
                 .copied()
                 .collect()
@@ -844,7 +853,9 @@ impl<'a> Run<'a> {
     }
 
     fn withdraw(&mut self, a: usize, b: usize) -> Generated {
-        let view = self.model.channel_view(self.fx.tn, self.addr(a), self.addr(b));
+        let view = self
+            .model
+            .channel_view(self.fx.tn, self.addr(a), self.addr(b));
         let total = view.participants[0].0.0 + view.participants[1].0.0;
         let total = u64::try_from(total).unwrap_or(u64::MAX / 2);
         let balance = if self.chance(5) {
@@ -894,7 +905,9 @@ impl<'a> Run<'a> {
     }
 
     fn cooperative_settle(&mut self, a: usize, b: usize) -> Generated {
-        let view = self.model.channel_view(self.fx.tn, self.addr(a), self.addr(b));
+        let view = self
+            .model
+            .channel_view(self.fx.tn, self.addr(a), self.addr(b));
         let total = view.participants[0].0.0 + view.participants[1].0.0;
         let total = u64::try_from(total).unwrap_or(u64::MAX / 2);
         let b1 = self.below(total + 1);
@@ -949,7 +962,11 @@ impl<'a> Run<'a> {
         let (lockhash, note) = if !cheated.is_empty() && self.chance(85) {
             let lock = cheated[self.below(cheated.len() as u64) as usize];
             (lock.lockhash(), "an unlocked lock")
-        } else if let Some(p) = known.on_chain.get(&beneficiary).filter(|p| !p.locks.is_empty()) {
+        } else if let Some(p) = known
+            .on_chain
+            .get(&beneficiary)
+            .filter(|p| !p.locks.is_empty())
+        {
             let lock = p.locks[self.below(p.locks.len() as u64) as usize];
             (lock.lockhash(), "a lock on chain")
         } else {
@@ -982,7 +999,10 @@ impl<'a> Run<'a> {
     fn settle_blocks(&self) -> Vec<u64> {
         [(0, 1), (0, 2), (1, 2)]
             .iter()
-            .map(|&(a, b)| self.model.channel_view(self.fx.tn, self.addr(a), self.addr(b)))
+            .map(|&(a, b)| {
+                self.model
+                    .channel_view(self.fx.tn, self.addr(a), self.addr(b))
+            })
             .filter(|v| v.state == 2)
             .map(|v| v.settle_block_number.0)
             .collect()
@@ -1213,8 +1233,16 @@ impl<'a> Run<'a> {
     async fn compare_views(&self, p1: Address, p2: Address, after: &str) {
         let tn = TokenNetwork::new(eth(self.fx.tn), self.fx.chain.provider());
         let info = tn.getChannelInfo(eth(p1), eth(p2)).call().await.unwrap();
-        let side1 = tn.getParticipantInfo(eth(p1), eth(p2)).call().await.unwrap();
-        let side2 = tn.getParticipantInfo(eth(p2), eth(p1)).call().await.unwrap();
+        let side1 = tn
+            .getParticipantInfo(eth(p1), eth(p2))
+            .call()
+            .await
+            .unwrap();
+        let side2 = tn
+            .getParticipantInfo(eth(p2), eth(p1))
+            .call()
+            .await
+            .unwrap();
         let punished = tn
             .getPunishedBeneficiary(eth(p1), eth(p2))
             .call()

@@ -539,7 +539,10 @@ impl SimChain {
                 let (p1, p2) = (*participant1, *participant2);
                 let id = channel_identifier(p1, p2, *token_network);
                 let c = self.channel_in(id, ChannelState::Closed, "ChannelNotClosed")?;
-                let first_allowed = c.settle_block_number.plus(punish_window).plus(BlockCount(1));
+                let first_allowed = c
+                    .settle_block_number
+                    .plus(punish_window)
+                    .plus(BlockCount(1));
                 if block < first_allowed {
                     return Err("SettleTooEarly");
                 }
@@ -692,7 +695,13 @@ impl SimChain {
         block: BlockNumber,
     ) -> Result<Vec<ChainEvent>, Revert> {
         check_settle_timeout(settle_timeout)?;
-        let id = self.open(token_network, participant1, participant2, settle_timeout, block)?;
+        let id = self.open(
+            token_network,
+            participant1,
+            participant2,
+            settle_timeout,
+            block,
+        )?;
         Ok(vec![ChainEvent::ChannelOpened {
             token_network,
             channel_identifier: id,
@@ -762,12 +771,10 @@ impl SimChain {
             return Err("DepositOverflow");
         }
         let total_deposit = TokenAmount(participant_deposit.0 + amount.0);
-        self.channels.get_mut(&id).expect("checked above").set_deposits(
-            participant,
-            partner,
-            total_deposit,
-            partner_deposit,
-        );
+        self.channels
+            .get_mut(&id)
+            .expect("checked above")
+            .set_deposits(participant, partner, total_deposit, partner_deposit);
         self.pull(participant, amount);
         Ok(vec![ChainEvent::ChannelDeposit {
             channel_identifier: id,
