@@ -988,3 +988,312 @@ fn ecrecover(digest: &H256, signature: &Signature) -> Option<Address> {
         .ok()?;
     Some(address_of(&pk))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::io::OnChainBalanceProof;
+    use crate::crypto::PrivateKey;
+    use crate::proofs::MerkleTree;
+
+    const SETTLE_TIMEOUT: u64 = 10;
+
+    /// A chain with the channel of `a` and `b` opened in block 10 (deposits 100 and 50).
+    struct Fixture {
+        chain: SimChain,
+        tn: Address,
+        a: PrivateKey,
+        b: PrivateKey,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let mut chain = SimChain::new();
+            let (_, tn, _) = chain.register_token();
+            let (a, b) = (key(1), key(2));
+            let f = |partner: &PrivateKey, amount: u64| ContractCall::OpenChannel {
+                token_network: tn,
+                partner: partner.address(),
+                settle_timeout: BlockCount(SETTLE_TIMEOUT),
+                deposit: TokenAmount::from(amount),
+            };
+            chain
+                .execute(a.address(), f(&b, 100), BlockNumber(10))
+                .unwrap();
+            let deposit = ContractCall::Deposit {
+                token_network: tn,
+                partner: a.address(),
+                amount: TokenAmount::from(50u64),
+            };
+            chain
+                .execute(b.address(), deposit, BlockNumber(10))
+                .unwrap();
+            Fixture { chain, tn, a, b }
+        }
+
+        fn binding(&self) -> ChannelBinding {
+            let id = channel_identifier(self.a.address(), self.b.address(), self.tn);
+            self.chain.channels[&id].binding(id, self.chain.chain_id)
+        }
+
+        /// `payer`'s balance proof.
+        fn proof(
+            &self,
+            payer: &PrivateKey,
+            transferred: u64,
+            locksroot: Locksroot,
+            nonce: u64,
+        ) -> OnChainBalanceProof {
+            let data = BalanceProofData {
+                transferred_amount: TokenAmount::from(transferred),
+                locksroot,
+                nonce: Nonce(nonce),
+                additional_hash: H256([7; 32]),
+                binding: self.binding(),
+            };
+            OnChainBalanceProof {
+                transferred_amount: data.transferred_amount,
+                locksroot,
+                nonce: data.nonce,
+                additional_hash: data.additional_hash,
+                signature: data.sign(payer),
+            }
+        }
+
+        fn run(
+            &mut self,
+            from: &PrivateKey,
+            call: ContractCall,
+            block: u64,
+        ) -> Result<Vec<ChainEvent>, String> {
+            self.chain.execute(from.address(), call, BlockNumber(block))
+        }
+
+        fn unlock(&self, transferred: u64, lock: Lock, tree: &MerkleTree) -> ContractCall {
+            ContractCall::Unlock {
+                token_network: self.tn,
+                partner: self.a.address(),
+                transferred_amount: TokenAmount::from(transferred),
+                lock,
+                merkle_proof: tree.proof(0).unwrap(),
+            }
+        }
+
+        /// b closes in block 11 with a's proof paying 10 and locking `lock` (secret registered
+        /// in block 11 as well).
+        fn closed_with_a_lock(&mut self) -> (Lock, MerkleTree) {
+            let secret = Secret(H256([9; 32]));
+            let lock = Lock {
+                expiration: BlockNumber(30),
+                amount: TokenAmount::from(5u64),
+                secrethash: secret.hash(),
+            };
+            let tree = MerkleTree::new(vec![lock.lockhash(), H256([3; 32])]);
+            let proof = self.proof(&self.a.clone(), 10, tree.root(), 1);
+            let close = ContractCall::Close {
+                token_network: self.tn,
+                partner: self.a.address(),
+                balance_proof: Some(proof),
+            };
+            let b = self.b.clone();
+            self.run(&b, close, 11).unwrap();
+            self.run(&b, ContractCall::RegisterSecret { secret }, 11)
+                .unwrap();
+            (lock, tree)
+        }
+    }
+
+    fn key(n: u8) -> PrivateKey {
+        PrivateKey::from_bytes([n; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_or_zero_secret_registration_logs_nothing_and_does_not_fail() {
+        let mut chain = SimChain::new();
+        let secret = Secret(H256([1; 32]));
+        let who = key(1).address();
+        let register = |secret| ContractCall::RegisterSecret { secret };
+        assert_eq!(
+            chain
+                .execute(who, register(secret), BlockNumber(3))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            chain.execute(who, register(secret), BlockNumber(4)),
+            Ok(vec![])
+        );
+        assert_eq!(
+            chain.registered_secret(&secret.hash()),
+            Some((secret, BlockNumber(3)))
+        );
+        let zero = Secret(H256::ZERO);
+        assert_eq!(
+            chain.execute(who, register(zero), BlockNumber(4)),
+            Ok(vec![])
+        );
+        assert_eq!(chain.registered_secret(&zero.hash()), None);
+    }
+
+    #[test]
+    fn unlock_needs_the_transferred_amount_on_chain_and_counts_a_lock_once() {
+        let mut f = Fixture::new();
+        let (lock, tree) = f.closed_with_a_lock();
+        let b = f.b.clone();
+        assert_eq!(
+            f.run(&b, f.unlock(9, lock, &tree), 12),
+            Err("BalanceHashMismatch".into())
+        );
+        let events = f.run(&b, f.unlock(10, lock, &tree), 12).unwrap();
+        assert!(matches!(
+            events[..],
+            [ChainEvent::ChannelUnlocked { transferred_amount, .. }]
+                if transferred_amount == TokenAmount::from(15u64)
+        ));
+        // The proof on chain now pays 15: the old amount no longer matches, the new one finds
+        // the lock already unlocked.
+        assert_eq!(
+            f.run(&b, f.unlock(10, lock, &tree), 13),
+            Err("BalanceHashMismatch".into())
+        );
+        assert_eq!(
+            f.run(&b, f.unlock(15, lock, &tree), 13),
+            Err("LockAlreadyUnlocked".into())
+        );
+        // After the settle window (closed in 11, timeout 10) no unlock is accepted.
+        assert_eq!(
+            f.run(&b, f.unlock(15, lock, &tree), 22),
+            Err("SettleWindowOver".into())
+        );
+        assert_eq!(f.chain.failed.len(), 4);
+    }
+
+    #[test]
+    fn settle_waits_for_the_punish_window_and_a_punished_cheater_loses_its_deposit() {
+        let mut f = Fixture::new();
+        let (lock, tree) = f.closed_with_a_lock();
+        let (a, b) = (f.a.clone(), f.b.clone());
+        f.run(&b, f.unlock(10, lock, &tree), 12).unwrap();
+        // b had given the lock back: a punishes with b's disposed-lock signature.
+        let disposed = DisposedLockData {
+            lockhash: lock.lockhash(),
+            binding: f.binding(),
+            additional_hash: H256([8; 32]),
+        };
+        let (tn, cheater, additional_hash) = (f.tn, b.address(), disposed.additional_hash);
+        let punish = move |signature| ContractCall::PunishObsoleteUnlock {
+            token_network: tn,
+            partner: cheater,
+            lockhash: lock.lockhash(),
+            additional_hash,
+            signature,
+        };
+        assert_eq!(
+            f.run(&a, punish(disposed.sign(&a)), 25),
+            Err("InvalidSignature".into())
+        );
+        let events = f.run(&a, punish(disposed.sign(&b)), 25).unwrap();
+        assert_eq!(
+            events,
+            vec![ChainEvent::ObsoleteUnlockPunished {
+                channel_identifier: f.binding().channel_identifier,
+                beneficiary: a.address(),
+                cheater: b.address(),
+            }]
+        );
+        assert_eq!(
+            f.run(&a, punish(disposed.sign(&b)), 25),
+            Err("AlreadyPunished".into())
+        );
+        // Settle block 21, punish window 5: settling starts at block 27; the balance proofs
+        // no longer matter.
+        let settle = ContractCall::Settle {
+            token_network: f.tn,
+            participant1: b.address(),
+            participant1_transferred_amount: TokenAmount::ZERO,
+            participant1_locksroot: Locksroot::default(),
+            participant2: a.address(),
+            participant2_transferred_amount: TokenAmount::from(1u64),
+            participant2_locksroot: Locksroot::default(),
+        };
+        let anyone = key(3);
+        assert_eq!(
+            f.run(&anyone, settle.clone(), 26),
+            Err("SettleTooEarly".into())
+        );
+        f.run(&anyone, settle, 27).unwrap();
+        assert_eq!(
+            f.chain.payouts.get(&a.address()),
+            Some(&TokenAmount::from(150u64))
+        );
+        assert_eq!(f.chain.payouts.get(&b.address()), None);
+        let id = channel_identifier(a.address(), b.address(), f.tn);
+        assert_eq!(f.chain.channel_deposit(&id), None, "settled");
+    }
+
+    #[test]
+    fn co_signed_terms_expire_after_their_block() {
+        let mut f = Fixture::new();
+        let (a, b) = (f.a.clone(), f.b.clone());
+        let withdraw = |f: &Fixture, expiration: u64| {
+            let terms = WithdrawData {
+                participant: a.address(),
+                participant_balance: TokenAmount::from(100u64),
+                participant_withdraw: TokenAmount::from(30u64),
+                expiration: BlockNumber(expiration),
+                binding: f.binding(),
+            };
+            ContractCall::Withdraw {
+                token_network: f.tn,
+                participant: a.address(),
+                partner: b.address(),
+                participant_balance: terms.participant_balance,
+                participant_withdraw: terms.participant_withdraw,
+                expiration: terms.expiration,
+                participant_signature: terms.sign(&a),
+                partner_signature: terms.sign(&b),
+            }
+        };
+        assert_eq!(
+            f.run(&a, withdraw(&f, 19), 20),
+            Err("RequestExpired".into())
+        );
+        f.run(&a, withdraw(&f, 20), 20).unwrap();
+        assert_eq!(
+            f.chain.payouts.get(&a.address()),
+            Some(&TokenAmount::from(30u64))
+        );
+        // Deposits now 70 and 50, in the epoch of block 20.
+        let settle = |f: &Fixture, expiration: u64| {
+            let terms = CooperativeSettleData {
+                participant1: a.address(),
+                participant1_balance: TokenAmount::from(70u64),
+                participant2: b.address(),
+                participant2_balance: TokenAmount::from(50u64),
+                expiration: BlockNumber(expiration),
+                binding: f.binding(),
+            };
+            ContractCall::CooperativeSettle {
+                token_network: f.tn,
+                participant1: a.address(),
+                participant1_balance: terms.participant1_balance,
+                participant2: b.address(),
+                participant2_balance: terms.participant2_balance,
+                expiration: terms.expiration,
+                participant1_signature: terms.sign(&a),
+                participant2_signature: terms.sign(&b),
+            }
+        };
+        assert_eq!(f.run(&b, settle(&f, 24), 25), Err("RequestExpired".into()));
+        f.run(&b, settle(&f, 25), 25).unwrap();
+        assert_eq!(
+            f.chain.payouts.get(&a.address()),
+            Some(&TokenAmount::from(100u64))
+        );
+        assert_eq!(
+            f.chain.payouts.get(&b.address()),
+            Some(&TokenAmount::from(50u64))
+        );
+    }
+}
