@@ -1417,6 +1417,7 @@ const MUST_SEE: &[(&str, &str)] = &[
     ("cooperative settle", "ok"),
     ("cooperative settle", "RequestExpired"),
     ("cooperative settle", "InvalidSignature"),
+    ("cooperative settle in its expiration block", "ok"),
     ("punish", "ok"),
     ("punish", "LockNotUnlocked"),
     ("settle after a punish", "ok"),
