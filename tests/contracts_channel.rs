@@ -206,25 +206,33 @@ async fn withdraw_success_replay_and_failing_checks() {
     let tn = env.tn(&env.c); // anyone may submit a co-signed withdraw
     let binding = env.binding().await;
     // Off chain a paid b 20: a's balance is 80; a withdraws 30.
-    let sa = withdraw_sig(&env.a.key, binding, env.a.addr(), 80, 30);
-    let sb = withdraw_sig(&env.b.key, binding, env.a.addr(), 80, 30);
-    let sc = withdraw_sig(&env.c.key, binding, env.a.addr(), 80, 30);
+    let sa = withdraw_sig(&env.a.key, binding, env.a.addr(), 80, 30, FAR);
+    let sb = withdraw_sig(&env.b.key, binding, env.a.addr(), 80, 30, FAR);
+    let sc = withdraw_sig(&env.c.key, binding, env.a.addr(), 80, 30, FAR);
 
     // A non-participant's signature in place of the partner's.
     assert_reverts!(
-        env.c.client.send(tn.withdraw(a, b, U256::from(80), U256::from(30), sa.clone(), sc)).await,
+        env.c.client.send(tn.withdraw(a, b, U256::from(80), U256::from(30), FAR, sa.clone(), sc)).await,
         E::InvalidSignature(e) if e.expected == b
     );
     // Signatures swapped (partner's where participant's goes).
     assert_reverts!(
-        env.c.client.send(tn.withdraw(a, b, U256::from(80), U256::from(30), sb.clone(), sa.clone())).await,
+        env.c.client.send(tn.withdraw(a, b, U256::from(80), U256::from(30), FAR, sb.clone(), sa.clone())).await,
         E::InvalidSignature(e) if e.expected == a
     );
     // Signed amounts differ from the submitted ones.
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, b, U256::from(80), U256::from(31), sa.clone(), sb.clone()))
+            .send(tn.withdraw(
+                a,
+                b,
+                U256::from(80),
+                U256::from(31),
+                FAR,
+                sa.clone(),
+                sb.clone()
+            ))
             .await,
         E::InvalidSignature(_)
     );
@@ -239,13 +247,13 @@ async fn withdraw_success_replay_and_failing_checks() {
     };
     for bad in [wrong_chain, wrong_open] {
         let (x, y) = (
-            withdraw_sig(&env.a.key, bad, env.a.addr(), 80, 30),
-            withdraw_sig(&env.b.key, bad, env.a.addr(), 80, 30),
+            withdraw_sig(&env.a.key, bad, env.a.addr(), 80, 30, FAR),
+            withdraw_sig(&env.b.key, bad, env.a.addr(), 80, 30, FAR),
         );
         assert_reverts!(
             env.c
                 .client
-                .send(tn.withdraw(a, b, U256::from(80), U256::from(30), x, y))
+                .send(tn.withdraw(a, b, U256::from(80), U256::from(30), FAR, x, y))
                 .await,
             E::InvalidSignature(_)
         );
@@ -253,13 +261,13 @@ async fn withdraw_success_replay_and_failing_checks() {
     // Co-signed but invalid amounts: zero, more than the balance, a balance above the total (overflow attempt).
     for (balance, withdraw, expect_zero) in [(80u64, 0u64, true), (80, 81, false)] {
         let (x, y) = (
-            withdraw_sig(&env.a.key, binding, env.a.addr(), balance, withdraw),
-            withdraw_sig(&env.b.key, binding, env.a.addr(), balance, withdraw),
+            withdraw_sig(&env.a.key, binding, env.a.addr(), balance, withdraw, FAR),
+            withdraw_sig(&env.b.key, binding, env.a.addr(), balance, withdraw, FAR),
         );
         let res = env
             .c
             .client
-            .send(tn.withdraw(a, b, U256::from(balance), U256::from(withdraw), x, y))
+            .send(tn.withdraw(a, b, U256::from(balance), U256::from(withdraw), FAR, x, y))
             .await;
         if expect_zero {
             assert_reverts!(res, E::ZeroAmount(_));
@@ -274,6 +282,7 @@ async fn withdraw_success_replay_and_failing_checks() {
                 participant: env.a.addr(),
                 participant_balance: huge,
                 participant_withdraw: amt(30),
+                expiration: BlockNumber(FAR),
                 binding,
             },
             k,
@@ -287,6 +296,7 @@ async fn withdraw_success_replay_and_failing_checks() {
                 b,
                 U256::MAX,
                 U256::from(30),
+                FAR,
                 huge_sig(&env.a.key),
                 huge_sig(&env.b.key)
             ))
@@ -299,7 +309,15 @@ async fn withdraw_success_replay_and_failing_checks() {
     let r = env
         .c
         .client
-        .send(tn.withdraw(a, b, U256::from(80), U256::from(30), sa.clone(), sb.clone()))
+        .send(tn.withdraw(
+            a,
+            b,
+            U256::from(80),
+            U256::from(30),
+            FAR,
+            sa.clone(),
+            sb.clone(),
+        ))
         .await
         .unwrap();
     let ev = &receipt_events::<TokenNetwork::ChannelWithdraw>(&r)[0];
@@ -321,7 +339,7 @@ async fn withdraw_success_replay_and_failing_checks() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, b, U256::from(80), U256::from(30), sa, sb))
+            .send(tn.withdraw(a, b, U256::from(80), U256::from(30), FAR, sa, sb))
             .await,
         E::InvalidSignature(_)
     );
@@ -356,13 +374,13 @@ async fn withdraw_success_replay_and_failing_checks() {
         .unwrap();
     let nb = env.binding().await;
     let (x, y) = (
-        withdraw_sig(&env.a.key, nb, env.a.addr(), 50, 10),
-        withdraw_sig(&env.b.key, nb, env.a.addr(), 50, 10),
+        withdraw_sig(&env.a.key, nb, env.a.addr(), 50, 10, FAR),
+        withdraw_sig(&env.b.key, nb, env.a.addr(), 50, 10, FAR),
     );
     assert_reverts!(
         env.c
             .client
-            .send(tn.withdraw(a, b, U256::from(50), U256::from(10), x, y))
+            .send(tn.withdraw(a, b, U256::from(50), U256::from(10), FAR, x, y))
             .await,
         E::ChannelNotOpen(_)
     );
@@ -946,8 +964,8 @@ async fn cooperative_settle_success_and_attacks() {
     let (pa, pb) = (env.a.addr(), env.b.addr());
     let both = |b1: TokenAmount, b2: TokenAmount| {
         (
-            coop_sig(&env.a.key, binding, pa, b1, pb, b2),
-            coop_sig(&env.b.key, binding, pa, b1, pb, b2),
+            coop_sig(&env.a.key, binding, pa, b1, pb, b2, FAR),
+            coop_sig(&env.b.key, binding, pa, b1, pb, b2, FAR),
         )
     };
     // Balances not summing to the deposits: less, more, and an overflowing pair whose sum wraps to 150.
@@ -958,23 +976,23 @@ async fn cooperative_settle_success_and_attacks() {
     ] {
         let (sa, sb) = both(b1, b2);
         assert_reverts!(
-            env.c.client.send(tn.cooperativeSettle(a, b1.0, b, b2.0, sa, sb)).await,
+            env.c.client.send(tn.cooperativeSettle(a, b1.0, b, b2.0, FAR, sa, sb)).await,
             E::BalancesDoNotSumToDeposits(e) if e.total_deposit == U256::from(150)
         );
     }
     // A non-participant's signature, and a signature for another chain.
     let (sa, _) = both(amt(90), amt(60));
-    let sc = coop_sig(&env.c.key, binding, pa, amt(90), pb, amt(60));
-    assert_reverts!(env.c.client.send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), sa.clone(), sc)).await, E::InvalidSignature(e) if e.expected == b);
+    let sc = coop_sig(&env.c.key, binding, pa, amt(90), pb, amt(60), FAR);
+    assert_reverts!(env.c.client.send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), FAR, sa.clone(), sc)).await, E::InvalidSignature(e) if e.expected == b);
     let other = smartraiden::proofs::ChannelBinding {
         chain_id: ChainId(5),
         ..binding
     };
-    let sb5 = coop_sig(&env.b.key, other, pa, amt(90), pb, amt(60));
+    let sb5 = coop_sig(&env.b.key, other, pa, amt(90), pb, amt(60), FAR);
     assert_reverts!(
         env.c
             .client
-            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), sa.clone(), sb5))
+            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), FAR, sa.clone(), sb5))
             .await,
         E::InvalidSignature(_)
     );
@@ -984,7 +1002,15 @@ async fn cooperative_settle_success_and_attacks() {
     let r = env
         .c
         .client
-        .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), sa.clone(), sb.clone()))
+        .send(tn.cooperativeSettle(
+            a,
+            U256::from(90),
+            b,
+            U256::from(60),
+            FAR,
+            sa.clone(),
+            sb.clone(),
+        ))
         .await
         .unwrap();
     let ev = &receipt_events::<TokenNetwork::ChannelCooperativeSettled>(&r)[0];
@@ -1000,7 +1026,7 @@ async fn cooperative_settle_success_and_attacks() {
     assert_reverts!(
         env.c
             .client
-            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), sa, sb))
+            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), FAR, sa, sb))
             .await,
         E::InvalidSignature(_)
     );
@@ -1019,13 +1045,13 @@ async fn cooperative_settle_success_and_attacks() {
         .unwrap();
     let nb = env.binding().await;
     let (sa, sb) = (
-        coop_sig(&env.a.key, nb, pa, amt(90), pb, amt(60)),
-        coop_sig(&env.b.key, nb, pa, amt(90), pb, amt(60)),
+        coop_sig(&env.a.key, nb, pa, amt(90), pb, amt(60), FAR),
+        coop_sig(&env.b.key, nb, pa, amt(90), pb, amt(60), FAR),
     );
     assert_reverts!(
         env.c
             .client
-            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), sa, sb))
+            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), FAR, sa, sb))
             .await,
         E::ChannelNotOpen(_)
     );
@@ -1099,4 +1125,161 @@ async fn deposits_above_2_pow_128_are_refused() {
         limit - U256::from(10)
     );
     assert_eq!(t.balanceOf(tn_addr).call().await.unwrap(), limit);
+}
+
+#[tokio::test]
+async fn withdraw_terms_expire_after_their_expiration_block() {
+    let env = Env::new().await;
+    env.open(100, 50).await;
+    let (a, b) = (env.a.eth(), env.b.eth());
+    let tn = env.tn(&env.c);
+    let binding = env.binding().await;
+    let expiration = env.chain.block_number().await.unwrap() + 3;
+    let sa = withdraw_sig(&env.a.key, binding, env.a.addr(), 80, 30, expiration);
+    let sb = withdraw_sig(&env.b.key, binding, env.a.addr(), 80, 30, expiration);
+
+    // The expiration is part of the signed data: another one does not verify.
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.withdraw(
+                a,
+                b,
+                U256::from(80),
+                U256::from(30),
+                expiration + 1,
+                sa.clone(),
+                sb.clone()
+            ))
+            .await,
+        E::InvalidSignature(_)
+    );
+
+    let before_expiry = env.chain.snapshot().await.unwrap();
+    env.next_tx_in(expiration + 1).await;
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.withdraw(a, b, U256::from(80), U256::from(30), expiration, sa.clone(), sb.clone()))
+            .await,
+        E::RequestExpired(e) if e.expiration == expiration
+    );
+    // Checked first: expired terms fail as expired whatever else is wrong with them.
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.withdraw(
+                a,
+                b,
+                U256::from(80),
+                U256::from(31),
+                expiration,
+                sb.clone(),
+                sa.clone()
+            ))
+            .await,
+        E::RequestExpired(_)
+    );
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.withdraw(
+                a,
+                env.c.eth(),
+                U256::from(80),
+                U256::from(30),
+                expiration,
+                sa.clone(),
+                sb.clone()
+            ))
+            .await,
+        E::RequestExpired(_)
+    );
+    assert_eq!(env.participant(&env.a, &env.b).await.0, U256::from(100));
+
+    // At the expiration block itself the terms still go through.
+    env.chain.revert(before_expiry).await.unwrap();
+    env.next_tx_in(expiration).await;
+    let before = env.token_balance(a).await;
+    let r = env
+        .c
+        .client
+        .send(tn.withdraw(a, b, U256::from(80), U256::from(30), expiration, sa, sb))
+        .await
+        .unwrap();
+    assert_eq!(r.block_number, Some(expiration));
+    assert_eq!(env.token_balance(a).await, before + U256::from(30));
+    assert_eq!(env.participant(&env.a, &env.b).await.0, U256::from(50));
+}
+
+#[tokio::test]
+async fn cooperative_settle_terms_expire_after_their_expiration_block() {
+    let env = Env::new().await;
+    env.open(100, 50).await;
+    let (a, b) = (env.a.eth(), env.b.eth());
+    let tn = env.tn(&env.c);
+    let binding = env.binding().await;
+    let (pa, pb) = (env.a.addr(), env.b.addr());
+    let expiration = env.chain.block_number().await.unwrap() + 3;
+    let s1 = coop_sig(&env.a.key, binding, pa, amt(90), pb, amt(60), expiration);
+    let s2 = coop_sig(&env.b.key, binding, pa, amt(90), pb, amt(60), expiration);
+
+    // The expiration is part of the signed data: another one does not verify.
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.cooperativeSettle(
+                a,
+                U256::from(90),
+                b,
+                U256::from(60),
+                expiration + 1,
+                s1.clone(),
+                s2.clone()
+            ))
+            .await,
+        E::InvalidSignature(_)
+    );
+
+    let before_expiry = env.chain.snapshot().await.unwrap();
+    env.next_tx_in(expiration + 1).await;
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), expiration, s1.clone(), s2.clone()))
+            .await,
+        E::RequestExpired(e) if e.expiration == expiration
+    );
+    // Checked first: before the signatures and the balances.
+    assert_reverts!(
+        env.c
+            .client
+            .send(tn.cooperativeSettle(
+                a,
+                U256::from(91),
+                b,
+                U256::from(60),
+                expiration,
+                s2.clone(),
+                s1.clone()
+            ))
+            .await,
+        E::RequestExpired(_)
+    );
+    assert_eq!(env.channel().await.2, 1, "the channel stays open");
+
+    // At the expiration block itself the terms still go through.
+    env.chain.revert(before_expiry).await.unwrap();
+    env.next_tx_in(expiration).await;
+    let (ba, bb) = (env.token_balance(a).await, env.token_balance(b).await);
+    let r = env
+        .c
+        .client
+        .send(tn.cooperativeSettle(a, U256::from(90), b, U256::from(60), expiration, s1, s2))
+        .await
+        .unwrap();
+    assert_eq!(r.block_number, Some(expiration));
+    assert_eq!(env.token_balance(a).await, ba + U256::from(90));
+    assert_eq!(env.token_balance(b).await, bb + U256::from(60));
+    assert_eq!(env.channel().await.2, 0);
 }

@@ -101,15 +101,15 @@ async fn gas_table() {
 
     let binding = env.binding().await;
     let (sa, sb) = (
-        withdraw_sig(&env.a.key, binding, env.a.addr(), 100, 10),
-        withdraw_sig(&env.b.key, binding, env.a.addr(), 100, 10),
+        withdraw_sig(&env.a.key, binding, env.a.addr(), 100, 10, FAR),
+        withdraw_sig(&env.b.key, binding, env.a.addr(), 100, 10, FAR),
     );
     let r = env
         .a
         .client
         .send(
             env.tn(&env.a)
-                .withdraw(a, b, U256::from(100), U256::from(10), sa, sb),
+                .withdraw(a, b, U256::from(100), U256::from(10), FAR, sa, sb),
         )
         .await
         .unwrap();
@@ -315,15 +315,15 @@ async fn gas_table() {
     let binding = env.binding().await;
     let (pa, pb) = (env.a.addr(), env.b.addr());
     let (s1, s2) = (
-        coop_sig(&env.a.key, binding, pa, amt(70), pb, amt(80)),
-        coop_sig(&env.b.key, binding, pa, amt(70), pb, amt(80)),
+        coop_sig(&env.a.key, binding, pa, amt(70), pb, amt(80), FAR),
+        coop_sig(&env.b.key, binding, pa, amt(70), pb, amt(80), FAR),
     );
     let r = env
         .a
         .client
         .send(
             env.tn(&env.a)
-                .cooperativeSettle(a, U256::from(70), b, U256::from(80), s1, s2),
+                .cooperativeSettle(a, U256::from(70), b, U256::from(80), FAR, s1, s2),
         )
         .await
         .unwrap();

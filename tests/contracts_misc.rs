@@ -131,6 +131,7 @@ async fn core_digest_vectors_match_the_contracts() {
                 h(v, "channel_identifier"),
                 n64(v, "open_block_number"),
                 u(v, "chain_id"),
+                n64(v, "expiration"),
             )
             .call()
             .await
@@ -148,6 +149,7 @@ async fn core_digest_vectors_match_the_contracts() {
                 h(v, "channel_identifier"),
                 n64(v, "open_block_number"),
                 u(v, "chain_id"),
+                n64(v, "expiration"),
             )
             .call()
             .await

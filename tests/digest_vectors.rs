@@ -149,6 +149,7 @@ fn generate() -> Value {
             participant: g.addr(),
             participant_balance: g.amount(i),
             participant_withdraw: g.amount(i + 1),
+            expiration: BlockNumber(g.u64()),
             binding: g.binding(),
         };
         withdraw.push(signed_case(
@@ -157,6 +158,7 @@ fn generate() -> Value {
                     "participant": w.participant.to_checksum(),
                     "participant_balance": w.participant_balance.to_string(),
                     "participant_withdraw": w.participant_withdraw.to_string(),
+                    "expiration": w.expiration.0,
                 }),
                 binding_json(&w.binding),
             ),
@@ -168,6 +170,7 @@ fn generate() -> Value {
             participant1_balance: g.amount(i),
             participant2: g.addr(),
             participant2_balance: g.amount(i + 2),
+            expiration: BlockNumber(g.u64()),
             binding: g.binding(),
         };
         cooperative_settle.push(signed_case(
@@ -177,6 +180,7 @@ fn generate() -> Value {
                     "participant1_balance": c.participant1_balance.to_string(),
                     "participant2": c.participant2.to_checksum(),
                     "participant2_balance": c.participant2_balance.to_string(),
+                    "expiration": c.expiration.0,
                 }),
                 binding_json(&c.binding),
             ),

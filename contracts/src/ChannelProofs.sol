@@ -38,21 +38,24 @@ library ChannelProofs {
         return abi.encodePacked(transferred_amount, locksroot, nonce, channel_identifier, open_block_number, chain_id);
     }
 
-    /// Withdraw: participant, participant_balance, participant_withdraw, channel_identifier, open_block_number, chain_id.
+    /// Withdraw: participant, participant_balance, participant_withdraw, channel_identifier, open_block_number, chain_id,
+    /// expiration (the last block at which the contract accepts it).
     function withdrawData(
         address participant,
         uint256 participant_balance,
         uint256 participant_withdraw,
         bytes32 channel_identifier,
         uint64 open_block_number,
-        uint256 chain_id
+        uint256 chain_id,
+        uint64 expiration
     ) internal pure returns (bytes memory) {
         return abi.encodePacked(
-            participant, participant_balance, participant_withdraw, channel_identifier, open_block_number, chain_id
+            participant, participant_balance, participant_withdraw, channel_identifier, open_block_number, chain_id, expiration
         );
     }
 
-    /// Cooperative settle: participant1, balance1, participant2, balance2, channel_identifier, open_block_number, chain_id.
+    /// Cooperative settle: participant1, balance1, participant2, balance2, channel_identifier, open_block_number, chain_id,
+    /// expiration (the last block at which the contract accepts it).
     function cooperativeSettleData(
         address participant1,
         uint256 participant1_balance,
@@ -60,7 +63,8 @@ library ChannelProofs {
         uint256 participant2_balance,
         bytes32 channel_identifier,
         uint64 open_block_number,
-        uint256 chain_id
+        uint256 chain_id,
+        uint64 expiration
     ) internal pure returns (bytes memory) {
         return abi.encodePacked(
             participant1,
@@ -69,7 +73,8 @@ library ChannelProofs {
             participant2_balance,
             channel_identifier,
             open_block_number,
-            chain_id
+            chain_id,
+            expiration
         );
     }
 

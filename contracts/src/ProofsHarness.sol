@@ -39,10 +39,11 @@ contract ProofsHarness {
         uint256 participant_withdraw,
         bytes32 channel_identifier,
         uint64 open_block_number,
-        uint256 chain_id
+        uint256 chain_id,
+        uint64 expiration
     ) external pure returns (bytes memory) {
         return ChannelProofs.withdrawData(
-            participant, participant_balance, participant_withdraw, channel_identifier, open_block_number, chain_id
+            participant, participant_balance, participant_withdraw, channel_identifier, open_block_number, chain_id, expiration
         );
     }
 
@@ -53,7 +54,8 @@ contract ProofsHarness {
         uint256 participant2_balance,
         bytes32 channel_identifier,
         uint64 open_block_number,
-        uint256 chain_id
+        uint256 chain_id,
+        uint64 expiration
     ) external pure returns (bytes memory) {
         return ChannelProofs.cooperativeSettleData(
             participant1,
@@ -62,7 +64,8 @@ contract ProofsHarness {
             participant2_balance,
             channel_identifier,
             open_block_number,
-            chain_id
+            chain_id,
+            expiration
         );
     }
 

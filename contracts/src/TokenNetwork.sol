@@ -14,7 +14,7 @@ contract TokenNetwork {
     struct Participant {
         // First 24 bytes of keccak256(locksroot ‖ transferred_amount): packed with nonce in one slot.
         bytes24 balance_hash;
-        // Nonce of the balance proof stored on chain (type(uint64).max after a punish: frozen).
+        // Nonce of the balance proof stored on chain (a punish leaves it: settle then ignores the proofs).
         uint64 nonce;
     }
 
@@ -128,6 +128,8 @@ contract TokenNetwork {
     error LockNotUnlocked();
     /// settleChannel before settle_block_number + punish_block_number.
     error SettleTooEarly(uint256 first_allowed_block);
+    /// Co-signed withdraw or cooperative-settle terms submitted after their expiration block.
+    error RequestExpired(uint64 expiration);
     /// Cooperative settle balances do not sum to the total deposit.
     error BalancesDoNotSumToDeposits(uint256 total_deposit);
     /// tokenFallback / receiveApproval called by someone other than the token.
@@ -252,23 +254,33 @@ contract TokenNetwork {
 
     // ------------------------------------------------------------------ withdraw (channel stays open)
 
-    /// Withdraws `participant_withdraw` to `participant` while the channel stays open; both sign.
+    /// Withdraws `participant_withdraw` to `participant` while the channel stays open; both sign terms
+    /// valid up to block `expiration` inclusive.
     /// @dev Balances become (participant_balance - participant_withdraw, total - participant_balance) and
-    ///      open_block_number moves to this block, voiding every proof signed before.
+    ///      open_block_number moves to this block, voiding every proof signed before. The expiration keeps
+    ///      a partner from holding our signature and submitting stale terms later in the epoch.
     function withdraw(
         address participant,
         address partner,
         uint256 participant_balance,
         uint256 participant_withdraw,
+        uint64 expiration,
         bytes calldata participant_signature,
         bytes calldata partner_signature
     ) external {
+        if (block.number > expiration) revert RequestExpired(expiration);
         bytes32 channel_identifier = getChannelIdentifier(participant, partner);
         Channel storage channel = channels[channel_identifier];
         if (channel.state != STATE_OPEN) revert ChannelNotOpen();
         bytes32 digest = ChannelProofs.ethSignedDigest(
             ChannelProofs.withdrawData(
-                participant, participant_balance, participant_withdraw, channel_identifier, channel.open_block_number, block.chainid
+                participant,
+                participant_balance,
+                participant_withdraw,
+                channel_identifier,
+                channel.open_block_number,
+                block.chainid,
+                expiration
             )
         );
         _checkSigner(participant, digest, participant_signature);
@@ -532,21 +544,31 @@ contract TokenNetwork {
         emit ChannelSettled(channel_identifier, participant1, amount1, participant2, amount2);
     }
 
-    /// Settles an open channel at once with final balances both participants signed.
+    /// Settles an open channel at once with final balances both participants signed, valid up to block
+    /// `expiration` inclusive.
     function cooperativeSettle(
         address participant1,
         uint256 participant1_balance,
         address participant2,
         uint256 participant2_balance,
+        uint64 expiration,
         bytes calldata participant1_signature,
         bytes calldata participant2_signature
     ) external {
+        if (block.number > expiration) revert RequestExpired(expiration);
         bytes32 channel_identifier = getChannelIdentifier(participant1, participant2);
         Channel storage channel = channels[channel_identifier];
         if (channel.state != STATE_OPEN) revert ChannelNotOpen();
         bytes32 digest = ChannelProofs.ethSignedDigest(
             ChannelProofs.cooperativeSettleData(
-                participant1, participant1_balance, participant2, participant2_balance, channel_identifier, channel.open_block_number, block.chainid
+                participant1,
+                participant1_balance,
+                participant2,
+                participant2_balance,
+                channel_identifier,
+                channel.open_block_number,
+                block.chainid,
+                expiration
             )
         );
         _checkSigner(participant1, digest, participant1_signature);

@@ -270,9 +270,9 @@ impl ChainExecutor {
                 partner,
                 participant_balance,
                 participant_withdraw,
+                expiration,
                 participant_signature,
                 partner_signature,
-                ..
             } => {
                 self.send(
                     "withdraw",
@@ -281,6 +281,7 @@ impl ChainExecutor {
                         eth_address(*partner),
                         participant_balance.0,
                         participant_withdraw.0,
+                        expiration.0,
                         signature_bytes(participant_signature),
                         signature_bytes(partner_signature),
                     ),
@@ -312,9 +313,9 @@ impl ChainExecutor {
                 participant1_balance,
                 participant2,
                 participant2_balance,
+                expiration,
                 participant1_signature,
                 participant2_signature,
-                ..
             } => {
                 self.send(
                     "cooperativeSettle",
@@ -323,6 +324,7 @@ impl ChainExecutor {
                         participant1_balance.0,
                         eth_address(*participant2),
                         participant2_balance.0,
+                        expiration.0,
                         signature_bytes(participant1_signature),
                         signature_bytes(participant2_signature),
                     ),

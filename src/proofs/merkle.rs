@@ -69,9 +69,14 @@ impl MerkleTree {
     }
 }
 
+/// The root that `leaf` with `proof` hashes up to (the contract's `merkleRoot`).
+pub fn merkle_root(leaf: H256, proof: &[H256]) -> Locksroot {
+    Locksroot(proof.iter().fold(leaf, |acc, sib| hash_pair(&acc, sib)))
+}
+
 /// Whether `leaf` with `proof` hashes up to `root` (the contract's check).
 pub fn verify_merkle_proof(leaf: H256, proof: &[H256], root: Locksroot) -> bool {
-    proof.iter().fold(leaf, |acc, sib| hash_pair(&acc, sib)) == root.0
+    merkle_root(leaf, proof) == root
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 mod merkle;
 
-pub use merkle::{MerkleTree, verify_merkle_proof};
+pub use merkle::{MerkleTree, merkle_root, verify_merkle_proof};
 
 use crate::crypto::{PrivateKey, SignatureError, keccak256, recover_eip191};
 use crate::primitives::{

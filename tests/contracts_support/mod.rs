@@ -28,6 +28,9 @@ pub const PUNISH: u64 = 5;
 pub const SETTLE_TIMEOUT: u64 = 20;
 /// Tokens each participant starts with.
 pub const START_TOKENS: u64 = 1_000_000;
+/// Expiration block of co-signed withdraw / cooperative-settle terms that must not expire
+/// during a test.
+pub const FAR: u64 = 1_000_000;
 
 /// One participant: its chain client and the core key signing its proofs (the same secret).
 pub struct Party {
@@ -310,24 +313,26 @@ pub fn delegation(key: &PrivateKey, bp: &BalanceProofData) -> Bytes {
     .sign(key))
 }
 
-/// A withdraw proof signed by `key`.
+/// A withdraw proof signed by `key`, valid up to block `expiration`.
 pub fn withdraw_sig(
     key: &PrivateKey,
     binding: ChannelBinding,
     participant: Address,
     balance: u64,
     withdraw: u64,
+    expiration: u64,
 ) -> Bytes {
     sig(WithdrawData {
         participant,
         participant_balance: amt(balance),
         participant_withdraw: amt(withdraw),
+        expiration: BlockNumber(expiration),
         binding,
     }
     .sign(key))
 }
 
-/// A cooperative-settle proof signed by `key`.
+/// A cooperative-settle proof signed by `key`, valid up to block `expiration`.
 pub fn coop_sig(
     key: &PrivateKey,
     binding: ChannelBinding,
@@ -335,12 +340,14 @@ pub fn coop_sig(
     b1: TokenAmount,
     p2: Address,
     b2: TokenAmount,
+    expiration: u64,
 ) -> Bytes {
     sig(CooperativeSettleData {
         participant1: p1,
         participant1_balance: b1,
         participant2: p2,
         participant2_balance: b2,
+        expiration: BlockNumber(expiration),
         binding,
     }
     .sign(key))
