@@ -70,9 +70,18 @@ fn resends_per_second(sim: &Simulation, state: &NodeState, from_ms: u64, seconds
     let mut sent = 0u64;
     let warm = 60_000;
     for t in (from_ms..from_ms + warm + seconds * 1000).step_by(50) {
-        let out = core.step(Input::Tick, &mut Ctx { now_ms: t, rng: &mut rng });
+        let out = core.step(
+            Input::Tick,
+            &mut Ctx {
+                now_ms: t,
+                rng: &mut rng,
+            },
+        );
         if t >= from_ms + warm {
-            sent += out.iter().filter(|o| matches!(o, Output::Send { .. })).count() as u64;
+            sent += out
+                .iter()
+                .filter(|o| matches!(o, Output::Send { .. }))
+                .count() as u64;
         }
     }
     sent as f64 / seconds as f64

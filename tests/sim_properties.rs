@@ -12,8 +12,8 @@
 //!   honest node's books still balance to the token and no honest transaction fails.
 
 use proptest::prelude::*;
-use smartraiden::core::routing::FeeSchedule;
 use smartraiden::core::channel::CosignedTerms;
+use smartraiden::core::routing::FeeSchedule;
 use smartraiden::core::{Action, ContractCall, NodeConfig, Notification};
 use smartraiden::primitives::{BlockCount, ChainId, H256, SecretHash, TokenAmount};
 use smartraiden::sim::{NetworkConditions, Simulation};
@@ -157,6 +157,33 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
     })
 }
 
+/// Tokens node `i` holds, as the chain will honour it: for an honest node its own view, for
+/// the dishonest one its honest partners' view (its own may count payments it never made),
+/// plus what settles and withdraws paid it.
+fn holdings(sim: &Simulation, i: usize, dishonest: Option<usize>) -> i128 {
+    if Some(i) != dishonest {
+        return total_balance(sim, i);
+    }
+    let me = sim.address(i);
+    let in_channels: i128 = (0..sim.nodes.len())
+        .filter(|j| *j != i)
+        .flat_map(|j| {
+            sim.state(j)
+                .channels()
+                .filter(move |c| c.partner.address == me)
+        })
+        .map(|c| c.partner_balance().to_u128().unwrap() as i128)
+        .sum();
+    in_channels + paid_out(sim, i)
+}
+
+fn paid_out(sim: &Simulation, i: usize) -> i128 {
+    sim.chain
+        .payouts
+        .get(&sim.address(i))
+        .map_or(0, |a| a.to_u128().unwrap() as i128)
+}
+
 /// Tokens node `i` holds in open channels plus what settles and withdraws paid it on chain.
 fn total_balance(sim: &Simulation, i: usize) -> i128 {
     let in_channels: i128 = sim
@@ -172,8 +199,37 @@ fn total_balance(sim: &Simulation, i: usize) -> i128 {
     in_channels + paid_out
 }
 
-/// Mines until no channel is closed-but-unsettled anywhere, then lets the network go quiet.
-fn settle_closed_channels(sim: &mut Simulation) -> Result<(), TestCaseError> {
+/// Whether nothing is left to happen among the honest nodes: nothing on the wire, no running
+/// transfer, unacknowledged message or pending lock, but locks a dishonest payer never took
+/// back after we gave them back (its own tokens stay locked, not ours).
+fn quiet(sim: &Simulation, dishonest: Option<usize>) -> bool {
+    if dishonest.is_none() {
+        return sim.is_quiet();
+    }
+    sim.in_flight() == 0
+        && (0..sim.nodes.len())
+            .filter(|i| Some(*i) != dishonest && !sim.nodes[*i].down)
+            .all(|i| {
+                let s = sim.state(i);
+                s.initiators.is_empty()
+                    && s.mediators.is_empty()
+                    && s.targets.is_empty()
+                    && s.delivery.is_empty()
+                    && s.channels().all(|c| {
+                        c.our.locks.is_empty()
+                            && c.partner.locks.iter().all(|l| {
+                                c.given_back.contains_key(&l.secrethash)
+                                    || (c.partner.address == sim.address(dishonest.unwrap())
+                                        && s.block > l.expiration
+                                        && !s.registered_by(&l.secrethash, l.expiration))
+                            })
+                    })
+            })
+}
+
+/// Mines until no channel is closed-but-unsettled (or frozen by co-signed terms) anywhere,
+/// then lets the network go quiet.
+fn settle_closed_channels(sim: &mut Simulation, d: Option<usize>) -> Result<(), TestCaseError> {
     for _ in 0..50 {
         if sim
             .nodes
@@ -184,7 +240,7 @@ fn settle_closed_channels(sim: &mut Simulation) -> Result<(), TestCaseError> {
         }
         sim.mine(10);
         prop_assert!(
-            sim.run_until_quiet(3_600_000),
+            sim.run_until(3_600_000, |sim| quiet(sim, d)),
             "the network never went quiet while settling"
         );
     }
@@ -207,9 +263,14 @@ fn check_channels(
                 let have = x.deposit.checked_add(y.transferred_amount).unwrap();
                 let spent = x.transferred_amount.checked_add(x.locked_amount()).unwrap();
                 prop_assert!(spent <= have, "negative balance on {:?}", c.identifier);
-                // A lock we gave back stays in a payer's end until the payer drops it: a
-                // dishonest payer never does (its own tokens stay locked, not ours).
-                for l in x.locks.iter().filter(|l| !c.given_back.contains_key(&l.secrethash)) {
+                // Removing a lock is its payer's move: a dishonest payer never drops a lock we
+                // gave back or one that expired unclaimed (its own tokens stay locked, not ours).
+                let dishonest_payer = dishonest.is_some_and(|d| x.address == sim.address(d));
+                for l in x
+                    .locks
+                    .iter()
+                    .filter(|l| !dishonest_payer && !c.given_back.contains_key(&l.secrethash))
+                {
                     prop_assert!(
                         block <= l.expiration.0 + block_slack,
                         "lock {:?} outlived its expiry",
@@ -247,12 +308,16 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     for &(a, b, da, db) in &s.channels {
         sim.open_channel(token, a, b, da, db, 80);
     }
-    let start: Vec<i128> = (0..s.nodes).map(|i| total_balance(&sim, i)).collect();
     let cheat = s.dishonest.as_ref();
     let d = cheat.map(|c| c.node);
+    let start: Vec<i128> = (0..s.nodes).map(|i| holdings(&sim, i, d)).collect();
     if let Some(c) = cheat {
         let w = &mut sim.nodes[c.node].withholds;
-        w.extend(["AnnounceDisposedResponse", "WithdrawResponse", "SettleResponse"]);
+        w.extend([
+            "AnnounceDisposedResponse",
+            "WithdrawResponse",
+            "SettleResponse",
+        ]);
         if c.withholds_unlocks {
             w.insert("Secret");
         }
@@ -307,11 +372,11 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         run_with_moves(&mut sim, 1_000, d, &mut moves);
     }
     prop_assert!(
-        sim.run_until_quiet(3_600_000),
+        sim.run_until(3_600_000, |sim| quiet(sim, d)),
         "the network never went quiet"
     );
     check_channels(&sim, 60, d)?;
-    settle_closed_channels(&mut sim)?;
+    settle_closed_channels(&mut sim, d)?;
 
     // Both ends agree (the dishonest node's view is its own business).
     for &(a, b, ..) in &s.channels {
@@ -363,7 +428,7 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     }
     // Tokens are never created or destroyed: open-channel balances plus on-chain payouts
     // always add up to the deposits.
-    let total_now: i128 = (0..s.nodes).map(|i| total_balance(&sim, i)).sum();
+    let total_now: i128 = (0..s.nodes).map(|i| holdings(&sim, i, d)).sum();
     prop_assert_eq!(
         total_now,
         start.iter().sum::<i128>(),
@@ -376,8 +441,8 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     for i in 0..s.nodes {
         if Some(i) == d
             || s.crashes
-            .iter()
-            .any(|&(_, n, ms)| n == i && ms > long_down_ms)
+                .iter()
+                .any(|&(_, n, ms)| n == i && ms > long_down_ms)
         {
             continue;
         }
@@ -417,7 +482,12 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
             .iter()
             .filter(|(_, r)| r.is_err())
             .collect();
-        prop_assert!(refused.is_empty(), "node {} had refused transactions: {:?}", i, refused);
+        prop_assert!(
+            refused.is_empty(),
+            "node {} had refused transactions: {:?}",
+            i,
+            refused
+        );
     }
     Ok(())
 }
@@ -462,7 +532,13 @@ fn ask_dishonest_for_withdraw(
         return;
     };
     if sim
-        .act(honest, Action::Withdraw { channel: id, amount: TokenAmount::from(1u64) })
+        .act(
+            honest,
+            Action::Withdraw {
+                channel: id,
+                amount: TokenAmount::from(1u64),
+            },
+        )
         .is_err()
     {
         return;
@@ -626,6 +702,151 @@ fn regression_dishonest_mediator_and_a_crashed_payee() {
             register_after_ms: vec![0, 0, 0, 0, 0, 0, 1196, 24326, 9403, 5107, 6966, 8775],
             withdraws: vec![5],
             submit_after_ms: 16257,
+        }),
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the dishonest-node property over the strict chain model.
+#[test]
+fn regression_dishonest_payer_submits_cosigned_withdraw_terms() {
+    let s = Scenario {
+        nodes: 6,
+        channels: vec![
+            (1, 0, 53, 10),
+            (2, 0, 10, 60),
+            (3, 0, 10, 0),
+            (4, 0, 10, 0),
+            (5, 0, 11, 65),
+            (2, 4, 158, 62),
+        ],
+        payments: vec![
+            (1, 2, 79, false, 2602),
+            (0, 5, 65, true, 929),
+            (5, 1, 63, false, 712),
+            (2, 3, 8, false, 979),
+            (5, 4, 70, false, 2960),
+            (3, 4, 61, false, 1965),
+        ],
+        crashes: vec![(2, 4, 2968)],
+        cancel: vec![2],
+        fee: 3,
+        loss: 0.08155304074939228,
+        duplicate: 0.03893251149173343,
+        max_delay: 62,
+        seed: 2558879729004164125,
+        dishonest: Some(Dishonest {
+            node: 5,
+            withholds_unlocks: false,
+            register_after_ms: vec![80, 0, 0, 0, 0, 0, 1196, 24326, 9403, 5107, 6966, 8775],
+            withdraws: vec![5],
+            submit_after_ms: 16257,
+        }),
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the dishonest-node property: a mediator paid by a payer that registered the
+/// secret early.
+#[test]
+fn regression_dishonest_payer_registers_early_through_a_mediator() {
+    let s = Scenario {
+        nodes: 6,
+        channels: vec![
+            (1, 0, 82, 0),
+            (2, 0, 10, 79),
+            (3, 0, 10, 0),
+            (4, 0, 10, 0),
+            (5, 2, 10, 0),
+            (5, 0, 179, 47),
+            (2, 4, 158, 62),
+        ],
+        payments: vec![
+            (1, 2, 79, false, 2602),
+            (0, 5, 65, true, 929),
+            (5, 1, 63, false, 712),
+            (2, 3, 8, false, 979),
+            (5, 4, 70, false, 2960),
+            (3, 4, 61, false, 1965),
+        ],
+        crashes: vec![(2, 4, 2968)],
+        cancel: vec![2],
+        fee: 3,
+        loss: 0.08155304074939228,
+        duplicate: 0.03893251149173343,
+        max_delay: 62,
+        seed: 2558879729004164125,
+        dishonest: Some(Dishonest {
+            node: 5,
+            withholds_unlocks: false,
+            register_after_ms: vec![1770, 79, 0, 0, 0, 0, 299, 24326, 9403, 5107, 6966, 8775],
+            withdraws: vec![5],
+            submit_after_ms: 16257,
+        }),
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the dishonest-node property: a payer that never unlocks, an honest node down twice
+/// for longer than its reveal timeout.
+#[test]
+fn regression_dishonest_payer_never_unlocks_while_a_node_is_down() {
+    let s = Scenario {
+        nodes: 3,
+        channels: vec![(1, 0, 63, 0), (2, 0, 10, 0)],
+        payments: vec![
+            (0, 2, 64, true, 2528),
+            (0, 1, 55, false, 1581),
+            (2, 0, 30, true, 941),
+            (1, 0, 63, false, 177),
+            (1, 0, 12, false, 16),
+            (0, 2, 12, false, 829),
+            (2, 1, 6, false, 581),
+            (1, 0, 75, false, 275),
+        ],
+        crashes: vec![(2, 0, 16417), (4, 0, 16414)],
+        cancel: vec![],
+        fee: 2,
+        loss: 0.057543935279051175,
+        duplicate: 0.09373151795901247,
+        max_delay: 22,
+        seed: 9223532199802299148,
+        dishonest: Some(Dishonest {
+            node: 1,
+            withholds_unlocks: true,
+            register_after_ms: vec![178, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 919],
+            withdraws: vec![],
+            submit_after_ms: 21613,
+        }),
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the dishonest-node property: a payer registers the secret of a transfer it
+/// canceled; the mediator, whose lock onward had expired, is paid the payer's whole lock.
+#[test]
+fn regression_dishonest_payer_registers_a_canceled_transfers_secret() {
+    let s = Scenario {
+        nodes: 3,
+        channels: vec![(1, 0, 10, 10), (2, 1, 10, 8)],
+        payments: vec![
+            (0, 2, 8, false, 2835),
+            (2, 0, 77, false, 422),
+            (0, 1, 40, false, 132),
+        ],
+        crashes: vec![],
+        cancel: vec![0],
+        fee: 2,
+        loss: 0.2727913066887335,
+        duplicate: 0.19124723510759162,
+        max_delay: 47,
+        seed: 16284206444228565476,
+        dishonest: Some(Dishonest {
+            node: 0,
+            withholds_unlocks: false,
+            register_after_ms: vec![11000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 86, 7002],
+            withdraws: vec![],
+            submit_after_ms: 12051,
         }),
     };
     run(&s).unwrap();

@@ -63,6 +63,11 @@ impl Core {
         if let Some(t) = self.state.targets.get_mut(&h) {
             t.secret.get_or_insert(secret);
         }
+        // A mediator that learns the secret from the chain claims from its payer like one
+        // the payee told: its transfer stays open until the payer's lock is resolved.
+        if let Some(m) = self.state.mediators.get_mut(&h) {
+            m.secret.get_or_insert(secret);
+        }
     }
 
     /// Forgets registrations no lock or transfer of ours refers to any more.

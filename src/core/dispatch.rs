@@ -147,7 +147,10 @@ impl Core {
         if !self.apply_checked(msg, verdict, bp.channel_identifier) {
             return;
         }
-        self.partner_lock_paid(bp.channel_identifier, lock.expect("checked: the lock exists"));
+        self.partner_lock_paid(
+            bp.channel_identifier,
+            lock.expect("checked: the lock exists"),
+        );
         self.ack(msg);
     }
 

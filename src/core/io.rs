@@ -471,7 +471,8 @@ pub enum Notification {
         /// Amount.
         amount: TokenAmount,
     },
-    /// A mediated transfer through us completed; we earned `fee`.
+    /// A mediated transfer through us ended with the payer paying us; `fee` is what it left
+    /// us: the fee, or the payer's whole lock when we never had to pay onward.
     MediationCompleted {
         /// Secrethash.
         id: H256,

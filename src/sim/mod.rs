@@ -540,15 +540,25 @@ impl Simulation {
     /// Runs until every node is quiet and nothing is in flight, or `max_ms` passes; true if
     /// quiet.
     pub fn run_until_quiet(&mut self, max_ms: u64) -> bool {
+        self.run_until(max_ms, |sim| sim.is_quiet())
+    }
+
+    /// Runs until `done` holds or `max_ms` passes; true if it holds.
+    pub fn run_until(&mut self, max_ms: u64, done: impl Fn(&Simulation) -> bool) -> bool {
         let until = self.now_ms + max_ms;
         loop {
-            if self.is_quiet() {
+            if done(self) {
                 return true;
             }
             if !self.advance(until) {
-                return self.is_quiet();
+                return done(self);
             }
         }
+    }
+
+    /// Messages on the wire.
+    pub fn in_flight(&self) -> usize {
+        self.network.len()
     }
 
     /// No running transfer, lock or unacknowledged message anywhere (up nodes only), and

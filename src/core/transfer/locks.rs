@@ -135,7 +135,10 @@ impl Core {
         } else if let Some(ch) = self.state.channel_mut(&channel) {
             ch.given_back.remove(&h);
             let (token, payer) = (ch.token, ch.partner.address);
-            log::info!("{h:?}: paid {} for a lock no transfer of ours waited on", lock.amount);
+            log::info!(
+                "{h:?}: paid {} for a lock no transfer of ours waited on",
+                lock.amount
+            );
             self.emit(Notification::PaymentReceived {
                 id: h.0,
                 token,
@@ -186,6 +189,7 @@ impl Core {
         let mut register: Vec<Secret> = Vec::new();
         let mut close: Vec<ChannelId> = Vec::new();
         let mut stale_announcements: Vec<H256> = Vec::new();
+        let mut dead: Vec<(ChannelId, SecretHash)> = Vec::new();
         for ch in self.state.channels() {
             // A lock we gave back and whose payer never answered: once it has expired (and a
             // grace for a late answer passed) nobody can add it to a claim any more, so stop
@@ -231,7 +235,17 @@ impl Core {
                 {
                     close.push(ch.identifier);
                 }
+                // Expired with its secret never registered in time: nobody can claim it any
+                // more. The payer owes a RemoveExpiredHashlock; whatever waited on the lock
+                // here is over, whether it ever comes or not.
+                if !registered && block > l.expiration.plus(grace) {
+                    dead.push((ch.identifier, h));
+                }
             }
+        }
+        for (channel, h) in dead {
+            self.target_on_lock_gone(channel, h);
+            self.mediator_on_payer_lock_gone(channel, h);
         }
         for (channel, h) in expired {
             self.remove_expired_lock(channel, h);
@@ -301,12 +315,27 @@ impl Core {
             return;
         }
         let m = self.state.mediators.remove(&h).expect("present");
-        if m.payer_paid && m.payee_paid {
-            let fee = m
-                .payer_lock
-                .amount
-                .saturating_sub(m.payee.map(|a| a.lock.amount).unwrap_or_default());
-            self.emit(Notification::MediationCompleted { id: h.0, fee });
+        // What the mediation left us: usually the fee; the whole payer lock if the payer paid
+        // one we never had to pay onward (its secret went public after our lock was gone).
+        let received = if m.payer_paid {
+            m.payer_lock.amount
+        } else {
+            TokenAmount::ZERO
+        };
+        let paid = match m.payee {
+            Some(a) if m.payee_paid => a.lock.amount,
+            _ => TokenAmount::ZERO,
+        };
+        if m.payer_paid && received >= paid {
+            self.emit(Notification::MediationCompleted {
+                id: h.0,
+                fee: received.saturating_sub(paid),
+            });
+        } else if paid > received {
+            log::error!(
+                "{h:?}: paid {paid} onward and received {received}: lost {}",
+                paid.saturating_sub(received)
+            );
         }
     }
 }
