@@ -851,3 +851,117 @@ fn regression_dishonest_payer_registers_a_canceled_transfers_secret() {
     };
     run(&s).unwrap();
 }
+
+/// Found by a 10,000-case run of the dishonest-node property.
+#[test]
+fn regression_dishonest_node_cosigns_two_withdraws() {
+    let s = Scenario {
+        nodes: 4,
+        channels: vec![
+            (1, 0, 10, 1),
+            (2, 1, 63, 1),
+            (3, 2, 67, 45),
+            (1, 3, 120, 171),
+            (0, 3, 102, 152),
+        ],
+        payments: vec![
+            (3, 0, 35, false, 1222),
+            (3, 0, 7, false, 1835),
+            (2, 0, 42, false, 2663),
+            (3, 0, 21, true, 855),
+            (0, 2, 67, false, 1756),
+            (2, 1, 63, false, 1464),
+        ],
+        crashes: vec![],
+        cancel: vec![11],
+        fee: 3,
+        loss: 0.25532015288644017,
+        duplicate: 0.003356018008543384,
+        max_delay: 11,
+        seed: 8244033934115703023,
+        dishonest: Some(Dishonest {
+            node: 0,
+            withholds_unlocks: false,
+            register_after_ms: vec![0, 7834, 0, 0, 0, 0, 0, 0, 0, 314, 5519, 10376],
+            withdraws: vec![4, 3],
+            submit_after_ms: 38384,
+        }),
+    };
+    run(&s).unwrap();
+}
+
+/// Found by a 10,000-case run of the hostile-network property.
+#[test]
+fn regression_hostile_network_goes_quiet() {
+    let s = Scenario {
+        nodes: 6,
+        channels: vec![
+            (1, 0, 43, 1),
+            (2, 0, 114, 1),
+            (3, 1, 76, 37),
+            (4, 1, 25, 52),
+            (5, 4, 56, 19),
+            (3, 5, 44, 1),
+            (1, 2, 10, 39),
+        ],
+        payments: vec![
+            (2, 0, 1, false, 423),
+            (1, 0, 20, true, 1073),
+            (4, 1, 25, false, 1545),
+            (1, 5, 75, false, 393),
+            (3, 1, 76, false, 1771),
+            (1, 0, 23, false, 1077),
+            (3, 2, 38, false, 595),
+            (2, 5, 35, false, 1877),
+        ],
+        crashes: vec![],
+        cancel: vec![4],
+        fee: 2,
+        loss: 0.21473676744225254,
+        duplicate: 0.07347318203136728,
+        max_delay: 34,
+        seed: 14885337955493798744,
+        dishonest: None,
+    };
+    run(&s).unwrap();
+}
+
+/// Found by a 10,000-case run of the dishonest-node property.
+#[test]
+fn regression_dishonest_node_and_two_crashes() {
+    let s = Scenario {
+        nodes: 6,
+        channels: vec![
+            (1, 0, 10, 8),
+            (2, 0, 10, 17),
+            (3, 0, 10, 1),
+            (4, 1, 10, 8),
+            (5, 2, 10, 11),
+            (5, 3, 87, 148),
+            (1, 2, 124, 85),
+        ],
+        payments: vec![
+            (0, 2, 17, false, 917),
+            (2, 4, 7, false, 2181),
+            (2, 3, 77, false, 396),
+            (5, 1, 43, false, 2043),
+            (5, 4, 15, false, 1183),
+            (5, 0, 18, false, 9),
+        ],
+        crashes: vec![(6, 5, 14501), (8, 2, 1953)],
+        cancel: vec![11],
+        fee: 1,
+        loss: 0.14970173445016408,
+        duplicate: 0.0428833705349172,
+        max_delay: 67,
+        seed: 4831487913103986946,
+        dishonest: Some(Dishonest {
+            node: 4,
+            withholds_unlocks: false,
+            register_after_ms: vec![0, 0, 0, 0, 0, 129, 21255, 2378, 19089, 681, 17092, 21667],
+            withdraws: vec![1, 2],
+            submit_after_ms: 450,
+        }),
+    };
+    run(&s).unwrap();
+}

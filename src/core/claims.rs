@@ -228,6 +228,7 @@ impl Core {
             ch.onchain.our.0 = transferred;
             if let Some(root) = locksroot {
                 ch.onchain.our.1 = root;
+                ch.onchain.our_proof_transferred = transferred;
             }
         } else if participant == ch.partner.address {
             ch.onchain.partner.0 = transferred;

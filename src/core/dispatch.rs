@@ -233,9 +233,13 @@ impl Core {
         if !self.apply_checked(msg, verdict, bp.channel_identifier) {
             return;
         }
-        if let Some(ch) = self.state.channel_mut(&bp.channel_identifier) {
-            // The lock left the partner's tree: nothing can claim it any more.
-            ch.given_back.remove(&m.secrethash);
+        if let Some(ch) = self.state.channel_mut(&bp.channel_identifier)
+            && let Some(announcement) = ch.given_back.remove(&m.secrethash)
+        {
+            // The lock left the partner's tree: nothing can claim it any more, and our
+            // AnnounceDisposed is answered (its Ack may be lost; a resend could later match a
+            // new lock with the same terms).
+            self.state.delivery.drop_where(|p| p.hash == announcement);
         }
         self.target_on_lock_gone(bp.channel_identifier, m.secrethash);
         self.mediator_on_payer_lock_gone(bp.channel_identifier, m.secrethash);

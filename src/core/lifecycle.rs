@@ -318,8 +318,9 @@ impl Core {
             | Duty::Punish(c, _) => *c != id,
             Duty::RegisterSecret(_) => true,
         });
-        // Direct transfers the partner never acknowledged count iff the proof on chain
-        // includes them (transferred amounts are cumulative).
+        // Direct transfers the partner never acknowledged count iff the proof of ours on chain
+        // includes them (transferred amounts are cumulative; unlocks on chain add amounts
+        // that are not part of that sequence, so they do not count here).
         let pending: Vec<(H256, TokenAmount)> = self
             .state
             .direct_pending
@@ -329,7 +330,7 @@ impl Core {
             .collect();
         for (h, total) in pending {
             self.state.direct_pending.remove(&h);
-            self.emit(if total <= ch.onchain.our.0 {
+            self.emit(if total <= ch.onchain.our_proof_transferred {
                 Notification::TransferSucceeded {
                     id: h,
                     fee: TokenAmount::ZERO,

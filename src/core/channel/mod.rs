@@ -120,6 +120,9 @@ pub struct OnChainBalances {
     pub unlocking: BTreeSet<H256>,
     /// Whether the partner was punished in our favour (settling pays us the whole channel).
     pub punished: bool,
+    /// Our transferred amount in the balance proof of ours the chain holds, before any
+    /// unlock added to it: a payment of ours counted iff its cumulative total is within it.
+    pub our_proof_transferred: TokenAmount,
 }
 
 /// The partner's signed statement that it gave a lock back.

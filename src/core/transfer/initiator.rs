@@ -80,6 +80,7 @@ impl Core {
             &init.token_network,
             init.target,
             init.amount,
+            &h,
             &init.tried,
             &BTreeSet::new(),
         );

@@ -10,13 +10,16 @@ use crate::proofs::Lock;
 use std::collections::BTreeSet;
 
 impl Core {
-    /// Candidate routes to `target` over our channels of token network `tn`, best first: one
-    /// per first-hop channel not in `exclude`, never through `avoid` or offline mediators.
+    /// Candidate routes to `target` for the lock of `secrethash` over our channels of token
+    /// network `tn`, best first: one per first-hop channel not in `exclude`, never through
+    /// `avoid` or offline mediators, and never to a partner that already gave this lock back
+    /// (the same lock again would make its old AnnounceDisposed ambiguous).
     pub(crate) fn find_routes(
         &self,
         tn: &Address,
         target: Address,
         amount: TokenAmount,
+        secrethash: &SecretHash,
         exclude: &BTreeSet<ChannelId>,
         avoid: &BTreeSet<Address>,
     ) -> Vec<Route> {
@@ -32,6 +35,7 @@ impl Core {
             .values()
             .filter(|ch| ch.can_transfer() && !exclude.contains(&ch.identifier))
             .filter(|ch| ch.our.locks.len() < max_locks)
+            .filter(|ch| !ch.disposed_to_us.contains_key(secrethash))
             .filter(|ch| {
                 !avoid.contains(&ch.partner.address) && self.state.is_reachable(&ch.partner.address)
             })

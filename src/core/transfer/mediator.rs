@@ -66,7 +66,15 @@ impl Core {
             return false;
         };
         let avoid = BTreeSet::from([med.payer, med.initiator]);
-        for r in self.find_routes(&med.token_network, med.target, payment, &med.tried, &avoid) {
+        let routes = self.find_routes(
+            &med.token_network,
+            med.target,
+            payment,
+            &h,
+            &med.tried,
+            &avoid,
+        );
+        for r in routes {
             let ch = self
                 .state
                 .channel(&r.channel)
