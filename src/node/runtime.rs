@@ -44,7 +44,9 @@ pub trait Persist: Send + 'static {
     ) -> Result<(), PersistError>;
 }
 
-/// What the event loop asks of the chain side of the shell.
+/// What the event loop asks of the chain side of the shell (short-lived: passed straight to
+/// the chain task, so the variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainRequest {
     /// Submit a transaction; a failure comes back as `Input::ContractFailed`.
