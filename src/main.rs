@@ -102,6 +102,37 @@ enum TestnetCommand {
         #[arg(long)]
         keep_dir: Option<PathBuf>,
     },
+    /// The docker-compose testnet's one-shot setup (docker-compose.yml): deploy the contracts
+    /// on the compose chain, make and fund one account per node in <nodes-dir>/<i>, write
+    /// deployment.json, testnet.json and the XMPP account list to <out>. Does nothing when the
+    /// chain already has the deployment in <out>.
+    Provision {
+        /// The chain's RPC, as this process reaches it.
+        #[arg(long, default_value = "http://anvil:8545")]
+        eth_rpc: String,
+        /// Node i's keystore and passwords go to <nodes-dir>/<i>.
+        #[arg(long)]
+        nodes_dir: PathBuf,
+        /// Directory of deployment.json, testnet.json and xmpp-accounts.
+        #[arg(long)]
+        out: PathBuf,
+        /// The XMPP server as the nodes reach it (recorded in testnet.json).
+        #[arg(long, default_value = "xmpp:5222")]
+        xmpp_server: String,
+        /// The XMPP domain the nodes log in to.
+        #[arg(long, default_value = "smartraiden.test")]
+        xmpp_domain: String,
+        /// The chain's RPC as the host reaches it (recorded in testnet.json).
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        host_eth_rpc: String,
+        /// Each node's REST API as the host reaches it, comma-separated, node 1 first: one
+        /// URL per node.
+        #[arg(long, value_delimiter = ',', required = true)]
+        host_api_urls: Vec<String>,
+        /// Test tokens (smallest units) each node receives.
+        #[arg(long, default_value_t = 1_000_000)]
+        tokens_per_node: u64,
+    },
     /// On a fresh five-node testnet: open the seed's channels, pay 50 from node 1 to node 5,
     /// print every channel's balances before and after.
     Seed {
@@ -450,6 +481,41 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
                 .with_context(|| format!("writing {}", out.display()))?;
             println!("\nJSON: {}", out.display());
+            Ok(())
+        }
+        TestnetCommand::Provision {
+            eth_rpc,
+            nodes_dir,
+            out,
+            xmpp_server,
+            xmpp_domain,
+            host_eth_rpc,
+            host_api_urls,
+            tokens_per_node,
+        } => {
+            use testnet::compose::{ProvisionOptions, Provisioned, provision};
+            let options = ProvisionOptions {
+                eth_rpc,
+                nodes_dir,
+                out,
+                xmpp_server,
+                xmpp_domain,
+                host_eth_rpc,
+                host_api_urls,
+                tokens_per_node,
+            };
+            let (what, info) = match provision(&options).await? {
+                Provisioned::Fresh(info) => ("provisioned", info),
+                Provisioned::Existing(info) => ("already provisioned, unchanged", info),
+            };
+            println!(
+                "compose testnet {what}: {} nodes, token {}",
+                info.nodes.len(),
+                info.token
+            );
+            for (i, n) in info.nodes.iter().enumerate() {
+                println!("  node {} {} {}", i + 1, n.address, n.api_url);
+            }
             Ok(())
         }
         TestnetCommand::Seed { dir } => {

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod compose;
 pub mod info;
 pub mod limits;
 pub mod network;

@@ -24,7 +24,7 @@ use crate::transport::xmpp::{ProsodyOptions, ProsodyServer};
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// scrypt cost (log2 N) of the testnet's keystores: light, since their keys guard test tokens.
-const TESTNET_SCRYPT_LOG_N: u8 = 10;
+pub(super) const TESTNET_SCRYPT_LOG_N: u8 = 10;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -602,7 +602,7 @@ fn free_port() -> Result<u16, TestnetError> {
         .map_err(|e| TestnetError::Setup(format!("no free loopback port: {e}")))
 }
 
-fn random_hex() -> String {
+pub(super) fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
     hex::encode(bytes)
