@@ -144,7 +144,11 @@ fn every_column_family_runs_with_bloom_filters_within_one_memtable_budget() {
         .iter()
         .map(|f| f.split('"').next().unwrap())
         .collect();
-    assert_eq!(names.len(), 5, "default and our four families: {names:?}");
+    assert_eq!(
+        names.len(),
+        1 + smartraiden::storage::ALL_CFS.len(),
+        "default and our families: {names:?}"
+    );
     for (name, section) in names.iter().zip(&families) {
         // A family's section runs until its table options end, at the next family.
         assert!(
@@ -209,7 +213,7 @@ fn a_corrupt_snapshot_is_reported_as_corrupt_not_a_panic() {
         let db = rocksdb::DB::open_cf(
             &rocksdb::Options::default(),
             dir.path(),
-            ["state", "transfers", "transfer_index", "meta"],
+            smartraiden::storage::ALL_CFS,
         )
         .unwrap();
         db.put_cf(db.cf_handle("state").unwrap(), b"node", [0xc1, 0x00, 0xff])
@@ -495,4 +499,22 @@ fn every_commit_that_returned_survives_kill_9_of_the_writer() {
         // The child resumes after the last durable batch, which may be one it never reported.
         acknowledged = Some(durable);
     }
+}
+
+#[test]
+fn registered_secrets_are_indexed_once_and_read_back() {
+    use smartraiden::primitives::Secret;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), account(1)).unwrap();
+    let secret = Secret(H256([7; 32]));
+    assert_eq!(store.registered_secret(&secret.hash()).unwrap(), None);
+    store.record_secret(secret, BlockNumber(12)).unwrap();
+    // The first registration is the one the contract counts: a later record changes nothing.
+    store.record_secret(secret, BlockNumber(40)).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), account(1)).unwrap();
+    assert_eq!(
+        store.registered_secret(&secret.hash()).unwrap(),
+        Some((secret, BlockNumber(12)))
+    );
 }

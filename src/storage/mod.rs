@@ -13,5 +13,5 @@ mod store;
 pub use batch::CommitBatch;
 pub use error::StorageError;
 pub use history::{Direction, RecordUpdate, TransferRecord, TransferStatus, records_from};
-pub use keys::FORMAT;
+pub use keys::{ALL_CFS, FORMAT};
 pub use store::Store;
