@@ -310,16 +310,17 @@ async fn check_registry(client: &ChainClient, deployment: &Deployment) -> Result
     Ok(())
 }
 
-/// Waits until the core has followed the chain up to `target`, logging progress on long waits.
+/// Waits until the core has followed the chain up to `target` and heard the follower report
+/// the head (before that it takes on no lock), logging progress on long waits.
 async fn sync_chain(handle: &NodeHandle, target: u64) -> Result<(), RunError> {
     let started = std::time::Instant::now();
     let mut last_report = started;
     loop {
-        let block = handle
-            .query(|s| s.block.0)
+        let (block, head_known) = handle
+            .query_core(|c| (c.state.block.0, c.chain_view().head().is_some()))
             .await
             .map_err(|e| RunError::Startup(format!("the event loop stopped during sync: {e}")))?;
-        if block >= target {
+        if block >= target && head_known {
             if started.elapsed() > Duration::from_secs(1) {
                 log::info!(
                     "chain followed up to block {block} in {:?}",
