@@ -21,6 +21,8 @@ fn attacked() -> (Simulation, NodeState) {
     let mut sim = Simulation::new(n, 18, NetworkConditions::perfect(), |_| {
         NodeConfig::new(ChainId(31337))
     });
+    // Nothing here restarts: skip the per-step snapshots the victim's size makes slow.
+    sim.persist_states = false;
     let (token, _) = sim.register_token();
     for k in 1..=ATTACKERS {
         sim.open_channel(token, k, 0, 1_000_000, 0, 100);

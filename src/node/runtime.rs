@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+/// Shortest time between two retransmission ticks.
+const MIN_TICK_SPACING_MS: u64 = 20;
+
 /// How many ended transfers' outcomes are kept for late waiters.
 const FINISHED_KEPT: usize = 100_000;
 
@@ -136,9 +139,14 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         for o in self.core.resend_pending() {
             self.release(o);
         }
+        let mut last_tick_ms = 0;
         loop {
             let now = self.now_ms();
-            let wake = self.core.next_wakeup_ms();
+            // Timers due within a few ms of each other go out in one tick.
+            let wake = self
+                .core
+                .next_wakeup_ms()
+                .map(|at| at.max(last_tick_ms + MIN_TICK_SPACING_MS));
             let wait = wake.map_or(self.config.tick, |at| {
                 Duration::from_millis(at.saturating_sub(now)).min(self.config.tick)
             });
@@ -156,6 +164,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             }
             // Timers only: a node with nothing to resend does no idle batches.
             if wake.is_some_and(|at| self.now_ms() >= at) {
+                last_tick_ms = self.now_ms();
                 batch.push(Work::Input(Input::Tick));
             }
             let stop = batch.iter().any(|w| matches!(w, Work::Stop));
@@ -177,6 +186,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         let mut acted = false;
         // Queries and waits alone change nothing: no snapshot to compare or write.
         let mut stepped = false;
+        let only_ticks = batch.iter().all(|w| matches!(w, Work::Input(Input::Tick)));
         for w in batch {
             let mut ctx = Ctx {
                 now_ms,
@@ -236,7 +246,11 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         } else {
             Durability::Buffered
         };
-        if stepped {
+        // A batch of ticks only moved retransmission timers and resent messages whose bytes an
+        // earlier commit made durable: nothing to write (a restart resends every queued
+        // message anyway), so a node with many unanswered messages does not rewrite its
+        // snapshot for each resend.
+        if stepped && !only_ticks {
             self.persist
                 .commit(&self.core.state, &notes, now_ms, durability)?;
         }

@@ -110,6 +110,9 @@ pub struct Simulation {
     pub messages_sent: u64,
     /// Print every input and output (`SIM_TRACE=1`), to debug a failing scenario.
     trace: bool,
+    /// Serialize each node's state after every step, as the real shell commits it (on by
+    /// default; a bench building a huge state may turn it off, losing crash-restarts).
+    pub persist_states: bool,
 }
 
 impl Simulation {
@@ -156,6 +159,7 @@ impl Simulation {
             next_tick_ms: 100,
             messages_sent: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
+            persist_states: true,
         };
         for i in 0..n {
             sim.catch_up(i);
@@ -270,8 +274,10 @@ impl Simulation {
     /// transaction and a watched secret the chain already holds come back to the node as
     /// inputs, as the real shell feeds them.
     fn commit(&mut self, i: usize, outputs: Vec<Output>) {
-        self.nodes[i].persisted =
-            rmp_serde::to_vec(&self.nodes[i].core.state).expect("state serializes");
+        if self.persist_states {
+            self.nodes[i].persisted =
+                rmp_serde::to_vec(&self.nodes[i].core.state).expect("state serializes");
+        }
         let mut replies = Vec::new();
         for o in outputs {
             match o {
