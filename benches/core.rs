@@ -23,6 +23,7 @@ fn pay(mesh: &Mesh, target: usize, is_direct: bool) -> Action {
         max_fee: None,
         is_direct,
         secret: None,
+        identifier: None,
     })
 }
 

@@ -397,6 +397,7 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
             max_fee: None,
             is_direct,
             secret: None,
+            identifier: None,
         })
     };
     assert!(matches!(
@@ -418,6 +419,7 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
         max_fee: None,
         is_direct: false,
         secret: None,
+        identifier: None,
     });
     assert!(matches!(
         p.a.act(to_self, &mut ctx),
@@ -430,6 +432,7 @@ fn the_sender_side_refuses_bad_actions_and_changes_nothing() {
         max_fee: None,
         is_direct: false,
         secret: None,
+        identifier: None,
     });
     assert!(matches!(
         p.a.act(unknown_token, &mut ctx),

@@ -176,6 +176,7 @@ fn pay(target: Address, amount: u64, is_direct: bool) -> Action {
         max_fee: None,
         is_direct,
         secret: None,
+        identifier: None,
     })
 }
 

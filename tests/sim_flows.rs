@@ -53,6 +53,7 @@ fn pay_with_user_secret(
         max_fee: None,
         is_direct: false,
         secret: Some(secret),
+        identifier: None,
     };
     sim.act(0, Action::Transfer(req)).unwrap();
     secret

@@ -75,6 +75,7 @@ fn mediated(
         max_fee: None,
         is_direct: false,
         secret: Some(secret),
+        identifier: None,
     })
 }
 
@@ -681,4 +682,41 @@ fn withdraw_terms_carry_the_expiration_the_contract_checks() {
         panic!("a withdraw")
     };
     assert_eq!(expiration, sim.chain.block.plus(config().cosign_window));
+}
+
+#[test]
+fn a_retry_with_the_same_identifier_never_pays_twice() {
+    // 1 keeps 0's signed proof and never acknowledges it: 0's transfer cannot end. A caller
+    // that times out and retries with its identifier is told which transfer still runs.
+    let (mut sim, token) = net(2, 16);
+    sim.open_channel(token, 0, 1, 100, 0, 100);
+    sim.nodes[1].withholds.insert("Ack");
+    let pay = |sim: &Simulation, identifier| {
+        Action::Transfer(TransferRequest {
+            token,
+            target: sim.address(1),
+            amount: t(10),
+            max_fee: None,
+            is_direct: true,
+            secret: None,
+            identifier: Some(identifier),
+        })
+    };
+    sim.act(0, pay(&sim, 7)).unwrap();
+    pass_blocks(&mut sim, 5);
+    let err = sim.act(0, pay(&sim, 7)).unwrap_err();
+    assert!(
+        matches!(err, smartraiden::core::ActionError::DuplicateTransfer(_)),
+        "{err}"
+    );
+    assert_eq!(balance(&sim, token, 0, 1), Some(90), "paid once");
+    // Another identifier is another payment.
+    sim.act(0, pay(&sim, 8)).unwrap();
+    assert_eq!(balance(&sim, token, 0, 1), Some(80));
+    // Once the first has ended (the partner acknowledges at last), the identifier is free.
+    sim.nodes[1].withholds.clear();
+    assert!(sim.run_until_quiet(60_000));
+    sim.act(0, pay(&sim, 7)).unwrap();
+    assert!(sim.run_until_quiet(60_000));
+    assert_eq!(balance(&sim, token, 0, 1), Some(70));
 }

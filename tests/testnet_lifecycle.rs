@@ -346,6 +346,19 @@ async fn a_mediator_whose_payer_goes_silent_claims_the_lock_on_chain_and_is_paid
         .unwrap();
     // Node 2 pays node 3 off chain once the secret is public.
     converged(&net, 1, 2, &bc, (70, 130)).await;
+    // A secret public on chain is refused for a new transfer: anyone could claim its lock.
+    let (status, refused) = net
+        .api(2)
+        .transfer(net.token(), net.address(1), 5, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("registered on chain")),
+        "{refused}"
+    );
 
     // Node 1 stays silent past the lock's expiry: node 2 closes, unlocks on chain, settles.
     let deadline = Instant::now() + WAIT;

@@ -51,6 +51,7 @@ impl From<ActionError> for ApiError {
             | ActionError::NoRoute(_)
             | ActionError::TooLate(_)
             | ActionError::DuplicateSecret
+            | ActionError::DuplicateTransfer(_)
             | ActionError::ChainBehind(_) => ApiError::Conflict(e.to_string()),
         }
     }

@@ -148,6 +148,9 @@ pub struct TransferBody {
     /// Answer only when the transfer has ended.
     #[serde(default)]
     pub sync: bool,
+    /// The caller's payment identifier: a retry with it while the first runs is refused (409
+    /// naming the running transfer), so it never pays twice.
+    pub identifier: Option<u64>,
 }
 
 /// `POST /api/1/transfers/allowrevealsecret` body.

@@ -26,6 +26,8 @@ pub trait ChainOps: Send + Sync + 'static {
     /// On-chain token balance of `who`.
     fn token_balance(&self, token: Address, who: Address)
     -> BoxFuture<Result<TokenAmount, String>>;
+    /// The block in which the SecretRegistry registered the secret of `secrethash`, if any.
+    fn secret_registered(&self, secrethash: SecretHash) -> BoxFuture<Result<Option<u64>, String>>;
 }
 
 /// Transfer records kept by the node's storage.
@@ -362,6 +364,19 @@ async fn transfer(
     let (token, target) = (address(&token)?, address(&target)?);
     let b = body(b)?;
     let secret = b.secret.as_deref().map(hash).transpose()?.map(Secret);
+    // A secret already public on chain lets anyone on the route claim the lock at once.
+    if let Some(secret) = secret
+        && !b.is_direct
+        && let Some(block) = st
+            .chain
+            .secret_registered(secret.hash())
+            .await
+            .map_err(|e| ApiError::Internal(format!("checking the secret on chain: {e}")))?
+    {
+        return Err(ApiError::BadRequest(format!(
+            "this secret was registered on chain in block {block}: anyone could claim the lock; use a fresh one (GET /api/1/secret)"
+        )));
+    }
     let req = TransferRequest {
         token,
         target,
@@ -369,6 +384,7 @@ async fn transfer(
         max_fee: b.fee.map(|f| f.0),
         is_direct: b.is_direct,
         secret,
+        identifier: b.identifier,
     };
     // A sync transfer registers its end waiter with the action (one hand-off).
     let (notes, end) = if b.sync {

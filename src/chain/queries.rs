@@ -2,10 +2,10 @@
 //! and a channel's on-chain state (for bootstrapping the node and for its API).
 
 use super::ChainError;
-use super::bindings::{Discovery, StandardToken, TokenNetworkRegistry};
+use super::bindings::{Discovery, SecretRegistry, StandardToken, TokenNetworkRegistry};
 use super::calls::{ChainExecutor, TxOutcome, name_revert};
 use super::client::receipt_events;
-use super::convert::{address, amount, eth_address, h256};
+use super::convert::{address, amount, b256, eth_address, h256};
 use crate::primitives::{Address, BlockCount, BlockNumber, ChannelId, TokenAmount};
 use log::info;
 
@@ -79,6 +79,22 @@ impl ChainExecutor {
     ) -> Result<TokenAmount, ChainError> {
         let token = StandardToken::new(eth_address(token), self.client.provider());
         Ok(amount(token.balanceOf(eth_address(holder)).call().await?))
+    }
+
+    /// The block in which the SecretRegistry registered the secret of `secrethash`, if it did.
+    pub async fn secret_reveal_block(
+        &self,
+        secrethash: crate::primitives::SecretHash,
+    ) -> Result<Option<u64>, ChainError> {
+        let registry = SecretRegistry::new(
+            eth_address(self.contracts.secret_registry),
+            self.client.provider(),
+        );
+        let block = registry
+            .getSecretRevealBlockHeight(b256(secrethash.0))
+            .call()
+            .await?;
+        Ok((block > alloy::primitives::U256::ZERO).then(|| block.saturating_to::<u64>()))
     }
 
     /// Publishes our endpoint (XMPP JID) in the Discovery contract.

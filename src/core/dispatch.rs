@@ -263,8 +263,17 @@ impl Core {
                 if !self.state.tokens.contains_key(&req.token) {
                     return Err(ActionError::UnknownToken(req.token));
                 }
-                if req.is_direct {
-                    self.send_direct(&req, rng).map(|_| ())
+                if let Some(n) = req.identifier
+                    && let Some((id, _)) = self
+                        .state
+                        .running_identifiers
+                        .iter()
+                        .find(|(_, v)| **v == (req.target, n))
+                {
+                    return Err(ActionError::DuplicateTransfer(*id));
+                }
+                let id = if req.is_direct {
+                    self.send_direct(&req, rng)?
                 } else {
                     // A lock's expiration is judged against our block: not while it trails.
                     if let Some(why) = self.chain_behind() {
@@ -278,8 +287,12 @@ impl Core {
                                 .into(),
                         ));
                     }
-                    self.start_mediated(&req, rng).map(|_| ())
+                    self.start_mediated(&req, rng)?.0
+                };
+                if let Some(n) = req.identifier {
+                    self.state.running_identifiers.insert(id, (req.target, n));
                 }
+                Ok(())
             }
             Action::CancelTransfer { secrethash } => self.cancel_transfer(secrethash),
             Action::AllowRevealSecret { secrethash } => self.allow_reveal_secret(secrethash),

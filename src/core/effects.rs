@@ -8,8 +8,14 @@ use crate::primitives::{Address, ChannelId, TokenAmount};
 use crate::proofs::Lock;
 
 impl Core {
-    /// Tells the user.
+    /// Tells the user (and forgets the caller identifier of a transfer that ended).
     pub(super) fn emit(&mut self, n: Notification) {
+        if let Notification::TransferSucceeded { id, .. }
+        | Notification::TransferFailed { id, .. }
+        | Notification::TransferCanceled { id } = &n
+        {
+            self.state.running_identifiers.remove(id);
+        }
         self.out.push(Output::Event(n));
     }
 

@@ -155,6 +155,9 @@ pub struct TransferRequest {
     pub is_direct: bool,
     /// A user secret: the transfer waits for `AllowRevealSecret` before revealing it.
     pub secret: Option<Secret>,
+    /// The caller's payment identifier: while a transfer with it to the same target runs, a
+    /// second request with it is refused, so a retry after a timeout never pays twice.
+    pub identifier: Option<u64>,
 }
 
 /// A contract log the node follows.

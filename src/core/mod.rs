@@ -24,7 +24,7 @@ pub use io::{
 pub use state::{NodeConfig, NodeState, TokenNetwork};
 
 use crate::crypto::PrivateKey;
-use crate::primitives::{Address, ChannelId, SecretHash};
+use crate::primitives::{Address, ChannelId, H256, SecretHash};
 
 /// Time and randomness for one step: the only ways the world enters the core besides inputs.
 pub struct Ctx<'a> {
@@ -72,6 +72,9 @@ pub enum ActionError {
     /// A transfer with this secret already exists.
     #[error("a transfer with this secret already exists")]
     DuplicateSecret,
+    /// A transfer with the same caller identifier to the same target is still running.
+    #[error("transfer {0} with this identifier to this target is still running")]
+    DuplicateTransfer(H256),
     /// The node's view of the chain trails the chain: it takes on no new lock until it
     /// catches up.
     #[error("the node's view of the chain is behind ({0}); retry once it has caught up")]

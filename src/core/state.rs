@@ -103,6 +103,8 @@ pub struct NodeState {
     pub registered_secrets: BTreeMap<SecretHash, (Secret, BlockNumber)>,
     /// Secrets we asked the chain to register and have not seen registered yet.
     pub registering: BTreeMap<SecretHash, Secret>,
+    /// Running transfers started with a caller's identifier: transfer id → (target, identifier).
+    pub running_identifiers: BTreeMap<H256, (Address, u64)>,
     /// On-chain duties whose transaction failed, with when to try again.
     pub chain_retries: BTreeMap<Duty, Retry>,
     /// Peers known online (true) or offline (false); unknown counts as online.
@@ -127,6 +129,7 @@ impl NodeState {
             direct_pending: BTreeMap::new(),
             registered_secrets: BTreeMap::new(),
             registering: BTreeMap::new(),
+            running_identifiers: BTreeMap::new(),
             chain_retries: BTreeMap::new(),
             reachability: BTreeMap::new(),
             delivery: Delivery::default(),

@@ -276,6 +276,17 @@ impl ChainOps for ExecutorOps {
                 .map_err(|e| e.to_string())
         })
     }
+    fn secret_registered(
+        &self,
+        secrethash: crate::primitives::SecretHash,
+    ) -> BoxFuture<Result<Option<u64>, String>> {
+        let ex = self.0.clone();
+        Box::pin(async move {
+            ex.secret_reveal_block(secrethash)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Checks that the deployment's registry is our TokenNetworkRegistry and uses the

@@ -258,6 +258,7 @@ impl Simulation {
             max_fee: None,
             is_direct,
             secret: None,
+            identifier: None,
         };
         let before = self.nodes[from].notifications.len();
         self.act(from, Action::Transfer(req))?;

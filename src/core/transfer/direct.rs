@@ -35,7 +35,7 @@ impl Core {
             .checked_add(req.amount)
             .ok_or(ActionError::Invalid("overflow".into()))?;
         let locks = ch.our.locks.clone();
-        let payment_identifier = rng.next_u64();
+        let payment_identifier = req.identifier.unwrap_or_else(|| rng.next_u64());
         let signed = self
             .send_balance_proof(channel, transferred, locks, |bp| {
                 Message::DirectTransfer(DirectTransfer {
