@@ -6,20 +6,19 @@
 //! --dir DIR` runs unchanged against the containers. Run again on a provisioned testnet it
 //! changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use log::info;
 
-use super::TestnetError;
+use super::credentials::{NodeCredentials, write_node_credentials};
 use super::info::{NodeInfo, TestnetInfo};
-use super::network::{TESTNET_SCRYPT_LOG_N, random_hex};
+use super::{TestnetError, io};
 use crate::chain::bindings::StandardToken;
 use crate::chain::deploy::deploy;
 use crate::chain::{ChainClient, DeployOptions, Deployment, DevChain};
-use crate::crypto::{PrivateKey, keystore};
 
 /// How long the setup waits for the chain's RPC to answer.
 const CHAIN_WAIT: Duration = Duration::from_secs(60);
@@ -117,24 +116,9 @@ pub async fn provision(options: &ProvisionOptions) -> Result<Provisioned, Testne
     let mut infos = Vec::with_capacity(nodes);
     for (i, api_url) in options.host_api_urls.iter().enumerate() {
         let n = i + 1;
-        let key = PrivateKey::random(&mut rand_core::OsRng);
-        let address = key.address();
         let dir = node_dir(options, n);
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let password = random_hex();
-        let xmpp_password = random_hex();
-        let files = [
-            (
-                "keystore.json",
-                keystore::encrypt(&key, &password, TESTNET_SCRYPT_LOG_N, &mut rand_core::OsRng),
-            ),
-            ("password", password),
-            ("xmpp-password", xmpp_password.clone()),
-        ];
-        for (name, content) in files {
-            let path = dir.join(name);
-            std::fs::write(&path, content + "\n").map_err(io("writing", &path))?;
-        }
+        let NodeCredentials { key, xmpp_password } = write_node_credentials(&dir)?;
+        let address = key.address();
         accounts.push_str(&format!(
             "{} {} {xmpp_password}\n",
             address.to_lower_hex(),
@@ -226,9 +210,4 @@ async fn set_balance(
         .await
         .map_err(crate::chain::ChainError::from)?;
     Ok(())
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TestnetError {
-    let path = path.display().to_string();
-    move |e| TestnetError::Setup(format!("{what} {path}: {e}"))
 }

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod client;
 pub mod compose;
+mod credentials;
 pub mod info;
 pub mod limits;
 pub mod network;
@@ -31,4 +32,10 @@ pub enum TestnetError {
     /// A node's REST API answered unexpectedly or not at all.
     #[error("REST API: {0}")]
     Api(String),
+}
+
+/// Maps an I/O error on `path` to a setup error saying what was being done.
+fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TestnetError {
+    let path = path.display().to_string();
+    move |e| TestnetError::Setup(format!("{what} {path}: {e}"))
 }

@@ -10,21 +10,18 @@ use std::time::{Duration, Instant};
 use alloy::primitives::U256;
 use log::info;
 
-use super::TestnetError;
 use super::client::ApiClient;
+use super::credentials::{NodeCredentials, write_node_credentials};
 use super::info::{NodeInfo, TestnetInfo};
 use super::rpc_gate::RpcGate;
+use super::{TestnetError, io};
 use crate::chain::bindings::StandardToken;
 use crate::chain::deploy::deploy;
 use crate::chain::{DeployOptions, Deployment, DevChain, DevChainOptions};
-use crate::crypto::{PrivateKey, keystore};
 use crate::transport::xmpp::{ProsodyOptions, ProsodyServer};
 
 /// How long a node may take from spawn to answering its REST API.
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// scrypt cost (log2 N) of the testnet's keystores: light, since their keys guard test tokens.
-pub(super) const TESTNET_SCRYPT_LOG_N: u8 = 10;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -163,24 +160,9 @@ impl Testnet {
 
         let mut nodes = Vec::with_capacity(options.nodes);
         for n in 1..=options.nodes {
-            let key = PrivateKey::random(&mut rand_core::OsRng);
-            let address = key.address();
             let node_dir = dir.join("nodes").join(n.to_string());
-            std::fs::create_dir_all(&node_dir).map_err(io("creating", &node_dir))?;
-            let password = random_hex();
-            let xmpp_password = random_hex();
-            let files = [
-                (
-                    "keystore.json",
-                    keystore::encrypt(&key, &password, TESTNET_SCRYPT_LOG_N, &mut rand_core::OsRng),
-                ),
-                ("password", password),
-                ("xmpp-password", xmpp_password.clone()),
-            ];
-            for (name, content) in files {
-                let path = node_dir.join(name);
-                std::fs::write(&path, content + "\n").map_err(io("writing", &path))?;
-            }
+            let NodeCredentials { key, xmpp_password } = write_node_credentials(&node_dir)?;
+            let address = key.address();
             prosody.register(&address.to_lower_hex(), &xmpp_password)?;
             let alloy_address = crate::chain::convert::eth_address(address);
             chain
@@ -590,22 +572,11 @@ fn absolute(path: &Path) -> Result<PathBuf, TestnetError> {
     std::path::absolute(path).map_err(io("resolving", path))
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TestnetError {
-    let path = path.display().to_string();
-    move |e| TestnetError::Setup(format!("{what} {path}: {e}"))
-}
-
 fn free_port() -> Result<u16, TestnetError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| TestnetError::Setup(format!("no free loopback port: {e}")))
-}
-
-pub(super) fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-    hex::encode(bytes)
 }
 
 /// `s` quoted for a POSIX shell.
