@@ -201,6 +201,23 @@ struct RunArgs {
     /// Settle timeout (blocks) of channels opened without one.
     #[arg(long, default_value_t = 100)]
     settle_timeout: u64,
+    /// Listen for LAN peers (no-internet payments) on this ip:port, e.g. 0.0.0.0:40001.
+    #[arg(long)]
+    lan_listen: Option<std::net::SocketAddr>,
+    /// Do not announce or look for LAN peers by mDNS (peers come from POST /api/1/updatenodes).
+    #[arg(long, requires = "lan_listen")]
+    no_mdns: bool,
+    /// Use only this network interface for mDNS (needed without a default route).
+    #[arg(long, requires = "lan_listen")]
+    mdns_interface: Option<String>,
+    /// The chain's expected time between blocks, in milliseconds (turns settle windows into
+    /// time while the chain cannot be reached).
+    #[arg(long, default_value_t = 15_000)]
+    block_time_ms: u64,
+    /// Percent of a channel's settle window the chain may stay unreachable while the node
+    /// still accepts payments on it.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
+    offline_share: u64,
     /// Testing only: exit at once, as `kill -9` would, when the node reaches this fault point
     /// (e.g. `send-before:Secret`, `receive:MediatedTransfer`, `chain-after:ChannelClosed`).
     #[arg(long, env = "SMARTRAIDEN_CRASH_AT", hide = true)]
@@ -286,6 +303,13 @@ async fn run_node(args: RunArgs) -> Result<()> {
         api_timeout: std::time::Duration::from_secs(args.api_timeout),
         default_settle_timeout: args.settle_timeout,
         crash_at: args.crash_at,
+        lan: args.lan_listen.map(|listen| smartraiden::node::LanOptions {
+            listen,
+            mdns: !args.no_mdns,
+            mdns_interface: args.mdns_interface,
+        }),
+        block_time_ms: args.block_time_ms,
+        offline_share_percent: args.offline_share,
     };
     smartraiden::node::run(key, opts).await?;
     Ok(())

@@ -52,7 +52,8 @@ impl From<ActionError> for ApiError {
             | ActionError::TooLate(_)
             | ActionError::DuplicateSecret
             | ActionError::DuplicateTransfer(_)
-            | ActionError::ChainBehind(_) => ApiError::Conflict(e.to_string()),
+            | ActionError::ChainBehind(_)
+            | ActionError::NoInternet(_) => ApiError::Conflict(e.to_string()),
         }
     }
 }

@@ -4,8 +4,10 @@
 
 mod error;
 pub(crate) mod json;
+mod offline;
 mod routes;
 
 pub use error::ApiError;
 pub use json::amount_json;
+pub use offline::LanPeers;
 pub use routes::{ApiState, BoxFuture, ChainOps, TransferLog, router};

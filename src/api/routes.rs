@@ -60,6 +60,8 @@ pub struct ApiState {
     pub timeout: Duration,
     /// Settle timeout of channels opened without one.
     pub default_settle_timeout: u64,
+    /// The LAN transport's peers, when it runs.
+    pub lan: Option<Arc<dyn super::offline::LanPeers>>,
 }
 
 /// The router of every SPEC §6 path.
@@ -89,11 +91,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/1/debug/balance/{token}/{addr}", get(debug_balance))
         .route("/api/1/debug/outbox", get(debug_outbox))
         .route("/api/1/status", get(status))
+        .route("/api/1/switch/{on}", get(super::offline::switch))
+        .route(
+            "/api/1/updatenodes",
+            get(super::offline::list_nodes).post(super::offline::update_nodes),
+        )
         .route("/api/1/stop", post(stop))
         .with_state(state)
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+pub(super) type ApiResult = Result<Json<Value>, ApiError>;
 
 fn body<T>(r: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
     r.map(|Json(v)| v)
@@ -218,7 +225,12 @@ async fn channels(State(st): State<ApiState>) -> ApiResult {
 async fn channel(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     let id = ChannelId(hash(&id)?);
     st.node
-        .query(move |s| channel_json(s, &id))
+        .query_core(move |c| {
+            channel_json(&c.state, &id).map(|mut v| {
+                super::offline::add_channel_offline_fields(c, &id, &mut v);
+                v
+            })
+        })
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))
@@ -543,13 +555,19 @@ async fn status(State(st): State<ApiState>) -> ApiResult {
             )
         })
         .await?;
-    Ok(Json(json!({
+    let mut v = json!({
         "our_address": st.our_address.to_checksum(),
         "block_number": block,
         "chain_head": head,
         "chain_behind": behind,
         "unacknowledged": unacknowledged,
-    })))
+    });
+    if let (Value::Object(v), Value::Object(links)) =
+        (&mut v, super::offline::status_fields(&st).await?)
+    {
+        v.extend(links);
+    }
+    Ok(Json(v))
 }
 
 async fn debug_balance(

@@ -59,6 +59,29 @@ impl ChainClient {
         })
     }
 
+    /// A client for chain `chain_id` that does not ask the endpoint anything yet (a node
+    /// starting while the endpoint is unreachable: its calls fail until it answers).
+    pub fn offline(url: &str, signer: PrivateKeySigner, chain_id: u64) -> Result<Self, ChainError> {
+        let parsed = Url::parse(url).map_err(|e| ChainError::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let address = signer.address();
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_chain_id(chain_id)
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(parsed);
+        provider.client().set_poll_interval(POLL_INTERVAL);
+        Ok(ChainClient {
+            provider: provider.erased(),
+            address,
+            chain_id,
+            next_nonce: Mutex::new(None),
+        })
+    }
+
     /// The provider, for view calls and for building contract calls with the bindings.
     pub fn provider(&self) -> &DynProvider {
         &self.provider

@@ -23,6 +23,11 @@ impl ChainView {
         self.head = Some((head, now_ms));
     }
 
+    /// When (core clock) the follower last reported, if ever.
+    pub fn last_contact_ms(&self) -> Option<u64> {
+        self.head.map(|(_, at)| at)
+    }
+
     /// The confirmed head last reported, if any.
     pub fn head(&self) -> Option<BlockNumber> {
         self.head.map(|(h, _)| h)
@@ -57,7 +62,11 @@ impl Core {
     /// given back that would make us route it anew.
     pub(super) fn defer_while_chain_behind(&self, message: &Message) -> Option<String> {
         let concerns_locks = match message {
-            Message::MediatedTransfer(_) | Message::AnnounceDisposed(_) => true,
+            // In no-internet mode a new lock is given back at once and a lock given back to us
+            // ends its transfer: neither depends on the chain view.
+            Message::MediatedTransfer(_) | Message::AnnounceDisposed(_) => {
+                self.no_internet().is_none()
+            }
             Message::RevealSecret(m) => self.state.mediators.contains_key(&m.secret.hash()),
             _ => false,
         };

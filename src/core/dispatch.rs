@@ -106,8 +106,19 @@ impl Core {
         if !self.apply_checked(msg, verdict, bp.channel_identifier) {
             return;
         }
-        // The secret may have been registered long before the lock reached us.
         let h = m.lock.secrethash;
+        if let Some(mode) = self.no_internet() {
+            // We could neither register its secret nor watch its expiry: give it back now, so
+            // the payer stops resending and fails or routes around us.
+            log::info!(
+                "{h:?}: no-internet mode ({}): giving back a mediated transfer from {:?}",
+                mode.describe(),
+                msg.sender
+            );
+            self.dispose(bp.channel_identifier, m.lock);
+            return self.ack(msg);
+        }
+        // The secret may have been registered long before the lock reached us.
         if !self.state.registered_secrets.contains_key(&h) {
             self.out.push(super::Output::WatchSecret(h));
         }
@@ -275,6 +286,9 @@ impl Core {
                 let id = if req.is_direct {
                     self.send_direct(&req, rng)?
                 } else {
+                    if let Some(mode) = self.no_internet() {
+                        return Err(ActionError::NoInternet(mode.describe()));
+                    }
                     // A lock's expiration is judged against our block: not while it trails.
                     if let Some(why) = self.chain_behind() {
                         return Err(ActionError::ChainBehind(why));
@@ -319,6 +333,10 @@ impl Core {
             Action::CooperativeSettle { channel } => self.request_cooperative_settle(channel),
             Action::RegisterSecret { secret } => {
                 self.register_secret(secret);
+                Ok(())
+            }
+            Action::SetNoInternet(on) => {
+                self.switch_no_internet(on);
                 Ok(())
             }
         }

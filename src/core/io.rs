@@ -22,6 +22,8 @@ pub enum Input {
     /// `Block` inputs up to it may still be on their way. Sent at least every few seconds
     /// while the endpoint answers: the core counts its view stale without it.
     ChainHead(BlockNumber),
+    /// The XMPP link came up (true) or went down (false).
+    XmppLink(bool),
     /// A transaction the core asked for did not go through (or its fate is unknown).
     ContractFailed {
         /// The call, as the core emitted it.
@@ -138,6 +140,8 @@ pub enum Action {
         /// The secret.
         secret: Secret,
     },
+    /// Switch no-internet mode on or off (`GET /api/1/switch/{bool}`).
+    SetNoInternet(bool),
 }
 
 /// A payment request.

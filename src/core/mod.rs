@@ -12,6 +12,7 @@ pub mod duties;
 mod effects;
 pub mod io;
 mod lifecycle;
+mod offline;
 pub mod routing;
 mod state;
 pub mod transfer;
@@ -21,6 +22,7 @@ pub use io::{
     Action, ChainEvent, ContractCall, ContractFailure, Input, Notification, OnChainBalanceProof,
     Output, TransferRequest,
 };
+pub use offline::NoInternet;
 pub use state::{NodeConfig, NodeState, TokenNetwork};
 
 use crate::crypto::PrivateKey;
@@ -28,7 +30,8 @@ use crate::primitives::{Address, ChannelId, H256, SecretHash};
 
 /// Time and randomness for one step: the only ways the world enters the core besides inputs.
 pub struct Ctx<'a> {
-    /// Milliseconds on a monotonic clock (drives retransmission).
+    /// Milliseconds on a clock that never goes back (drives retransmission; the node uses
+    /// Unix time, so times persisted by an earlier run compare with this run's).
     pub now_ms: u64,
     /// Randomness (secrets).
     pub rng: &'a mut dyn rand_core::RngCore,
@@ -75,6 +78,11 @@ pub enum ActionError {
     /// A transfer with the same caller identifier to the same target is still running.
     #[error("transfer {0} with this identifier to this target is still running")]
     DuplicateTransfer(H256),
+    /// The node is in no-internet mode: it takes on no lock.
+    #[error(
+        "no-internet mode ({0}): only direct transfers on open channels; mediated transfers need the chain"
+    )]
+    NoInternet(&'static str),
     /// The node's view of the chain trails the chain: it takes on no new lock until it
     /// catches up.
     #[error("the node's view of the chain is behind ({0}); retry once it has caught up")]
@@ -101,6 +109,10 @@ pub struct Core {
     /// What the chain follower last told us (not persisted: a restarted node knows nothing
     /// of the chain until the follower speaks).
     chain: ChainView,
+    /// What the transports last told us (not persisted).
+    links: offline::Links,
+    /// The clock at this run's first step.
+    started_ms: u64,
 }
 
 impl Core {
@@ -113,6 +125,8 @@ impl Core {
             out: Vec::new(),
             now_ms: 0,
             chain: ChainView::default(),
+            links: offline::Links::default(),
+            started_ms: 0,
         }
     }
 
@@ -130,7 +144,17 @@ impl Core {
             out: Vec::new(),
             now_ms: 0,
             chain: ChainView::default(),
+            links: offline::Links::default(),
+            started_ms: 0,
         })
+    }
+
+    /// Sets the clock for a step (the first one starts this run's clock).
+    fn set_clock(&mut self, now_ms: u64) {
+        if self.started_ms == 0 {
+            self.started_ms = now_ms;
+        }
+        self.now_ms = now_ms;
     }
 
     /// Our address.
@@ -140,12 +164,13 @@ impl Core {
 
     /// Applies one input and returns what to do once the new state is persisted.
     pub fn step(&mut self, input: Input, ctx: &mut Ctx<'_>) -> Vec<Output> {
-        self.now_ms = ctx.now_ms;
+        self.set_clock(ctx.now_ms);
         match input {
             Input::Receive(bytes) => self.on_receive(&bytes),
             Input::ContractReceive(event) => self.on_chain_event(event),
             Input::Block(block) => self.on_block(block),
-            Input::ChainHead(head) => self.chain.saw_head(head, self.now_ms),
+            Input::ChainHead(head) => self.on_chain_head(head),
+            Input::XmppLink(up) => self.on_xmpp_link(up),
             Input::ContractFailed { call, failure } => self.on_contract_failed(call, failure),
             Input::Tick => {
                 let resend = self
@@ -164,7 +189,7 @@ impl Core {
 
     /// Carries out a user action, or refuses it without changing anything.
     pub fn act(&mut self, action: Action, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, ActionError> {
-        self.now_ms = ctx.now_ms;
+        self.set_clock(ctx.now_ms);
         let result = self.on_action(action, ctx.rng);
         let out = std::mem::take(&mut self.out);
         result.map(|_| out)

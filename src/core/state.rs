@@ -39,6 +39,22 @@ pub struct NodeConfig {
     /// Most pending locks one end of a channel may hold (each is a leaf the on-chain unlocks
     /// prove against, and state any partner could otherwise grow without bound).
     pub max_pending_locks: usize,
+    /// The chain's expected time between blocks (turns settle windows into time while the
+    /// chain cannot be asked).
+    #[serde(default = "default_block_time_ms")]
+    pub block_time_ms: u64,
+    /// Share (percent) of a channel's settle window the chain may stay silent while the node
+    /// still accepts payments on it: a close by the partner must find us back in time.
+    #[serde(default = "default_offline_share_percent")]
+    pub offline_share_percent: u64,
+}
+
+fn default_block_time_ms() -> u64 {
+    15_000
+}
+
+fn default_offline_share_percent() -> u64 {
+    50
 }
 
 impl NodeConfig {
@@ -55,6 +71,8 @@ impl NodeConfig {
             max_block_lag: BlockCount(2),
             chain_stale_after_ms: 30_000,
             max_pending_locks: 160,
+            block_time_ms: default_block_time_ms(),
+            offline_share_percent: default_offline_share_percent(),
         }
     }
 }
@@ -111,6 +129,13 @@ pub struct NodeState {
     pub reachability: BTreeMap<Address, bool>,
     /// Unacknowledged outgoing messages.
     pub delivery: Delivery,
+    /// The user switched no-internet mode on.
+    #[serde(default)]
+    pub no_internet_switch: bool,
+    /// The newest chain head the follower reported, and when (core clock): how old our view
+    /// of the chain is, across restarts.
+    #[serde(default)]
+    pub chain_seen: Option<(BlockNumber, u64)>,
 }
 
 impl NodeState {
@@ -133,6 +158,8 @@ impl NodeState {
             chain_retries: BTreeMap::new(),
             reachability: BTreeMap::new(),
             delivery: Delivery::default(),
+            no_internet_switch: false,
+            chain_seen: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod faults;
 mod handle;
+mod links;
 mod runtime;
 mod service;
 
@@ -13,4 +14,4 @@ pub use handle::{MAX_QUEUED_RECEIVES, NodeError, NodeHandle, QueueSlot, Transfer
 pub use runtime::{
     ChainRequest, Durability, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
 };
-pub use service::{NodeOptions, RunError, run};
+pub use service::{LanOptions, NodeOptions, RunError, run};

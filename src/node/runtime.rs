@@ -101,6 +101,9 @@ pub struct Runtime<P: Persist, O: Outbound> {
     notifications: tokio::sync::broadcast::Sender<Notification>,
     rng: rand_chacha::ChaCha20Rng,
     started: Instant,
+    /// Unix time (ms) at `started`: the core's clock is Unix time advanced monotonically, so
+    /// times an earlier run persisted (the last word from the chain) compare with this run's.
+    started_unix_ms: u64,
 }
 
 impl<P: Persist, O: Outbound> Runtime<P, O> {
@@ -127,11 +130,14 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             // Secrets must be unpredictable: seed from the operating system.
             rng: rand_chacha::ChaCha20Rng::from_entropy(),
             started: Instant::now(),
+            started_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         }
     }
 
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.started_unix_ms + self.started.elapsed().as_millis() as u64
     }
 
     /// Runs until every sender of `work` is gone. Resends the outbox first (after a restart).
@@ -139,7 +145,7 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
         for o in self.core.resend_pending() {
             self.release(o);
         }
-        let mut last_tick_ms = 0;
+        let mut last_tick_ms = self.now_ms();
         loop {
             let now = self.now_ms();
             // Timers due within a few ms of each other go out in one tick.

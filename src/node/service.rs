@@ -1,9 +1,9 @@
 //! `smartraiden run`: wires the event loop to RocksDB, the XMPP transport, the chain follower
 //! and executor, and the REST API.
 
+use super::links::{Links, Via};
 use super::{
-    ChainRequest, Durability, NodeHandle, Outbound, Persist, PersistError, Runtime, RuntimeConfig,
-    Work,
+    ChainRequest, Durability, NodeHandle, Persist, PersistError, Runtime, RuntimeConfig, Work,
 };
 use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog, router};
 use crate::chain::{
@@ -15,7 +15,7 @@ use crate::crypto::PrivateKey;
 use crate::primitives::{Address, ChainId, H256, TokenAmount};
 use crate::storage::{CommitBatch, Direction, StorageError, Store, TransferRecord};
 use crate::transport::xmpp::{XmppConfig, XmppTransport};
-use crate::transport::{EventSink, Transport, TransportEvent};
+use crate::transport::{EventSink, Transport};
 use alloy::providers::Provider;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -50,6 +50,23 @@ pub struct NodeOptions {
     pub default_settle_timeout: u64,
     /// Fault point to die at (crash-safety tests; see [`crate::node::faults`]).
     pub crash_at: Option<String>,
+    /// The LAN transport, if it runs.
+    pub lan: Option<LanOptions>,
+    /// The chain's expected time between blocks (see [`NodeConfig::block_time_ms`]).
+    pub block_time_ms: u64,
+    /// See [`NodeConfig::offline_share_percent`].
+    pub offline_share_percent: u64,
+}
+
+/// How the LAN transport runs.
+#[derive(Clone, Debug)]
+pub struct LanOptions {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Announce and browse by mDNS.
+    pub mdns: bool,
+    /// The only interface mDNS uses.
+    pub mdns_interface: Option<String>,
 }
 
 /// Why the node could not start or stopped.
@@ -240,18 +257,6 @@ impl TransferLog for StoreLog {
     }
 }
 
-/// Sends through the XMPP transport.
-struct XmppOut(Arc<XmppTransport>);
-
-impl Outbound for XmppOut {
-    fn send(&self, to: Address, bytes: Vec<u8>) {
-        if let Err(e) = self.0.send(to, bytes) {
-            // The core resends until acknowledged; a full queue only delays delivery.
-            log::warn!("could not queue a message to {to:?}: {e}");
-        }
-    }
-}
-
 /// Chain operations for the REST API.
 struct ExecutorOps(Arc<ChainExecutor>);
 
@@ -348,6 +353,25 @@ async fn sync_chain(handle: &NodeHandle, target: u64) -> Result<(), RunError> {
     }
 }
 
+/// For a node started without the chain: once the follower reaches it, follows it up to the
+/// head it reported, then issues the on-chain duties again (`Input::Resume`).
+async fn resume_when_chain_answers(handle: &NodeHandle) -> Result<(), RunError> {
+    let stopped = |e| RunError::Startup(format!("the event loop stopped: {e}"));
+    let head = loop {
+        if let Some(head) = handle
+            .query_core(|c| c.chain_view().head())
+            .await
+            .map_err(stopped)?
+        {
+            break head;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    log::info!("the chain answers again (head {head}): catching up");
+    sync_chain(handle, head.0).await?;
+    handle.input(Input::Resume).map_err(stopped)
+}
+
 /// Carries out the event loop's chain requests. Transactions go out one at a time (the client
 /// keeps nonces in order), oldest first except that secret registrations go before the rest:
 /// a lock's claim depends on the registration's block. A failure goes back to the core, which
@@ -410,6 +434,48 @@ async fn serve_chain_requests(
     }
 }
 
+/// How long start-up waits for the chain's RPC endpoint before carrying on without it (a node
+/// with channels) or failing (a new node).
+const CHAIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reaches the chain's RPC endpoint: its chain id and head.
+async fn reach_chain(
+    opts: &NodeOptions,
+    signer: alloy::signers::local::PrivateKeySigner,
+) -> Result<(ChainClient, u64), RunError> {
+    let rpc = |source| RunError::Rpc {
+        url: opts.eth_rpc.clone(),
+        source,
+    };
+    let reach = async {
+        let client = ChainClient::connect(&opts.eth_rpc, signer)
+            .await
+            .map_err(rpc)?;
+        let head = client.block_number().await.map_err(rpc)?;
+        Ok((client, head))
+    };
+    match tokio::time::timeout(CHAIN_CONNECT_TIMEOUT, reach).await {
+        Ok(reached) => reached,
+        Err(_) => Err(RunError::Startup(format!(
+            "the RPC endpoint {} did not answer within {CHAIN_CONNECT_TIMEOUT:?}",
+            opts.eth_rpc
+        ))),
+    }
+}
+
+/// Checks the endpoint is the deployment's chain and holds our registry.
+async fn check_chain(client: &ChainClient, opts: &NodeOptions) -> Result<(), RunError> {
+    if client.chain_id() != opts.deployment.chain_id {
+        return Err(RunError::Startup(format!(
+            "the RPC endpoint {} is chain {}, the deployment is for chain {}",
+            opts.eth_rpc,
+            client.chain_id(),
+            opts.deployment.chain_id
+        )));
+    }
+    check_registry(client, &opts.deployment).await
+}
+
 /// Runs a node until `POST /api/1/stop` or a fatal error.
 pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let us = key.address();
@@ -417,8 +483,15 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let state = store.load()?;
     let mut config = NodeConfig::new(ChainId(opts.deployment.chain_id));
     config.fees = crate::core::routing::FeeSchedule::flat(opts.fee);
+    config.block_time_ms = opts.block_time_ms;
+    config.offline_share_percent = opts.offline_share_percent;
     let core = match state {
-        Some(s) => Core::restore(key.clone(), s)?,
+        Some(s) => {
+            // The settings given now apply to a restarted node too.
+            let mut core = Core::restore(key.clone(), s)?;
+            core.state.config = config;
+            core
+        }
         None => Core::new(key.clone(), config),
     };
     let start_block = core.state.block.0;
@@ -434,29 +507,23 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
             addr: opts.api_address,
             source,
         })?;
-    let client = ChainClient::connect(&opts.eth_rpc, signer)
-        .await
-        .map_err(|source| RunError::Rpc {
-            url: opts.eth_rpc.clone(),
-            source,
-        })?;
-    let client = Arc::new(client);
-    if client.chain_id() != opts.deployment.chain_id {
-        return Err(RunError::Startup(format!(
-            "the RPC endpoint {} is chain {}, the deployment is for chain {}",
-            opts.eth_rpc,
-            client.chain_id(),
-            opts.deployment.chain_id
-        )));
-    }
-    check_registry(&client, &opts.deployment).await?;
-    let head_at_start = client
-        .block_number()
-        .await
-        .map_err(|source| RunError::Rpc {
-            url: opts.eth_rpc.clone(),
-            source,
-        })?;
+    // A node with channels starts without the chain (no-internet mode); a new one needs it.
+    let (client, head_at_start) = match reach_chain(&opts, signer.clone()).await {
+        Ok((client, head)) => {
+            check_chain(&client, &opts).await?;
+            (Arc::new(client), Some(head))
+        }
+        Err(e) if start_block > 0 => {
+            log::warn!("{e}; starting without the chain: direct transfers only, until it answers");
+            let client = ChainClient::offline(&opts.eth_rpc, signer, opts.deployment.chain_id)
+                .map_err(|source| RunError::Rpc {
+                    url: opts.eth_rpc.clone(),
+                    source,
+                })?;
+            (Arc::new(client), None)
+        }
+        Err(e) => return Err(e),
+    };
     let executor = Arc::new(ChainExecutor::new(
         client,
         ChainContracts::from(&opts.deployment),
@@ -465,35 +532,16 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let (work_tx, work_rx) = std::sync::mpsc::channel::<Work>();
     let handle = NodeHandle::new(work_tx);
 
-    // Messages and presence go from the transport's thread straight into the event loop's
+    // Messages and presence go from the transports' threads straight into the event loop's
     // queue (they wait there until the loop starts below).
-    let h = handle.clone();
-    let to_core = move |ev: TransportEvent| {
-        let input = match ev {
-            TransportEvent::Received { bytes, .. } => {
-                return match h.receive(bytes) {
-                    Ok(true) => true,
-                    Ok(false) => {
-                        log::warn!("receive queue full: dropped a message (its sender resends it)");
-                        true
-                    }
-                    Err(_) => false,
-                };
-            }
-            TransportEvent::PeerOnline(peer) => Input::PeerReachability { peer, online: true },
-            TransportEvent::PeerOffline(peer) => Input::PeerReachability {
-                peer,
-                online: false,
-            },
-            TransportEvent::Connected | TransportEvent::Disconnected => return true,
-        };
-        h.input(input).is_ok()
-    };
-    let transport = XmppTransport::connect_with(
-        XmppConfig::new(us, &opts.xmpp_domain, opts.xmpp_server, &opts.xmpp_password),
-        EventSink::Direct(Box::new(to_core)),
-    )
-    .await?;
+    let link_state = Arc::new(super::links::LinkState::default());
+    let to_core = super::links::event_sink(Via::Xmpp, handle.clone(), link_state.clone());
+    let mut xmpp_config =
+        XmppConfig::new(us, &opts.xmpp_domain, opts.xmpp_server, &opts.xmpp_password);
+    // A node with channels keeps working without the server (no-internet mode).
+    xmpp_config.keep_trying = start_block > 0;
+    let transport =
+        XmppTransport::connect_with(xmpp_config, EventSink::Direct(Box::new(to_core))).await?;
     let transport = Arc::new(transport);
     for p in &partners {
         let _ = transport.watch_presence(*p);
@@ -503,7 +551,10 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     let runtime = Runtime::new(
         core,
         StorePersist::new(store.clone()),
-        XmppOut(transport.clone()),
+        Links {
+            xmpp: transport.clone(),
+            state: link_state.clone(),
+        },
         chain_tx,
         notes.clone(),
         RuntimeConfig {
@@ -573,14 +624,27 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         }
     });
 
-    // Answer only once the chain is followed up to the head seen at start: a node that says it
-    // is ready knows every token and channel that existed when it started.
-    sync_chain(&handle, head_at_start.saturating_sub(opts.confirmations)).await?;
-    // Transactions the previous run may not have sent go out again (duplicates revert).
-    if start_block > 0 {
-        handle
-            .input(Input::Resume)
-            .map_err(|e| RunError::Startup(format!("the event loop stopped: {e}")))?;
+    match head_at_start {
+        Some(head) => {
+            // Answer only once the chain is followed up to the head seen at start: a node that
+            // says it is ready knows every token and channel that existed when it started.
+            sync_chain(&handle, head.saturating_sub(opts.confirmations)).await?;
+            // Transactions the previous run may not have sent go out again (duplicates revert).
+            if start_block > 0 {
+                handle
+                    .input(Input::Resume)
+                    .map_err(|e| RunError::Startup(format!("the event loop stopped: {e}")))?;
+            }
+        }
+        None => {
+            // Started without the chain: catch up and resume on-chain duties once it answers.
+            let h = handle.clone();
+            tokio::spawn(async move {
+                if let Err(e) = resume_when_chain_answers(&h).await {
+                    log::error!("{e}");
+                }
+            });
+        }
     }
 
     let shutdown = Arc::new(tokio::sync::Notify::new());
@@ -593,6 +657,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         shutdown: shutdown.clone(),
         timeout: opts.api_timeout,
         default_settle_timeout: opts.default_settle_timeout,
+        lan: None,
     };
     log::info!(
         "node {} ready; REST API on http://{}",

@@ -68,6 +68,7 @@ impl Mesh {
             for e in &events {
                 mesh.input(i, Input::ContractReceive(e.clone()));
             }
+            mesh.input(i, Input::XmppLink(true));
             mesh.input(i, Input::ChainHead(BlockNumber(2)));
             mesh.input(i, Input::Block(BlockNumber(2)));
         }

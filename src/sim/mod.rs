@@ -71,6 +71,9 @@ pub struct SimNode {
     /// Whether its chain follower lags: it learns the chain head but receives no blocks or
     /// logs until released.
     pub blocks_held: bool,
+    /// Whether it has no route to the chain and the XMPP server (it still reaches the other
+    /// nodes, as on a LAN): no head, blocks or logs, its transactions fail.
+    pub internet_cut: bool,
     /// Every transaction it submitted, in order, with what the chain answered.
     pub transactions: Vec<(ContractCall, Result<Vec<ChainEvent>, String>)>,
     /// Transactions matching this are not mined: the node is told they failed as if its RPC
@@ -140,6 +143,7 @@ impl Simulation {
                 notifications: Vec::new(),
                 withholds: BTreeSet::new(),
                 blocks_held: false,
+                internet_cut: false,
                 transactions: Vec::new(),
                 failing: None,
             });
@@ -162,6 +166,7 @@ impl Simulation {
             persist_states: true,
         };
         for i in 0..n {
+            sim.input(i, Input::XmppLink(true));
             sim.catch_up(i);
         }
         sim
@@ -334,6 +339,9 @@ impl Simulation {
 
     /// Whether node `i`'s transaction `call` is to fail (and counts it).
     fn fails(&mut self, i: usize, call: &ContractCall) -> bool {
+        if self.nodes[i].internet_cut {
+            return true;
+        }
         let Some((pred, left)) = &mut self.nodes[i].failing else {
             return false;
         };
@@ -402,8 +410,21 @@ impl Simulation {
         }
     }
 
+    /// Node `i` loses (`true`) or regains its route to the chain and the XMPP server; the
+    /// other nodes stay reachable, as on a LAN. Back online, it catches up with the chain.
+    pub fn cut_internet(&mut self, i: usize, cut: bool) {
+        self.nodes[i].internet_cut = cut;
+        self.input(i, Input::XmppLink(!cut));
+        if !cut {
+            self.catch_up(i);
+        }
+    }
+
     /// Feeds node `i` the chain head, then the logs and the block it has not seen.
     fn catch_up(&mut self, i: usize) {
+        if self.nodes[i].internet_cut {
+            return;
+        }
         let b = self.chain.block;
         self.input(i, Input::ChainHead(b));
         if self.nodes[i].blocks_held {
@@ -455,7 +476,7 @@ impl Simulation {
     }
 
     fn drain_events(&mut self, i: usize) {
-        while !self.nodes[i].down && !self.nodes[i].blocks_held {
+        while !self.nodes[i].down && !self.nodes[i].blocks_held && !self.nodes[i].internet_cut {
             let Some(e) = self.nodes[i].pending_events.pop_front() else {
                 break;
             };
@@ -606,6 +627,8 @@ impl Simulation {
         let key = self.nodes[i].key.clone();
         self.nodes[i].core = Core::restore(key, state).expect("the node's own state");
         self.nodes[i].down = false;
+        let up = !self.nodes[i].internet_cut;
+        self.input(i, Input::XmppLink(up));
         self.catch_up(i);
         let resend = self.nodes[i].core.resend_pending();
         self.commit(i, resend);

@@ -42,6 +42,9 @@ pub const META_FORMAT: &[u8] = b"format";
 pub const META_ADDRESS: &[u8] = b"address";
 /// The last processed chain block, 8 big-endian bytes.
 pub const META_CHAIN_BLOCK: &[u8] = b"chain_block";
+/// LAN peers the user gave (`POST /api/1/updatenodes`): 20-byte address then a UTF-8
+/// `ip:port`, each entry prefixed by its length as one byte.
+pub const META_LAN_PEERS: &[u8] = b"lan_peers";
 /// The next history sequence number, 8 big-endian bytes.
 pub const META_NEXT_SEQ: &[u8] = b"next_seq";
 

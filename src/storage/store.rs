@@ -299,6 +299,48 @@ impl Store {
         )))
     }
 
+    /// The LAN peers the user gave, in the order given.
+    pub fn lan_peers(&self) -> Result<Vec<(Address, std::net::SocketAddr)>, StorageError> {
+        let Some(raw) = self.get(CF_META, keys::META_LAN_PEERS)? else {
+            return Ok(Vec::new());
+        };
+        let mut peers = Vec::new();
+        let mut rest = &raw[..];
+        while let Some((&len, tail)) = rest.split_first() {
+            let (entry, tail) = tail
+                .split_at_checked(usize::from(len))
+                .ok_or_else(|| self.corrupt("LAN peers", "truncated entry"))?;
+            let (address, at) = entry
+                .split_at_checked(20)
+                .ok_or_else(|| self.corrupt("LAN peers", "entry shorter than an address"))?;
+            let address = Address(address.try_into().expect("20 bytes"));
+            let at = std::str::from_utf8(at)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.corrupt("LAN peers", "not ip:port"))?;
+            peers.push((address, at));
+            rest = tail;
+        }
+        Ok(peers)
+    }
+
+    /// Replaces the LAN peers the user gave (synced: the API answers after it).
+    pub fn set_lan_peers(
+        &self,
+        peers: &[(Address, std::net::SocketAddr)],
+    ) -> Result<(), StorageError> {
+        let mut raw = Vec::new();
+        for (address, at) in peers {
+            let at = at.to_string();
+            raw.push((20 + at.len()) as u8);
+            raw.extend_from_slice(&address.0);
+            raw.extend_from_slice(at.as_bytes());
+        }
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.cf(CF_META), keys::META_LAN_PEERS, raw);
+        self.write_synced(wb)
+    }
+
     /// The last committed state, or `None` in a fresh directory.
     pub fn load(&self) -> Result<Option<NodeState>, StorageError> {
         let Some(bytes) = self.get(CF_STATE, keys::STATE_KEY)? else {

@@ -67,6 +67,15 @@ impl Core {
             Err(e) => self.reject(Some(msg.sender), "DirectTransfer", e),
             Ok(Incoming::Duplicate) => self.ack(msg),
             Ok(fresh) => {
+                if let Some(why) = self.refuse_receiving_offline(bp.channel_identifier) {
+                    // Unacknowledged: the payer resends it, and it counts once we could
+                    // defend the channel again.
+                    return log::warn!(
+                        "{}: not accepting a payment from {:?} yet: {why}",
+                        bp.channel_identifier,
+                        msg.sender
+                    );
+                }
                 let amount = ch.direct_amount(bp);
                 let token = ch.token;
                 self.state

@@ -70,6 +70,9 @@ impl Core {
 
     /// Sends the lock over the best route not tried yet; returns the fee it pays.
     fn initiator_next_route(&mut self, h: SecretHash) -> Result<TokenAmount, ActionError> {
+        if let Some(mode) = self.no_internet() {
+            return Err(ActionError::NoInternet(mode.describe()));
+        }
         let init = self
             .state
             .initiators

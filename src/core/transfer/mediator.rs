@@ -59,7 +59,7 @@ impl Core {
             .expect("caller checked")
             .clone();
         let block = self.state.block;
-        if med.payer_lock.expiration <= block {
+        if med.payer_lock.expiration <= block || self.no_internet().is_some() {
             return false;
         }
         let Some(payment) = med.payer_lock.amount.checked_sub(med.incoming_fee) else {

@@ -81,6 +81,10 @@ pub struct XmppConfig {
     pub keepalive: Duration,
     /// Most messages kept while they cannot be sent; `send` fails beyond it.
     pub max_queued: usize,
+    /// When the server cannot be reached by the first login's deadline, start anyway and
+    /// keep trying in the background (a node that must work offline) instead of failing.
+    /// A rejected login still fails.
+    pub keep_trying: bool,
 }
 
 impl XmppConfig {
@@ -97,6 +101,7 @@ impl XmppConfig {
             backoff_max: Duration::from_secs(5),
             keepalive: Duration::from_secs(30),
             max_queued: 100_000,
+            keep_trying: false,
         }
     }
 }
@@ -105,7 +110,7 @@ impl XmppConfig {
 #[derive(Debug)]
 pub struct XmppTransport {
     address: Address,
-    bound: FullJid,
+    bound: Option<FullJid>,
     commands: mpsc::UnboundedSender<Command>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
@@ -130,7 +135,8 @@ impl XmppTransport {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let (address, capacity) = (config.address, config.max_queued);
+        let (address, capacity, keep_trying) =
+            (config.address, config.max_queued, config.keep_trying);
         let worker = Worker::new(config, jid, cmd_rx, events, queued.clone());
         let thread = std::thread::Builder::new()
             .name(format!("xmpp-{}", address.short()))
@@ -147,7 +153,11 @@ impl XmppTransport {
             })
             .map_err(|e| XmppError::Worker(e.to_string()))?;
         let bound = match ready_rx.await {
-            Ok(Ok(bound)) => bound,
+            Ok(Ok(bound)) => Some(bound),
+            Ok(Err(e @ XmppError::Unreachable { .. })) if keep_trying => {
+                log::warn!("{e}; carrying on, and logging in once it answers");
+                None
+            }
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
@@ -164,9 +174,10 @@ impl XmppTransport {
         })
     }
 
-    /// The full JID the server bound for us.
-    pub fn bound_jid(&self) -> &FullJid {
-        &self.bound
+    /// The full JID the server bound for us at the first login (`None` if the transport
+    /// started without one, see [`XmppConfig::keep_trying`]).
+    pub fn bound_jid(&self) -> Option<&FullJid> {
+        self.bound.as_ref()
     }
 
     /// Messages accepted by `send` and not yet written to the server.

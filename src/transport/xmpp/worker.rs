@@ -155,7 +155,9 @@ impl Worker {
                         reason: reason.clone(),
                     }))
                 });
-                return;
+                if !self.config.keep_trying {
+                    return;
+                }
             }
             log::debug!(
                 "xmpp: {} offline ({reason}); next attempt in {backoff:?}",
