@@ -218,6 +218,11 @@ struct RunArgs {
     /// still accepts payments on it.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
     offline_share: u64,
+    /// Milliseconds without word from the chain before the node counts its view stale (it
+    /// takes on no lock), and without the chain and the XMPP server before it enters
+    /// no-internet mode.
+    #[arg(long, default_value_t = 30_000)]
+    stale_after_ms: u64,
     /// Testing only: exit at once, as `kill -9` would, when the node reaches this fault point
     /// (e.g. `send-before:Secret`, `receive:MediatedTransfer`, `chain-after:ChannelClosed`).
     #[arg(long, env = "SMARTRAIDEN_CRASH_AT", hide = true)]
@@ -310,6 +315,7 @@ async fn run_node(args: RunArgs) -> Result<()> {
         }),
         block_time_ms: args.block_time_ms,
         offline_share_percent: args.offline_share,
+        stale_after_ms: args.stale_after_ms,
     };
     smartraiden::node::run(key, opts).await?;
     Ok(())

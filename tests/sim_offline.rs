@@ -28,13 +28,6 @@ fn u(a: TokenAmount) -> u64 {
     a.to_u128().unwrap() as u64
 }
 
-fn channel(sim: &Simulation, token: Address, a: usize, b: usize) -> ChannelId {
-    sim.state(a)
-        .channel_with(&token, &sim.address(b))
-        .expect("channel")
-        .identifier
-}
-
 /// Node `i`'s balance in its channel with `j`.
 fn balance(sim: &Simulation, token: Address, i: usize, j: usize) -> u64 {
     u(sim

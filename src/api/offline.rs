@@ -101,10 +101,6 @@ pub(super) async fn update_nodes(
     b: Result<Json<Vec<NodeEntry>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(entries) = b.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let lan = st
-        .lan
-        .as_ref()
-        .ok_or_else(|| ApiError::Conflict("the LAN transport is off (--lan-listen)".into()))?;
     if entries.len() > 1024 {
         return Err(ApiError::BadRequest(
             "at most 1024 peers per request".into(),
@@ -126,6 +122,10 @@ pub(super) async fn update_nodes(
             .transpose()?;
         peers.push((address, at));
     }
+    let lan = st
+        .lan
+        .as_ref()
+        .ok_or_else(|| ApiError::Conflict("the LAN transport is off (--lan-listen)".into()))?;
     lan.update(peers).map_err(ApiError::Internal)?;
     Ok(Json(lan.list()))
 }

@@ -56,6 +56,8 @@ pub struct NodeOptions {
     pub block_time_ms: u64,
     /// See [`NodeConfig::offline_share_percent`].
     pub offline_share_percent: u64,
+    /// See [`NodeConfig::chain_stale_after_ms`].
+    pub stale_after_ms: u64,
 }
 
 /// How the LAN transport runs.
@@ -485,6 +487,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     config.fees = crate::core::routing::FeeSchedule::flat(opts.fee);
     config.block_time_ms = opts.block_time_ms;
     config.offline_share_percent = opts.offline_share_percent;
+    config.chain_stale_after_ms = opts.stale_after_ms;
     let core = match state {
         Some(s) => {
             // The settings given now apply to a restarted node too.
