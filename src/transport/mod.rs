@@ -8,6 +8,7 @@
 //! Received bytes are untrusted: the sender is recovered from the message signature, never
 //! taken from the transport's notion of who sent it.
 
+pub mod lan;
 pub mod xmpp;
 
 use crate::primitives::Address;
@@ -74,6 +75,9 @@ pub enum TransportError {
     /// The transport has been shut down (or its worker died).
     #[error("transport is shut down")]
     Closed,
+    /// The transport knows no way to this peer (not connected, dialled or discovered).
+    #[error("peer {0:?} is not reachable on this transport")]
+    Unreachable(Address),
 }
 
 /// A way to reach other nodes; the node core talks to it only through this trait.
