@@ -156,6 +156,33 @@ async fn switched_to_no_internet_a_node_refuses_mediated_transfers_and_pays_dire
     }
 }
 
+/// Tells node `i` where node `j` listens on the LAN.
+async fn introduce(net: &Testnet, i: usize, j: usize) {
+    let (code, body) = net
+        .api(i)
+        .call(
+            reqwest::Method::POST,
+            "updatenodes",
+            Some(json!([{"address": net.address(j), "ip_port": net.lan(j)}])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+}
+
+/// Waits until node `i` holds a proven LAN connection to node `j`.
+async fn lan_connected(net: &Testnet, i: usize, j: usize) {
+    let want = net.address(j).to_owned();
+    wait_status(net, i, "connected on the LAN", move |s| {
+        s["lan"]["peers"].as_array().is_some_and(|peers| {
+            peers
+                .iter()
+                .any(|p| p["address"] == json!(want) && p["connected"] == json!(true))
+        })
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_channels_restarts_while_neither_the_chain_nor_the_xmpp_server_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,13 +190,27 @@ async fn a_node_with_channels_restarts_while_neither_the_chain_nor_the_xmpp_serv
     let id = open(&net, 0, 1, 100, 0).await;
     let (code, body) = transfer(&net, 0, 1, 10, true).await;
     assert_eq!(code, 200, "{body}");
+    introduce(&net, 0, 1).await;
+    lan_connected(&net, 0, 1).await;
+    lan_connected(&net, 1, 0).await;
 
-    net.kill_node(0).unwrap();
+    // Only the LAN is left: payments go on both ways.
     net.rpc_gate.as_ref().unwrap().set_open(false);
     net.prosody.stop().unwrap();
+    let (code, body) = transfer(&net, 0, 1, 7, true).await;
+    assert_eq!(code, 200, "over the LAN: {body}");
+    let (code, body) = transfer(&net, 1, 0, 2, true).await;
+    assert_eq!(code, 200, "over the LAN: {body}");
+
+    // Killed and restarted without the internet: it finds its LAN peer again (the list
+    // persisted) and keeps paying.
+    net.kill_node(0).unwrap();
     net.start_node(0)
         .await
         .expect("starts without the chain and XMPP");
+    lan_connected(&net, 0, 1).await;
+    let (code, body) = transfer(&net, 0, 1, 1, true).await;
+    assert_eq!(code, 200, "over the LAN after a restart: {body}");
     let s = wait_status(&net, 0, "entered no-internet mode", |s| {
         s["no_internet"] == json!(true)
     })
@@ -181,7 +222,8 @@ async fn a_node_with_channels_restarts_while_neither_the_chain_nor_the_xmpp_serv
     );
     assert_eq!(s["xmpp_connected"], json!(false), "{s}");
     let (_, ch) = net.api(0).get(&format!("channels/{id}")).await.unwrap();
-    assert_eq!(balances(&ch), Some((90, 10)), "state kept: {ch}");
+    assert_eq!(balances(&ch), Some((84, 16)), "{ch}");
+    assert!(ch["last_block_age_s"].is_u64(), "{ch}");
     let (code, body) = transfer(&net, 0, 1, 5, false).await;
     assert_eq!(code, 409, "{body}");
 
@@ -196,8 +238,8 @@ async fn a_node_with_channels_restarts_while_neither_the_chain_nor_the_xmpp_serv
     assert_eq!(code, 200, "{body}");
     let ch = net
         .api(1)
-        .wait_channel(&id, WAIT, |c| balances(c) == Some((15, 85)))
+        .wait_channel(&id, WAIT, |c| balances(c) == Some((21, 79)))
         .await
         .unwrap();
-    assert_eq!(balances(&ch), Some((15, 85)), "{ch}");
+    assert_eq!(balances(&ch), Some((21, 79)), "{ch}");
 }

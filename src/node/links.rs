@@ -6,9 +6,13 @@ use super::handle::NodeHandle;
 use super::runtime::Outbound;
 use crate::core::Input;
 use crate::primitives::Address;
+use crate::storage::Store;
+use crate::transport::lan::{LanTransport, PeerSource};
 use crate::transport::xmpp::XmppTransport;
 use crate::transport::{Transport, TransportEvent};
+use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -95,15 +99,97 @@ pub(super) fn event_sink(
 pub(super) struct Links {
     /// The XMPP transport.
     pub xmpp: Arc<XmppTransport>,
+    /// The LAN transport, if it runs.
+    pub lan: Option<Arc<LanTransport>>,
     /// Shared link state.
     pub state: Arc<LinkState>,
 }
 
 impl Outbound for Links {
     fn send(&self, to: Address, bytes: Vec<u8>) {
+        let on_lan = self.lan.as_ref().is_some_and(|lan| lan.reachable(to));
+        let xmpp_up = self.state.xmpp_up.load(Ordering::Acquire);
+        if on_lan {
+            let lan = self.lan.as_ref().expect("checked");
+            let copy = if xmpp_up { Some(bytes.clone()) } else { None };
+            if let Err(e) = lan.send(to, bytes) {
+                log::debug!("LAN: could not queue a message to {to:?}: {e}");
+            }
+            // Over XMPP too while it is up: whichever arrives first counts, acks absorb the
+            // other. While it is down the LAN carries it alone (retransmission covers loss).
+            if let Some(bytes) = copy {
+                self.send_xmpp(to, bytes);
+            }
+        } else {
+            // XMPP keeps it until it reconnects.
+            self.send_xmpp(to, bytes);
+        }
+    }
+}
+
+impl Links {
+    fn send_xmpp(&self, to: Address, bytes: Vec<u8>) {
         if let Err(e) = self.xmpp.send(to, bytes) {
             // The core resends until acknowledged; a full queue only delays delivery.
             log::warn!("could not queue a message to {to:?}: {e}");
         }
+    }
+}
+
+/// The LAN peers the user manages through the API: persisted in the store, applied to the
+/// transport.
+pub(super) struct LanAdmin {
+    /// The transport.
+    pub lan: Arc<LanTransport>,
+    /// Where the list persists.
+    pub store: Arc<Store>,
+    /// Serializes updates (read, merge, write).
+    pub lock: Mutex<()>,
+}
+
+impl crate::api::LanPeers for LanAdmin {
+    fn update(&self, peers: Vec<(Address, Option<SocketAddr>)>) -> Result<(), String> {
+        let _guard = self.lock.lock().expect("not poisoned");
+        let mut list = self.store.lan_peers().map_err(|e| e.to_string())?;
+        for (address, at) in &peers {
+            list.retain(|(a, _)| a != address);
+            if let Some(at) = at {
+                list.push((*address, *at));
+            }
+        }
+        self.store.set_lan_peers(&list).map_err(|e| e.to_string())?;
+        for (address, at) in peers {
+            match at {
+                Some(at) => self.lan.add_peer(address, at),
+                None => self.lan.remove_peer(address),
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> Value {
+        Value::Array(
+            self.lan
+                .peers()
+                .into_iter()
+                .map(|p| {
+                    json!({
+                        "address": p.address.to_checksum(),
+                        "ip_port": p.socket.to_string(),
+                        "source": match p.source {
+                            PeerSource::Mdns => "mdns",
+                            PeerSource::Manual => "manual",
+                            PeerSource::Inbound => "inbound",
+                        },
+                        "connected": p.connected,
+                        "last_seen_ms_ago": p.last_seen_ms_ago,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn listen_address(&self) -> SocketAddr {
+        self.lan.local_addr()
     }
 }

@@ -14,6 +14,7 @@ use crate::core::{ChainEvent, ContractCall, Core, Input, NodeConfig, NodeState, 
 use crate::crypto::PrivateKey;
 use crate::primitives::{Address, ChainId, H256, TokenAmount};
 use crate::storage::{CommitBatch, Direction, StorageError, Store, TransferRecord};
+use crate::transport::lan::{LanConfig, LanTransport};
 use crate::transport::xmpp::{XmppConfig, XmppTransport};
 use crate::transport::{EventSink, Transport};
 use alloy::providers::Provider;
@@ -440,6 +441,39 @@ async fn serve_chain_requests(
 /// with channels) or failing (a new node).
 const CHAIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Starts the LAN transport and gives it the peers the user added in earlier runs.
+async fn start_lan(
+    key: &PrivateKey,
+    opts: &NodeOptions,
+    lan_opts: &LanOptions,
+    handle: &NodeHandle,
+    link_state: &Arc<super::links::LinkState>,
+    store: &Arc<Store>,
+) -> Result<Arc<LanTransport>, RunError> {
+    let mut config = LanConfig::new(key.clone(), opts.deployment.chain_id, lan_opts.listen);
+    config.mdns = lan_opts.mdns;
+    config.mdns_interface = lan_opts.mdns_interface.clone();
+    let sink = super::links::event_sink(Via::Lan, handle.clone(), link_state.clone());
+    let lan = LanTransport::start(config, EventSink::Direct(Box::new(sink)))
+        .await
+        .map_err(|e| RunError::Startup(format!("LAN transport on {}: {e}", lan_opts.listen)))?;
+    let peers = store.lan_peers()?;
+    for (address, at) in &peers {
+        lan.add_peer(*address, *at);
+    }
+    log::info!(
+        "LAN transport listening on {}{}; {} peer(s) given by hand",
+        lan.local_addr(),
+        if lan_opts.mdns {
+            ", announced by mDNS"
+        } else {
+            ""
+        },
+        peers.len()
+    );
+    Ok(Arc::new(lan))
+}
+
 /// Reaches the chain's RPC endpoint: its chain id and head.
 async fn reach_chain(
     opts: &NodeOptions,
@@ -545,6 +579,12 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     xmpp_config.keep_trying = start_block > 0;
     let transport =
         XmppTransport::connect_with(xmpp_config, EventSink::Direct(Box::new(to_core))).await?;
+    let lan = match &opts.lan {
+        Some(lan_opts) => {
+            Some(start_lan(&key, &opts, lan_opts, &handle, &link_state, &store).await?)
+        }
+        None => None,
+    };
     let transport = Arc::new(transport);
     for p in &partners {
         let _ = transport.watch_presence(*p);
@@ -556,6 +596,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         StorePersist::new(store.clone()),
         Links {
             xmpp: transport.clone(),
+            lan: lan.clone(),
             state: link_state.clone(),
         },
         chain_tx,
@@ -650,6 +691,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         }
     }
 
+    let store_for_lan = store.clone();
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let api = ApiState {
         node: handle.clone(),
@@ -660,7 +702,13 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         shutdown: shutdown.clone(),
         timeout: opts.api_timeout,
         default_settle_timeout: opts.default_settle_timeout,
-        lan: None,
+        lan: lan.map(|lan| {
+            Arc::new(super::links::LanAdmin {
+                lan,
+                store: store_for_lan,
+                lock: std::sync::Mutex::new(()),
+            }) as Arc<dyn crate::api::LanPeers>
+        }),
     };
     log::info!(
         "node {} ready; REST API on http://{}",

@@ -141,6 +141,7 @@ pub async fn provision(options: &ProvisionOptions) -> Result<Provisioned, Testne
             datadir: PathBuf::from("/data/db"),
             pid: 0,
             restart: format!("docker-compose restart node{n}"),
+            lan: None,
         });
     }
     let accounts_file = options.out.join(XMPP_ACCOUNTS_FILE);

@@ -19,6 +19,9 @@ pub struct NodeInfo {
     pub pid: u32,
     /// The shell command that starts it again, detached, on the same data directory.
     pub restart: String,
+    /// Where its LAN transport listens, `ip:port` (the form `POST /api/1/updatenodes` takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lan: Option<String>,
 }
 
 /// The whole testnet, as written to `<dir>/testnet.json`.

@@ -190,6 +190,14 @@ impl Testnet {
                 node_dir.join("xmpp-password").into(),
             ]);
             args.extend(["--api-address".into(), format!("127.0.0.1:{port}").into()]);
+            // The LAN transport listens on loopback; peers are given by hand (mDNS off: the
+            // nodes share one host and must not announce themselves on its networks).
+            let lan = format!("127.0.0.1:{}", free_port()?);
+            args.extend([
+                "--lan-listen".into(),
+                lan.clone().into(),
+                "--no-mdns".into(),
+            ]);
             args.extend(["--fee".into(), options.fee.to_string().into()]);
             // anvil does not reorganise: act on a log as soon as it is mined.
             args.extend(["--confirmations".into(), "0".into()]);
@@ -216,6 +224,7 @@ impl Testnet {
                     datadir,
                     pid: 0,
                     restart,
+                    lan: Some(lan),
                 },
             });
         }
@@ -273,6 +282,15 @@ impl Testnet {
     /// The checksummed address of node `i`.
     pub fn address(&self, i: usize) -> &str {
         &self.nodes[i].info.address
+    }
+
+    /// Where node `i`'s LAN transport listens, `ip:port`.
+    pub fn lan(&self, i: usize) -> &str {
+        self.nodes[i]
+            .info
+            .lan
+            .as_deref()
+            .expect("every local node listens on the LAN")
     }
 
     /// The token every node holds, checksummed.
