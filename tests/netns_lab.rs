@@ -16,7 +16,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use smartraiden::chain::{DevChain, DevChainOptions};
@@ -31,6 +31,18 @@ const MDNS_PORT: u16 = 5353;
 const WAIT: Duration = Duration::from_secs(10);
 /// "At once": how long a connect to an unroutable address may take before it counts as a hang.
 const AT_ONCE: Duration = Duration::from_millis(500);
+
+/// Serialises this file's tests: the teardown checks look for threads in the lab's namespaces
+/// by inode number, which the kernel reuses for the next namespace made, and the stale-lab test
+/// plants a lab that any other test's `LanLab::create` would remove.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes [`SERIAL`] (a failed test poisons it; that is not this test's failure) and checks root.
+fn serial() -> MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_root();
+    guard
+}
 
 /// The lab needs root; say so instead of failing somewhere inside `ip`.
 fn require_root() {
@@ -55,7 +67,6 @@ struct Lab {
 }
 
 async fn lab_with_servers(nodes: usize) -> (Lab, String) {
-    require_root();
     let t0 = Instant::now();
     let lab = LanLab::create(nodes).expect("the lab is created");
     let t_lab = t0.elapsed();
@@ -309,6 +320,7 @@ fn assert_mdns_multicast(lab: &LanLab, from: usize, to: usize) -> usize {
 
 #[tokio::test]
 async fn nodes_reach_anvil_and_prosody_in_infra_and_each_other_on_the_lan() {
+    let _serial = serial();
     let (l, timing) = lab_with_servers(2).await;
     println!("{timing}");
     let lab = &l.lab;
@@ -353,6 +365,7 @@ async fn nodes_reach_anvil_and_prosody_in_infra_and_each_other_on_the_lan() {
 
 #[tokio::test]
 async fn cut_internet_makes_infra_unreachable_at_once_but_keeps_lan_and_mdns_then_restores() {
+    let _serial = serial();
     let (l, _) = lab_with_servers(2).await;
     let lab = &l.lab;
     let anvil = anvil_addr(&l.chain);
@@ -463,6 +476,7 @@ fn leftovers(prefix: &str, inodes: &[u64]) -> Vec<String> {
 
 #[tokio::test]
 async fn dropping_the_lab_removes_namespaces_interfaces_and_its_processes() {
+    let _serial = serial();
     let (l, _) = lab_with_servers(2).await;
     let Lab {
         lab,
@@ -476,6 +490,8 @@ async fn dropping_the_lab_removes_namespaces_interfaces_and_its_processes() {
     // A process started by hand in a node namespace, owned by no handle.
     let mut sleeper = lab
         .command_in(lab.node_ns(1), "sleep", ["600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pids = [chain.pid().unwrap(), prosody.pid().unwrap(), sleeper.id()];
@@ -508,12 +524,14 @@ fn harness_addr(chain: &DevChain) -> SocketAddr {
 
 #[test]
 fn a_panic_still_tears_the_lab_down() {
-    require_root();
+    let _serial = serial();
     let mut seen = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let lab = LanLab::create(1).expect("the lab is created");
         let sleeper = lab
             .command_in(lab.infra_ns(), "sleep", ["600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         seen = Some((
@@ -529,30 +547,54 @@ fn a_panic_still_tears_the_lab_down() {
     assert!(!sleeper.wait().unwrap().success());
 }
 
+/// A child killed (and reaped) if the test fails before it is done with it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The inode of the network namespace of `pid` (`/proc/PID/ns/net` → `net:[N]`).
+fn netns_of(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|l| l.to_string_lossy().into_owned())
+}
+
 #[test]
 fn creating_a_lab_removes_stale_labs_of_dead_processes() {
-    require_root();
+    let _serial = serial();
     // A pid that just died (reaped), as a lab of a killed test would carry.
     let mut gone = Command::new("true").spawn().unwrap();
     let dead = gone.id();
     gone.wait().unwrap();
     let stale = format!("sr{dead}l7-infra");
-    let ok = Command::new("ip")
-        .args(["netns", "add", &stale])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let mut orphan = Command::new("ip")
-        .args(["netns", "exec", &stale, "sleep", "600"])
-        .spawn()
-        .unwrap();
-    // The orphan is inside once `ip netns pids` lists it.
+    // A process left running in the stale lab: it gets a fresh namespace of its own
+    // (`unshare --net` execs sleep in place), which is then given the stale lab's name.
+    let mut orphan = KillOnDrop(
+        Command::new("unshare")
+            .args(["--net", "sleep", "600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mine = netns_of(std::process::id());
     let deadline = Instant::now() + WAIT;
-    while !stdout_of("ip", &["netns", "pids", &stale]).contains(&orphan.id().to_string()) {
-        assert!(Instant::now() < deadline, "sleep never entered {stale}");
+    while netns_of(orphan.0.id()) == mine {
+        assert!(Instant::now() < deadline, "unshare never made a namespace");
         std::thread::yield_now();
     }
-    // A lab of this (live) process must survive another lab's creation.
+    let attached = Command::new("ip")
+        .args(["netns", "attach", &stale, &orphan.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(attached.success(), "ip netns attach {stale}: {attached}");
+    assert!(stdout_of("ip", &["netns", "list"]).contains(&stale));
+
     let live = LanLab::create(0).expect("a lab");
     let other = LanLab::create(0).expect("a second lab");
     let list = stdout_of("ip", &["netns", "list"]);
@@ -560,7 +602,9 @@ fn creating_a_lab_removes_stale_labs_of_dead_processes() {
         !list.lines().any(|l| l.starts_with(&stale)),
         "stale {stale} left: {list}"
     );
-    assert!(!orphan.wait().unwrap().success(), "the orphan was killed");
+    let status = orphan.0.wait().unwrap();
+    assert!(!status.success(), "the orphan was killed: {status}");
+    // A lab of this (live) process survives another lab's creation.
     assert!(list.contains(&format!("{}-infra", live.prefix())), "{list}");
     assert_ne!(live.prefix(), other.prefix());
 }

@@ -107,6 +107,25 @@ pub struct LanLab {
     node_if: Vec<String>,
     options: LanLabOptions,
     portals: Mutex<Vec<Portal>>,
+    /// The namespaces made so far, held open: their processes are found by the namespaces'
+    /// inode numbers, also after the names are gone, and holding them keeps those numbers from
+    /// being reused by another namespace until teardown is over.
+    ns_held: Vec<HeldNetns>,
+}
+
+/// An open handle on a namespace and its inode number (`/proc/PID/ns/net` → `net:[N]`).
+struct HeldNetns {
+    _file: std::fs::File,
+    id: u64,
+}
+
+impl HeldNetns {
+    fn open(ns: &str) -> io::Result<HeldNetns> {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::open(format!("/run/netns/{ns}"))?;
+        let id = file.metadata()?.ino();
+        Ok(HeldNetns { _file: file, id })
+    }
 }
 
 impl std::fmt::Debug for LanLab {
@@ -158,6 +177,7 @@ impl LanLab {
             prefix,
             options,
             portals: Mutex::new(Vec::new()),
+            ns_held: Vec::new(),
         };
         // From here on, Drop removes whatever part was made.
         lab.build()?;
@@ -176,6 +196,9 @@ impl LanLab {
         let lan_net = self.options.lan_subnet;
         for ns in self.namespaces() {
             ip(&["netns", "add", &ns])?;
+            let held = HeldNetns::open(&ns)
+                .map_err(|e| TestnetError::Setup(format!("opening namespace {ns}: {e}")))?;
+            self.ns_held.push(held);
             ip(&["-n", &ns, "link", "set", "dev", "lo", "up"])?;
         }
         // Router ↔ infra.
@@ -346,9 +369,10 @@ impl LanLab {
         &self.node_if[i]
     }
 
-    /// `program args…` inside namespace `ns` (`ip netns exec ns program args…`; `ip` execs the
-    /// program in place, so the child's pid is the program's). [`Drop`] kills it if it still
-    /// runs.
+    /// `program args…` inside namespace `ns`: `ip netns exec ns program args…` (`ip` execs the
+    /// program in place, so the child's pid is the program's). The child also enters `ns`
+    /// itself before it runs `ip`, so it is inside as soon as `spawn` returns, and [`Drop`]
+    /// (which kills every process in the lab's namespaces) cannot miss one still starting.
     pub fn command_in<S: AsRef<OsStr>>(
         &self,
         ns: &str,
@@ -357,6 +381,19 @@ impl LanLab {
     ) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns]).arg(program).args(args);
+        // Opened now (close-on-exec), used in the child between fork and exec.
+        let file = std::fs::File::open(format!("/run/netns/{ns}"));
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the hook only makes the setns(2) system call on a descriptor opened before the
+        // fork (async-signal-safe) and builds errors from OS codes; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || match &file {
+                Ok(f) if setns(f.as_raw_fd(), CLONE_NEWNET) == 0 => Ok(()),
+                Ok(_) => Err(io::Error::last_os_error()),
+                // ENOENT: `spawn` fails as `ip netns exec` would ("no such namespace").
+                Err(_) => Err(io::Error::from_raw_os_error(2)),
+            });
+        }
         cmd
     }
 
@@ -494,14 +531,19 @@ impl Drop for LanLab {
         {
             portal.close();
         }
-        let namespaces = self.namespaces();
-        kill_processes_in(&namespaces);
-        for ns in namespaces {
+        let ids: Vec<u64> = self.ns_held.iter().map(|h| h.id).collect();
+        kill_processes_in(&ids);
+        for ns in self.namespaces() {
             if let Err(e) = ip(&["netns", "del", &ns]) {
                 // Never created (a failed build) or already gone.
                 debug!("LAN lab teardown: {e}");
             }
         }
+        // A process that opened a namespace before its name went (e.g. a server spawned by
+        // another thread just now) would keep it, and its veths, alive: look once more.
+        kill_processes_in(&ids);
+        // Closing the handles lets the kernel free the namespaces and their veths.
+        self.ns_held.clear();
     }
 }
 
@@ -707,25 +749,37 @@ fn ip(args: &[&str]) -> Result<(), TestnetError> {
     }
 }
 
-/// Pids of the processes in namespace `ns` (`ip netns pids`), never this process.
-fn pids_in(ns: &str) -> Vec<u32> {
+/// Pids of the processes with a thread in one of the namespaces `ids` (like `ip netns pids`,
+/// but also for namespaces whose name is gone), never this process.
+fn pids_in(ids: &[u64]) -> Vec<u32> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
     let me = std::process::id();
-    ip_output(&["netns", "pids", ns])
-        .map(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .filter(|p| *p != me)
-                .collect()
+    let links: Vec<String> = ids.iter().map(|id| format!("net:[{id}]")).collect();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().any(|t| {
+                std::fs::read_link(t.path().join("ns/net"))
+                    .is_ok_and(|l| links.iter().any(|want| l.as_os_str() == want.as_str()))
+            })
         })
-        .unwrap_or_default()
+        .collect()
 }
 
-/// SIGKILLs every process inside `namespaces` and waits (up to 5 s) until none is left.
-fn kill_processes_in(namespaces: &[String]) {
+/// SIGKILLs every process inside the namespaces `ids` and waits (up to 5 s) until none is left.
+fn kill_processes_in(ids: &[u64]) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let pids: Vec<u32> = namespaces.iter().flat_map(|ns| pids_in(ns)).collect();
+        let pids = pids_in(ids);
         if pids.is_empty() {
             return;
         }
@@ -772,10 +826,17 @@ fn remove_stale_labs() {
         return;
     }
     warn!("removing stale LAN lab namespaces of dead processes: {stale:?}");
-    kill_processes_in(&stale);
+    let held: Vec<HeldNetns> = stale
+        .iter()
+        .filter_map(|ns| HeldNetns::open(ns).ok())
+        .collect();
+    let ids: Vec<u64> = held.iter().map(|h| h.id).collect();
+    kill_processes_in(&ids);
     for ns in stale {
         let _ = ip(&["netns", "del", &ns]);
     }
+    kill_processes_in(&ids);
+    drop(held);
 }
 
 #[cfg(test)]
