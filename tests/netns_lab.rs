@@ -496,9 +496,21 @@ async fn dropping_the_lab_removes_namespaces_interfaces_and_its_processes() {
         .unwrap();
     let pids = [chain.pid().unwrap(), prosody.pid().unwrap(), sleeper.id()];
     assert!(pids.iter().all(|p| is_running(*p)));
-    // A portal connection in flight (its thread sits in the infra namespace).
-    let mut idle = TcpStream::connect(harness_addr(&chain)).unwrap();
-    idle.write_all(b"POST / HTTP/1.1\r\n").unwrap();
+    // Portal connections left open (their threads sit in the infra namespace): one that has
+    // carried a request and is kept alive, one just accepted.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+    let mut used = TcpStream::connect(harness_addr(&chain)).unwrap();
+    write!(
+        used,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    used.set_read_timeout(Some(WAIT)).unwrap();
+    let mut head = [0u8; 12];
+    used.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let fresh = TcpStream::connect(harness_addr(&chain)).unwrap();
 
     let t = Instant::now();
     drop(lab);
@@ -506,6 +518,20 @@ async fn dropping_the_lab_removes_namespaces_interfaces_and_its_processes() {
     assert_eq!(leftovers(&prefix, &inodes), Vec::<String>::new());
     for pid in pids {
         assert!(!is_running(pid), "pid {pid} survived the lab");
+    }
+    // The portal shut its connections down: both read to the end at once.
+    for mut conn in [used, fresh] {
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut rest = Vec::new();
+        if let Err(e) = conn.read_to_end(&mut rest) {
+            assert!(
+                !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ),
+                "a portal connection outlived the lab: {e}"
+            );
+        }
     }
     let status = sleeper.wait().unwrap();
     assert!(!status.success(), "sleep was killed: {status}");

@@ -623,10 +623,44 @@ fn wait_tcp(ns: &str, addr: SocketAddr, timeout: Duration) -> Result<(), String>
 /// `target` from a thread inside the lab namespace, copying bytes both ways.
 struct Portal {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<HashMap<u64, [TcpStream; 2]>>>,
-    active: Arc<AtomicUsize>,
+    shared: Arc<PortalShared>,
+}
+
+/// What a portal's threads share.
+#[derive(Default)]
+struct PortalShared {
+    /// Set by [`Portal::close`]: accept nothing more, forward nothing more.
+    stop: AtomicBool,
+    /// Both ends of every forwarded connection (the client's from accept on, the target's once
+    /// connected), so closing can shut them down and end the copying threads.
+    conns: Mutex<HashMap<u64, Vec<TcpStream>>>,
+    /// Forwarding threads alive (each sits in the lab namespace, keeping it alive).
+    active: AtomicUsize,
+}
+
+impl PortalShared {
+    /// Keeps a clone of `stream` under connection `id`; shuts it down at once if the portal is
+    /// closing (closing may have swept the list already).
+    fn track(&self, id: u64, stream: &TcpStream) {
+        if let Ok(clone) = stream.try_clone() {
+            self.conns
+                .lock()
+                .expect("portal conns")
+                .entry(id)
+                .or_default()
+                .push(clone);
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn shutdown_all(&self) {
+        for stream in self.conns.lock().expect("portal conns").values().flatten() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 impl Portal {
@@ -634,56 +668,62 @@ impl Portal {
         // Bound by this (host-namespace) thread, so the listener is on the host's loopback.
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<HashMap<u64, [TcpStream; 2]>>> = Arc::default();
-        let active = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(PortalShared::default());
         let accept = {
-            let (stop, conns, active) = (stop.clone(), conns.clone(), active.clone());
+            let shared = shared.clone();
             std::thread::spawn(move || {
                 let ids = AtomicU64::new(0);
                 for client in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
+                    if shared.stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(client) = client else { continue };
                     let id = ids.fetch_add(1, Ordering::Relaxed);
-                    let (conns, active) = (conns.clone(), active.clone());
-                    active.fetch_add(1, Ordering::SeqCst);
-                    let ns = ns.clone();
+                    shared.track(id, &client);
+                    shared.active.fetch_add(1, Ordering::SeqCst);
+                    let (ns, shared) = (ns.clone(), shared.clone());
                     std::thread::spawn(move || {
                         match enter_netns(&ns) {
-                            Ok(()) => forward(id, client, target, &conns),
+                            Ok(()) => forward(id, client, target, &shared),
                             Err(e) => warn!("LAN lab portal: cannot enter {ns}: {e}"),
                         }
-                        active.fetch_sub(1, Ordering::SeqCst);
+                        shared.conns.lock().expect("portal conns").remove(&id);
+                        shared.active.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             })
         };
         Ok(Portal {
             addr,
-            stop,
             accept: Some(accept),
-            conns,
-            active,
+            shared,
         })
     }
 
-    /// Stops accepting, cuts every forwarded connection and waits (briefly) for the threads,
+    /// Stops accepting, cuts every forwarded connection and waits for the forwarding threads,
     /// which hold references to the lab's namespace while they live.
     fn close(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         // Wakes the accept loop, which sees the flag.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
-        for [a, b] in self.conns.lock().expect("portal conns").values() {
-            let _ = a.shutdown(std::net::Shutdown::Both);
-            let _ = b.shutdown(std::net::Shutdown::Both);
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        // Sweep until every thread is gone: a connection still being made is tracked (and shut
+        // down) by its own thread once made.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.shared.shutdown_all();
+            if self.shared.active.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                warn!(
+                    "LAN lab portal {}: forwarding threads still running",
+                    self.addr
+                );
+                return;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -691,12 +731,7 @@ impl Portal {
 
 /// Connects to `target` (from the calling thread's namespace) and copies `client` ↔ target
 /// until both directions end.
-fn forward(
-    id: u64,
-    client: TcpStream,
-    target: SocketAddr,
-    conns: &Mutex<HashMap<u64, [TcpStream; 2]>>,
-) {
+fn forward(id: u64, client: TcpStream, target: SocketAddr, shared: &PortalShared) {
     let server = match TcpStream::connect_timeout(&target, PORTAL_CONNECT_TIMEOUT) {
         Ok(s) => s,
         Err(e) => {
@@ -704,19 +739,16 @@ fn forward(
             return;
         }
     };
+    shared.track(id, &server);
     let _ = server.set_nodelay(true);
     let _ = client.set_nodelay(true);
     let clones = (client.try_clone(), server.try_clone());
     let (Ok(client2), Ok(server2)) = clones else {
         return;
     };
-    if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
-        conns.lock().expect("portal conns").insert(id, [a, b]);
-    }
     let upstream = std::thread::spawn(move || pump(client2, server2));
     pump(server, client);
     let _ = upstream.join();
-    conns.lock().expect("portal conns").remove(&id);
 }
 
 /// Copies `from` into `to` until end of stream, then half-closes `to`.
