@@ -58,6 +58,16 @@ fn require_root() {
     );
 }
 
+/// Runs `f` on a current-thread runtime. The tests are plain `#[test]`s so that [`SERIAL`]'s
+/// guard is held outside any future.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
 /// A lab with anvil and Prosody running in its infra namespace.
 struct Lab {
     // Declared first, dropped first: the lab kills the servers; the handles then only reap them.
@@ -318,104 +328,108 @@ fn assert_mdns_multicast(lab: &LanLab, from: usize, to: usize) -> usize {
     sent
 }
 
-#[tokio::test]
-async fn nodes_reach_anvil_and_prosody_in_infra_and_each_other_on_the_lan() {
+#[test]
+fn nodes_reach_anvil_and_prosody_in_infra_and_each_other_on_the_lan() {
     let _serial = serial();
-    let (l, timing) = lab_with_servers(2).await;
-    println!("{timing}");
-    let lab = &l.lab;
-    assert_eq!(lab.infra_ip(), Ipv4Addr::new(10, 77, 0, 2));
-    assert_eq!(lab.node_ip(0), Ipv4Addr::new(10, 78, 0, 11));
-    assert_eq!(lab.node_ip(1), Ipv4Addr::new(10, 78, 0, 12));
-    let anvil = anvil_addr(&l.chain);
-    assert_eq!(
-        anvil.ip(),
-        lab.infra_ip(),
-        "anvil listens on infra's address"
-    );
-    assert_eq!(l.prosody.addr().ip(), lab.infra_ip());
-
-    // Anvil's JSON-RPC from both nodes (curl in their namespaces) and from this process through
-    // the portal: one chain, seen alike.
-    l.chain.mine(3).await.expect("mine through the portal");
-    for i in 0..2 {
+    block_on(async {
+        let (l, timing) = lab_with_servers(2).await;
+        println!("{timing}");
+        let lab = &l.lab;
+        assert_eq!(lab.infra_ip(), Ipv4Addr::new(10, 77, 0, 2));
+        assert_eq!(lab.node_ip(0), Ipv4Addr::new(10, 78, 0, 11));
+        assert_eq!(lab.node_ip(1), Ipv4Addr::new(10, 78, 0, 12));
+        let anvil = anvil_addr(&l.chain);
         assert_eq!(
-            curl_block_number(lab, lab.node_ns(i), l.chain.url()),
-            Ok(3),
-            "node {i}"
+            anvil.ip(),
+            lab.infra_ip(),
+            "anvil listens on infra's address"
         );
-    }
-    assert_eq!(l.chain.block_number().await.unwrap(), 3);
-    assert_ne!(l.chain.harness_url(), l.chain.url());
+        assert_eq!(l.prosody.addr().ip(), lab.infra_ip());
 
-    // The host has no route into the lab: its traffic must go through the portal.
-    assert!(
-        TcpStream::connect_timeout(&anvil, Duration::from_millis(300)).is_err(),
-        "the host reached {anvil} directly"
-    );
+        // Anvil's JSON-RPC from both nodes (curl in their namespaces) and from this process through
+        // the portal: one chain, seen alike.
+        l.chain.mine(3).await.expect("mine through the portal");
+        for i in 0..2 {
+            assert_eq!(
+                curl_block_number(lab, lab.node_ns(i), l.chain.url()),
+                Ok(3),
+                "node {i}"
+            );
+        }
+        assert_eq!(l.chain.block_number().await.unwrap(), 3);
+        assert_ne!(l.chain.harness_url(), l.chain.url());
 
-    // Prosody's c2s port speaks XMPP to both nodes.
-    assert_xmpp_from(lab, lab.node_ns(0), l.prosody.addr());
-    assert_xmpp_from(lab, lab.node_ns(1), l.prosody.addr());
+        // The host has no route into the lab: its traffic must go through the portal.
+        assert!(
+            TcpStream::connect_timeout(&anvil, Duration::from_millis(300)).is_err(),
+            "the host reached {anvil} directly"
+        );
 
-    // Node ↔ node over the LAN, both ways.
-    assert_lan_tcp(lab, 0, 1);
-    assert_lan_tcp(lab, 1, 0);
+        // Prosody's c2s port speaks XMPP to both nodes.
+        assert_xmpp_from(lab, lab.node_ns(0), l.prosody.addr());
+        assert_xmpp_from(lab, lab.node_ns(1), l.prosody.addr());
+
+        // Node ↔ node over the LAN, both ways.
+        assert_lan_tcp(lab, 0, 1);
+        assert_lan_tcp(lab, 1, 0);
+    })
 }
 
-#[tokio::test]
-async fn cut_internet_makes_infra_unreachable_at_once_but_keeps_lan_and_mdns_then_restores() {
+#[test]
+fn cut_internet_makes_infra_unreachable_at_once_but_keeps_lan_and_mdns_then_restores() {
     let _serial = serial();
-    let (l, _) = lab_with_servers(2).await;
-    let lab = &l.lab;
-    let anvil = anvil_addr(&l.chain);
-    let xmpp = l.prosody.addr();
-    assert_eq!(curl_block_number(lab, lab.node_ns(0), l.chain.url()), Ok(0));
+    block_on(async {
+        let (l, _) = lab_with_servers(2).await;
+        let lab = &l.lab;
+        let anvil = anvil_addr(&l.chain);
+        let xmpp = l.prosody.addr();
+        assert_eq!(curl_block_number(lab, lab.node_ns(0), l.chain.url()), Ok(0));
 
-    lab.cut_internet().expect("cut");
-    lab.cut_internet().expect("cutting twice is harmless");
-    for i in 0..2 {
-        assert_unreachable_at_once(lab, lab.node_ns(i), anvil);
-        assert_unreachable_at_once(lab, lab.node_ns(i), xmpp);
-    }
-    let curl = curl_block_number(lab, lab.node_ns(0), l.chain.url());
-    assert!(curl.is_err(), "curl reached anvil after the cut: {curl:?}");
-    // The servers are alive: only the nodes' route is gone.
-    assert!(lab.tcp_reachable_from(lab.router_ns(), anvil));
-    assert!(lab.tcp_reachable_from(lab.router_ns(), xmpp));
+        lab.cut_internet().expect("cut");
+        lab.cut_internet().expect("cutting twice is harmless");
+        for i in 0..2 {
+            assert_unreachable_at_once(lab, lab.node_ns(i), anvil);
+            assert_unreachable_at_once(lab, lab.node_ns(i), xmpp);
+        }
+        let curl = curl_block_number(lab, lab.node_ns(0), l.chain.url());
+        assert!(curl.is_err(), "curl reached anvil after the cut: {curl:?}");
+        // The servers are alive: only the nodes' route is gone.
+        assert!(lab.tcp_reachable_from(lab.router_ns(), anvil));
+        assert!(lab.tcp_reachable_from(lab.router_ns(), xmpp));
 
-    // The LAN still works: TCP both ways and mDNS multicast both ways.
-    assert_lan_tcp(lab, 0, 1);
-    assert_lan_tcp(lab, 1, 0);
-    let sent = assert_mdns_multicast(lab, 0, 1);
-    println!("multicast node 1 → node 2 arrived after {sent} datagram(s)");
-    assert_mdns_multicast(lab, 1, 0);
-    // The trap mDNS code must avoid: with no route, a multicast send that names no interface
-    // fails at once with ENETUNREACH.
-    let unbound = lab
-        .run_in(lab.node_ns(0), || {
-            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-                .and_then(|s| s.send_to(b"x", (MDNS_GROUP, MDNS_PORT)))
-        })
-        .expect("thread in namespace");
-    assert_eq!(
-        unbound.as_ref().map_err(io::Error::raw_os_error).err(),
-        Some(Some(101)),
-        "{unbound:?}"
-    );
-
-    lab.restore_internet().expect("restore");
-    lab.restore_internet().expect("restoring twice is harmless");
-    l.chain.mine(1).await.unwrap();
-    for i in 0..2 {
+        // The LAN still works: TCP both ways and mDNS multicast both ways.
+        assert_lan_tcp(lab, 0, 1);
+        assert_lan_tcp(lab, 1, 0);
+        let sent = assert_mdns_multicast(lab, 0, 1);
+        println!("multicast node 1 → node 2 arrived after {sent} datagram(s)");
+        assert_mdns_multicast(lab, 1, 0);
+        // The trap mDNS code must avoid: with no route, a multicast send that names no interface
+        // fails at once with ENETUNREACH.
+        let unbound = lab
+            .run_in(lab.node_ns(0), || {
+                UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+                    .and_then(|s| s.send_to(b"x", (MDNS_GROUP, MDNS_PORT)))
+            })
+            .expect("thread in namespace");
         assert_eq!(
-            curl_block_number(lab, lab.node_ns(i), l.chain.url()),
-            Ok(1),
-            "node {i} after restore"
+            unbound.as_ref().map_err(io::Error::raw_os_error).err(),
+            Some(Some(101)),
+            "{unbound:?}"
         );
-        assert_xmpp_from(lab, lab.node_ns(i), xmpp);
-    }
-    assert_lan_tcp(lab, 0, 1);
+
+        lab.restore_internet().expect("restore");
+        lab.restore_internet().expect("restoring twice is harmless");
+        l.chain.mine(1).await.unwrap();
+        for i in 0..2 {
+            assert_eq!(
+                curl_block_number(lab, lab.node_ns(i), l.chain.url()),
+                Ok(1),
+                "node {i} after restore"
+            );
+            assert_xmpp_from(lab, lab.node_ns(i), xmpp);
+        }
+        assert_lan_tcp(lab, 0, 1);
+    })
 }
 
 /// Inode numbers of the lab's namespaces (`/run/netns/NAME` is a bind mount of the nsfs file).
@@ -474,70 +488,72 @@ fn leftovers(prefix: &str, inodes: &[u64]) -> Vec<String> {
     left
 }
 
-#[tokio::test]
-async fn dropping_the_lab_removes_namespaces_interfaces_and_its_processes() {
+#[test]
+fn dropping_the_lab_removes_namespaces_interfaces_and_its_processes() {
     let _serial = serial();
-    let (l, _) = lab_with_servers(2).await;
-    let Lab {
-        lab,
-        chain,
-        mut prosody,
-    } = l;
-    let prefix = lab.prefix().to_owned();
-    let names = lab.namespace_names();
-    assert_eq!(names.len(), 5);
-    let inodes = namespace_inodes(&names);
-    // A process started by hand in a node namespace, owned by no handle.
-    let mut sleeper = lab
-        .command_in(lab.node_ns(1), "sleep", ["600"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pids = [chain.pid().unwrap(), prosody.pid().unwrap(), sleeper.id()];
-    assert!(pids.iter().all(|p| is_running(*p)));
-    // Portal connections left open (their threads sit in the infra namespace): one that has
-    // carried a request and is kept alive, one just accepted.
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
-    let mut used = TcpStream::connect(harness_addr(&chain)).unwrap();
-    write!(
+    block_on(async {
+        let (l, _) = lab_with_servers(2).await;
+        let Lab {
+            lab,
+            chain,
+            mut prosody,
+        } = l;
+        let prefix = lab.prefix().to_owned();
+        let names = lab.namespace_names();
+        assert_eq!(names.len(), 5);
+        let inodes = namespace_inodes(&names);
+        // A process started by hand in a node namespace, owned by no handle.
+        let mut sleeper = lab
+            .command_in(lab.node_ns(1), "sleep", ["600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pids = [chain.pid().unwrap(), prosody.pid().unwrap(), sleeper.id()];
+        assert!(pids.iter().all(|p| is_running(*p)));
+        // Portal connections left open (their threads sit in the infra namespace): one that has
+        // carried a request and is kept alive, one just accepted.
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+        let mut used = TcpStream::connect(harness_addr(&chain)).unwrap();
+        write!(
         used,
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
-    used.set_read_timeout(Some(WAIT)).unwrap();
-    let mut head = [0u8; 12];
-    used.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
-    let fresh = TcpStream::connect(harness_addr(&chain)).unwrap();
+        used.set_read_timeout(Some(WAIT)).unwrap();
+        let mut head = [0u8; 12];
+        used.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        let fresh = TcpStream::connect(harness_addr(&chain)).unwrap();
 
-    let t = Instant::now();
-    drop(lab);
-    let took = t.elapsed();
-    assert_eq!(leftovers(&prefix, &inodes), Vec::<String>::new());
-    for pid in pids {
-        assert!(!is_running(pid), "pid {pid} survived the lab");
-    }
-    // The portal shut its connections down: both read to the end at once.
-    for mut conn in [used, fresh] {
-        conn.set_read_timeout(Some(WAIT)).unwrap();
-        let mut rest = Vec::new();
-        if let Err(e) = conn.read_to_end(&mut rest) {
-            assert!(
-                !matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ),
-                "a portal connection outlived the lab: {e}"
-            );
+        let t = Instant::now();
+        drop(lab);
+        let took = t.elapsed();
+        assert_eq!(leftovers(&prefix, &inodes), Vec::<String>::new());
+        for pid in pids {
+            assert!(!is_running(pid), "pid {pid} survived the lab");
         }
-    }
-    let status = sleeper.wait().unwrap();
-    assert!(!status.success(), "sleep was killed: {status}");
-    assert!(!prosody.is_running());
-    println!("dropping a 2-node lab with anvil and Prosody took {took:?}");
-    drop(chain);
+        // The portal shut its connections down: both read to the end at once.
+        for mut conn in [used, fresh] {
+            conn.set_read_timeout(Some(WAIT)).unwrap();
+            let mut rest = Vec::new();
+            if let Err(e) = conn.read_to_end(&mut rest) {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ),
+                    "a portal connection outlived the lab: {e}"
+                );
+            }
+        }
+        let status = sleeper.wait().unwrap();
+        assert!(!status.success(), "sleep was killed: {status}");
+        assert!(!prosody.is_running());
+        println!("dropping a 2-node lab with anvil and Prosody took {took:?}");
+        drop(chain);
+    })
 }
 
 fn harness_addr(chain: &DevChain) -> SocketAddr {
