@@ -96,8 +96,9 @@ fn on_subnet(subnet: Ipv4Addr, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, host)
 }
 
-/// The lab: namespaces, links, addresses and routes; [`Drop`] kills every process still inside
-/// its namespaces and deletes them (which destroys their veths).
+/// The lab: namespaces, links, addresses and routes. [`Drop`] closes its portals, kills every
+/// process still inside its namespaces (also ones started by hand with [`LanLab::command_in`]),
+/// and deletes the namespaces, which destroys their veths; it runs on unwind too.
 pub struct LanLab {
     prefix: String,
     infra_ns: String,
@@ -523,12 +524,8 @@ impl LanLab {
 
 impl Drop for LanLab {
     fn drop(&mut self) {
-        for portal in self
-            .portals
-            .get_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-        {
+        let portals = self.portals.get_mut().unwrap_or_else(|e| e.into_inner());
+        for portal in std::mem::take(portals) {
             portal.close();
         }
         let ids: Vec<u64> = self.ns_held.iter().map(|h| h.id).collect();
