@@ -1,9 +1,11 @@
 //! Dev-chain harness: a real anvil (npm `@foundry-rs/anvil-linux-amd64`, installed by
 //! `integration/deps.sh anvil`) on a free loopback port, killed when dropped. Tests move past
 //! settle timeouts with [`DevChain::mine`] instead of waiting, and isolate cases with
-//! [`DevChain::snapshot`]/[`DevChain::revert`].
+//! [`DevChain::snapshot`]/[`DevChain::revert`]. [`DevChain::start_in`] runs it inside a network
+//! namespace instead (the LAN lab of `testnet::netns`).
 
 use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -20,11 +22,53 @@ use super::{ChainClient, ChainError};
 /// How long anvil may take to start listening (it needs ~0.1 s; a cold npm install is separate).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running anvil instance on 127.0.0.1, killed on drop unless [`DevChain::detach`]ed.
+/// A running anvil instance (on 127.0.0.1 unless started with [`DevChain::start_in`]), killed on
+/// drop unless [`DevChain::detach`]ed.
 pub struct DevChain {
     child: Option<Child>,
+    /// Where anvil listens: the URL the nodes are given.
     url: String,
+    /// The URL this process reaches anvil by (differs from `url` inside a network namespace).
+    harness_url: String,
     rpc: DynProvider,
+}
+
+/// Maps anvil's listening address to the URL this process uses for its own requests; see
+/// [`DevChainPlacement::reach`].
+pub type ReachFn = Box<dyn FnOnce(SocketAddr) -> Result<String, String> + Send>;
+
+/// Where [`DevChain::start_in`] runs anvil and how this process reaches it. The default is what
+/// [`DevChain::start_with`] does: this network namespace, 127.0.0.1.
+pub struct DevChainPlacement {
+    /// Run anvil in this network namespace (`ip netns exec NAME anvil …`); `None`: this one.
+    pub netns: Option<String>,
+    /// The address anvil listens on (`--host`).
+    pub host: Ipv4Addr,
+    /// Called once anvil reports its listening address: waits until that address is reachable
+    /// where it matters (e.g. from a node's namespace) and returns the URL this process sends
+    /// its own requests to (e.g. a forwarding port into the namespace). `None`:
+    /// `http://<listening address>`.
+    pub reach: Option<ReachFn>,
+}
+
+impl Default for DevChainPlacement {
+    fn default() -> Self {
+        DevChainPlacement {
+            netns: None,
+            host: Ipv4Addr::LOCALHOST,
+            reach: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DevChainPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevChainPlacement")
+            .field("netns", &self.netns)
+            .field("host", &self.host)
+            .field("reach", &self.reach.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
 }
 
 /// Options of [`DevChain::start_with`].
@@ -75,9 +119,28 @@ impl DevChain {
 
     /// [`DevChain::start`] with options.
     pub async fn start_with(options: DevChainOptions) -> Result<Self, ChainError> {
+        Self::start_in(options, DevChainPlacement::default()).await
+    }
+
+    /// [`DevChain::start_with`], placed as `placement` says (e.g. inside a network namespace,
+    /// listening on an address there). [`DevChain::url`] is then anvil's own address (for the
+    /// nodes), [`DevChain::harness_url`] the one this process uses.
+    pub async fn start_in(
+        options: DevChainOptions,
+        placement: DevChainPlacement,
+    ) -> Result<Self, ChainError> {
         let bin = Self::anvil_path()?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "1"])
+        let host = placement.host.to_string();
+        let mut cmd = match &placement.netns {
+            None => Command::new(&bin),
+            Some(ns) => {
+                // `ip netns exec` execs anvil in place: the child's pid is anvil's.
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(&bin);
+                cmd
+            }
+        };
+        cmd.args(["--host", &host, "--port", "0", "--accounts", "1"])
             .stdin(Stdio::null())
             .stderr(Stdio::null());
         if let Some(seconds) = options.block_time {
@@ -144,17 +207,40 @@ impl DevChain {
             }
         };
         let url = format!("http://{addr}");
+        let harness_url = match placement.reach {
+            None => url.clone(),
+            Some(reach) => {
+                let reached = addr
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("anvil's address {addr:?}: {e}"))
+                    .and_then(reach);
+                match reached {
+                    Ok(harness_url) => harness_url,
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(ChainError::DevChain(format!(
+                            "anvil listens on {addr} but is not reachable: {e}"
+                        )));
+                    }
+                }
+            }
+        };
         let rpc = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_http(
-                Url::parse(&url)
-                    .map_err(|e| ChainError::DevChain(format!("anvil address {addr:?}: {e}")))?,
+                Url::parse(&harness_url)
+                    .map_err(|e| ChainError::DevChain(format!("anvil URL {harness_url:?}: {e}")))?,
             )
             .erased();
-        debug!("anvil (pid {}) listening at {url}", child.id());
+        debug!(
+            "anvil (pid {}) listening at {url} (reached at {harness_url})",
+            child.id()
+        );
         Ok(DevChain {
             child: Some(child),
             url,
+            harness_url,
             rpc,
         })
     }
@@ -170,9 +256,15 @@ impl DevChain {
         self.child.take().map(|c| c.id())
     }
 
-    /// The JSON-RPC URL.
+    /// The JSON-RPC URL: where anvil listens, the address its neighbours (nodes) use.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The JSON-RPC URL this process uses ([`DevChain::provider`], [`DevChain::client`]): the
+    /// same as [`DevChain::url`] unless anvil runs in another network namespace.
+    pub fn harness_url(&self) -> &str {
+        &self.harness_url
     }
 
     /// A provider without a wallet (views, raw anvil methods).
@@ -237,7 +329,7 @@ impl DevChain {
     pub async fn client(&self, signer: PrivateKeySigner) -> Result<ChainClient, ChainError> {
         self.set_balance(signer.address(), U256::from(10u64).pow(U256::from(24u64)))
             .await?;
-        ChainClient::connect(&self.url, signer).await
+        ChainClient::connect(&self.harness_url, signer).await
     }
 }
 

@@ -8,6 +8,7 @@ pub mod compose;
 mod credentials;
 pub mod info;
 pub mod limits;
+pub mod netns;
 pub mod network;
 pub mod rpc_gate;
 pub mod seed;

@@ -2,13 +2,16 @@
 //!
 //! Each [`ProsodyServer`] renders `xmpp-server-config/prosody.cfg.lua.template` into its own
 //! temporary directory (config, data, pid file, log) and listens on a free loopback port, so
-//! several can run side by side and nothing is assumed to be running already.
+//! several can run side by side and nothing is assumed to be running already. With
+//! [`ProsodyOptions::netns`] it runs inside a network namespace instead, listening on
+//! [`ProsodyOptions::interface`] there (the LAN lab of `testnet::netns`).
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The single-server Prosody configuration template, with `@NAME@` placeholders.
@@ -106,6 +109,17 @@ impl LogLevel {
     }
 }
 
+/// Says whether a server address accepts connections, from wherever the caller cares about
+/// (e.g. from a node's network namespace); see [`ProsodyOptions::ready_probe`].
+#[derive(Clone)]
+pub struct ReadyProbe(pub Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ReadyProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadyProbe(<fn>)")
+    }
+}
+
 /// Options for [`ProsodyServer::start_with`].
 #[derive(Debug, Clone)]
 pub struct ProsodyOptions {
@@ -121,6 +135,14 @@ pub struct ProsodyOptions {
     /// Log every stanza in and out, whole (Prosody's `mod_stanza_debug`; forces the debug
     /// level). For tests that read the bytes crossing the server.
     pub stanza_log: bool,
+    /// Run Prosody in this network namespace (`ip netns exec NAME prosody …`); `None`: this one.
+    pub netns: Option<String>,
+    /// The address Prosody listens on (its `interfaces`); 127.0.0.1 by default.
+    pub interface: Ipv4Addr,
+    /// How to tell that the port accepts connections (checked every 10 ms during start-up);
+    /// `None`: a TCP connection from this process. Set it when this process has no route to
+    /// [`ProsodyOptions::interface`] (Prosody in another namespace).
+    pub ready_probe: Option<ReadyProbe>,
 }
 
 impl Default for ProsodyOptions {
@@ -132,6 +154,9 @@ impl Default for ProsodyOptions {
             dir: None,
             own_process_group: false,
             stanza_log: false,
+            netns: None,
+            interface: Ipv4Addr::LOCALHOST,
+            ready_probe: None,
         }
     }
 }
@@ -159,7 +184,8 @@ impl ProsodyServer {
         Self::start_with(domain, ProsodyOptions::default())
     }
 
-    /// Starts Prosody for `domain` on a free loopback port.
+    /// Starts Prosody for `domain` on a free port (on [`ProsodyOptions::interface`], loopback by
+    /// default).
     pub fn start_with(domain: &str, options: ProsodyOptions) -> Result<Self, ServerError> {
         ensure_installed()?;
         let (base, temp) = match &options.dir {
@@ -207,9 +233,9 @@ impl ProsodyServer {
         self.port
     }
 
-    /// The client-to-server address (loopback).
+    /// The client-to-server address ([`ProsodyOptions::interface`]: loopback by default).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port))
+        SocketAddr::V4(SocketAddrV4::new(self.options.interface, self.port))
     }
 
     /// Prosody's log file.
@@ -328,7 +354,15 @@ impl ProsodyServer {
         let console_err = console
             .try_clone()
             .map_err(io_err("opening the console log"))?;
-        let mut cmd = Command::new("prosody");
+        let mut cmd = match &self.options.netns {
+            None => Command::new("prosody"),
+            Some(ns) => {
+                // `ip netns exec` execs prosody in place: the child's pid is prosody's.
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, "prosody"]);
+                cmd
+            }
+        };
         cmd.arg("--config")
             .arg(&self.config_path)
             .arg("-F")
@@ -354,7 +388,13 @@ impl ProsodyServer {
                     log_tail: self.log_tail(),
                 });
             }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            let ready = match &self.options.ready_probe {
+                None => {
+                    TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+                }
+                Some(probe) => (probe.0)(self.addr()),
+            };
+            if ready {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -379,7 +419,7 @@ impl ProsodyServer {
         let config = render_template(
             CONFIG_TEMPLATE,
             &[
-                ("INTERFACE", "127.0.0.1".into()),
+                ("INTERFACE", self.options.interface.to_string()),
                 ("C2S_PORT", self.port.to_string()),
                 ("DOMAIN", self.domain.clone()),
                 ("DATA_DIR", lua_path(&self.data_dir)),
