@@ -505,8 +505,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             };
             let mut options = TestnetOptions::new(4, &dir, std::env::current_exe()?);
             options.node_log = "warn".into();
-            let net = Testnet::start(options).await?;
-            let report = testnet::bench::run(&net, &bench).await?;
+            let mut net = Testnet::start(options).await?;
+            let report = testnet::bench::run(&mut net, &bench).await?;
             print!("{}", report.table());
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
                 .with_context(|| format!("writing {}", out.display()))?;

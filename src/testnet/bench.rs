@@ -128,7 +128,7 @@ impl BenchReport {
 }
 
 /// Runs every measurement on `net` (four nodes: A, B, C, D).
-pub async fn run(net: &Testnet, options: &BenchOptions) -> Result<BenchReport, TestnetError> {
+pub async fn run(net: &mut Testnet, options: &BenchOptions) -> Result<BenchReport, TestnetError> {
     if net.len() < 4 {
         return Err(TestnetError::Setup(
             "the bench needs a four-node testnet".into(),
@@ -294,12 +294,98 @@ pub async fn run(net: &Testnet, options: &BenchOptions) -> Result<BenchReport, T
     log::info!("bench: fsync'd RocksDB commits");
     rows.push(super::limits::rocksdb_commits(options.commits)?);
 
+    // Last, since it stops the XMPP server for a while: direct transfers over the LAN alone.
+    let lan_runs = [
+        (
+            "direct A→B over the LAN, sequential",
+            options.direct_sequential,
+            1,
+        ),
+        (
+            "direct A→B over the LAN, concurrent",
+            options.direct_concurrent,
+            k,
+        ),
+    ];
+    if lan_runs.iter().any(|(name, _, _)| wanted(name)) {
+        let lan_rows = lan_only(net, &token, &b, &direct, &lan_runs, &wanted, &pids).await?;
+        // Beside the XMPP direct rows.
+        let at = rows
+            .iter()
+            .position(|r| r.name.starts_with("mediated"))
+            .unwrap_or(rows.len());
+        rows.splice(at..at, lan_rows);
+    }
+
     Ok(BenchReport {
         machine: super::limits::machine(),
         rows,
         node_peak_rss_mib,
         history_records,
     })
+}
+
+/// Direct transfers from node 1 to node 2 with the XMPP server stopped, so the LAN carries
+/// every message: the two are introduced (`POST /api/1/updatenodes`), Prosody stops, the runs
+/// go, Prosody starts again.
+async fn lan_only(
+    net: &mut Testnet,
+    token: &str,
+    b: &str,
+    direct: &serde_json::Value,
+    runs: &[(&str, usize, usize)],
+    wanted: &dyn Fn(&str) -> bool,
+    pids: &[u32],
+) -> Result<Vec<BenchRow>, TestnetError> {
+    for (i, j) in [(0, 1), (1, 0)] {
+        let peers = json!([{"address": net.address(j), "ip_port": net.lan(j)}]);
+        net.api(i)
+            .expect(200, reqwest::Method::POST, "updatenodes", Some(peers))
+            .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, peers) = net.api(0).get("updatenodes").await?;
+        let up = peers
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["connected"] == json!(true)));
+        if up {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(TestnetError::Api(
+                "nodes 1 and 2 never connected on the LAN".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    log::info!("bench: stopping the XMPP server for the LAN runs");
+    net.prosody.stop()?;
+    let api = net.api(0).clone();
+    let mut rows = Vec::new();
+    let mut result = Ok(());
+    for (name, count, clients) in runs {
+        if !wanted(name) {
+            continue;
+        }
+        log::info!("bench: {name}, {count} transfers");
+        match transfers(&api, token, b, direct, *count, *clients, pids).await {
+            Ok(mut row) => {
+                row.name = if *clients > 1 {
+                    format!("{name} ({clients} clients)")
+                } else {
+                    (*name).to_owned()
+                };
+                rows.push(row);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    net.prosody.restart()?;
+    result.map(|_| rows)
 }
 
 /// `count` transfers of 1 from `api` to `target`, by `clients` concurrent sequential clients.
