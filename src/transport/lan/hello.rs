@@ -1,6 +1,7 @@
 //! The LAN hello: a mutual challenge–response that binds a connection to a proven address.
 //!
-//! On connect each side sends a [`Challenge`] (its chain id and a fresh random nonce). On
+//! On connect each side sends a [`Challenge`] (its chain id, a fresh random nonce, and the
+//! frame rate it accepts, so the other side can pace itself below it). On
 //! receiving the other side's challenge it answers with a [`Proof`]: its address, its listen
 //! port and a signature over [`proof_digest`] = `keccak256(DOMAIN_TAG ‖ chain_id ‖ address ‖
 //! listen_port ‖ the other side's nonce)`. A proof therefore only convinces the side that
@@ -20,8 +21,8 @@ use crate::primitives::{Address, H256, Signature};
 pub const DOMAIN_TAG: &[u8] = b"smartraiden-lan-hello-v1";
 /// Length of a hello nonce.
 pub const NONCE_LEN: usize = 32;
-/// Encoded length of a [`Challenge`]: chain id (8) and nonce.
-pub const CHALLENGE_LEN: usize = 8 + NONCE_LEN;
+/// Encoded length of a [`Challenge`]: chain id (8), nonce, frame rate limit (4).
+pub const CHALLENGE_LEN: usize = 8 + NONCE_LEN + 4;
 /// Encoded length of a [`Proof`]: address (20), listen port (2), signature (65).
 pub const PROOF_LEN: usize = 20 + 2 + 65;
 
@@ -81,28 +82,36 @@ pub enum HelloError {
     Timeout,
 }
 
-/// First hello step: who we are not yet, only which chain and a fresh nonce.
+/// First hello step: not yet who we are, only which chain, a fresh nonce, and how many
+/// frames per second we accept (unauthenticated, used only to pace sending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Challenge {
     /// The sender's chain id.
     pub chain_id: u64,
     /// Fresh randomness the other side must sign over.
     pub nonce: [u8; NONCE_LEN],
+    /// The sender's `max_frames_per_sec`.
+    pub max_frames_per_sec: u32,
 }
 
 impl Challenge {
     /// A challenge with a fresh nonce from the operating system's generator.
-    pub fn fresh(chain_id: u64) -> Challenge {
+    pub fn fresh(chain_id: u64, max_frames_per_sec: u32) -> Challenge {
         let mut nonce = [0u8; NONCE_LEN];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-        Challenge { chain_id, nonce }
+        Challenge {
+            chain_id,
+            nonce,
+            max_frames_per_sec,
+        }
     }
 
-    /// Wire payload: chain id (u64 big-endian) ‖ nonce.
+    /// Wire payload: chain id (u64 big-endian) ‖ nonce ‖ frame limit (u32 big-endian).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(CHALLENGE_LEN);
         out.extend_from_slice(&self.chain_id.to_be_bytes());
         out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.max_frames_per_sec.to_be_bytes());
         out
     }
 
@@ -117,10 +126,13 @@ impl Challenge {
         let mut chain = [0u8; 8];
         chain.copy_from_slice(&payload[..8]);
         let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&payload[8..]);
+        nonce.copy_from_slice(&payload[8..8 + NONCE_LEN]);
+        let mut rate = [0u8; 4];
+        rate.copy_from_slice(&payload[8 + NONCE_LEN..]);
         Ok(Challenge {
             chain_id: u64::from_be_bytes(chain),
             nonce,
+            max_frames_per_sec: u32::from_be_bytes(rate),
         })
     }
 }
@@ -220,6 +232,8 @@ pub struct Hello {
     pub peer: Address,
     /// The port the peer listens on.
     pub listen_port: u16,
+    /// The frames per second the peer accepts (from its challenge).
+    pub max_frames_per_sec: u32,
 }
 
 /// Runs both hello steps on a fresh connection (the caller bounds it with a timeout).
@@ -229,12 +243,13 @@ pub async fn handshake<R, W>(
     key: &PrivateKey,
     chain_id: u64,
     listen_port: u16,
+    max_frames_per_sec: u32,
 ) -> Result<Hello, HelloError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let ours = Challenge::fresh(chain_id);
+    let ours = Challenge::fresh(chain_id, max_frames_per_sec);
     write_frame(writer, FrameType::Challenge, &ours.encode()).await?;
     let theirs = Challenge::decode(&expect(reader, FrameType::Challenge).await?)?;
     if theirs.chain_id != chain_id {
@@ -253,6 +268,7 @@ where
     Ok(Hello {
         peer,
         listen_port: proof.listen_port,
+        max_frames_per_sec: theirs.max_frames_per_sec,
     })
 }
 
@@ -293,9 +309,9 @@ mod tests {
         claim.address = key(2).address();
         assert!(claim.verify(5, &nonce).is_err(), "other address");
         assert_eq!(Proof::decode(&p.encode()).unwrap(), p);
-        let c = Challenge::fresh(9);
+        let c = Challenge::fresh(9, 100);
         assert_eq!(Challenge::decode(&c.encode()).unwrap(), c);
-        assert_ne!(Challenge::fresh(9).nonce, c.nonce);
+        assert_ne!(Challenge::fresh(9, 100).nonce, c.nonce);
     }
 
     #[tokio::test]
@@ -307,22 +323,17 @@ mod tests {
         let mut br = FrameReader::new(br, 1024);
         let (ka, kb) = (key(1), key(2));
         let (x, y) = tokio::join!(
-            handshake(&mut ar, &mut aw, &ka, 3, 10),
-            handshake(&mut br, &mut bw, &kb, 3, 20)
+            handshake(&mut ar, &mut aw, &ka, 3, 10, 100),
+            handshake(&mut br, &mut bw, &kb, 3, 20, 200)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(
+            (x.peer, x.listen_port, x.max_frames_per_sec),
+            (kb.address(), 20, 200)
         );
         assert_eq!(
-            x.unwrap(),
-            Hello {
-                peer: kb.address(),
-                listen_port: 20
-            }
-        );
-        assert_eq!(
-            y.unwrap(),
-            Hello {
-                peer: ka.address(),
-                listen_port: 10
-            }
+            (y.peer, y.listen_port, y.max_frames_per_sec),
+            (ka.address(), 10, 100)
         );
     }
 }

@@ -87,6 +87,7 @@ impl Context {
                 &self.key,
                 self.chain_id,
                 self.listen_port,
+                self.limits.max_frames_per_sec,
             ),
         )
         .await
@@ -103,6 +104,7 @@ impl Context {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer: hello.peer,
             seen_at: SocketAddr::new(remote.ip(), hello.listen_port),
+            peer_frame_limit: hello.max_frames_per_sec,
             dialled_by: if expected.is_some() {
                 self.me
             } else {

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{self, Link, Running};
+use super::connection::{self, Link, Running, Side};
 use super::discovery::Discovery;
 use super::peers::{ConnId, Peer, PeerSource, keep_new_connection};
 use super::setup::{self, Context};
@@ -60,12 +60,14 @@ pub enum TaskMsg {
         /// The frame payload.
         bytes: Vec<u8>,
     },
-    /// A proven connection ended.
+    /// A task of a proven connection ended.
     Ended {
         /// The connection.
         id: ConnId,
         /// Its proven peer.
         peer: Address,
+        /// Which task.
+        side: Side,
         /// Why.
         reason: String,
     },
@@ -245,16 +247,23 @@ impl Hub {
                     claimed_sender: Some(peer),
                 });
             }
-            TaskMsg::Ended { id, peer, reason } => self.ended(id, peer, &reason),
+            TaskMsg::Ended {
+                id,
+                peer,
+                side,
+                reason,
+            } => self.ended(id, peer, side, &reason),
             TaskMsg::Sighting { peer, at } => self.sighting(peer, at),
         }
     }
 
-    /// A hello completed: make it the peer's connection unless a preferred one is up.
+    /// A hello completed: make it the peer's connection unless a preferred one is up. The
+    /// loser is retired, not cut, so whatever the peer already sent on it is still delivered.
     fn proven(&mut self, link: Link) {
         let me = self.me();
         let now = Instant::now();
         let outbound = link.dialled_by == me;
+        let retire_by = now + self.ctx.limits.handshake_timeout;
         let mut table = self.shared.lock();
         if outbound {
             match table.get_mut(&link.peer) {
@@ -273,38 +282,13 @@ impl Hub {
         if outbound {
             p.backoff = limits.backoff_initial;
         }
-        if let Some((old, old_dialler)) = p.live {
-            if !keep_new_connection(old_dialler, link.dialled_by) {
-                log::debug!(
-                    "lan {me:?}: duplicate connection with {:?} closed (keeping the one {:?} dialled)",
-                    link.peer,
-                    old_dialler
-                );
-                return;
-            }
-            if let Some(r) = self.conns.remove(&old) {
-                r.close();
-            }
-            log::debug!(
-                "lan {me:?}: connection with {:?} replaced by one {:?} dialled",
-                link.peer,
-                link.dialled_by
-            );
-        }
-        p.live = Some((link.id, link.dialled_by));
-        p.live_since = Some(now);
-        p.seen_at = Some(link.seen_at);
-        p.last_seen = Some(now);
-        p.offline_due = None;
-        if !p.online_reported {
-            p.online_reported = true;
-            log::info!("lan {me:?}: {:?} online at {}", link.peer, link.seen_at);
-            self.owed.push(TransportEvent::PeerOnline(link.peer));
-        }
+        let (id, peer, dialled_by, seen_at) = (link.id, link.peer, link.dialled_by, link.seen_at);
+        let keep = match p.live {
+            None => true,
+            Some((_, old_dialler)) => keep_new_connection(old_dialler, dialled_by),
+        };
         let outbox = p.outbox.clone();
-        drop(table);
-        let (id, peer) = (link.id, link.peer);
-        let running = connection::spawn(
+        let mut running = connection::spawn(
             link,
             me,
             outbox,
@@ -312,17 +296,47 @@ impl Hub {
             self.ctx.tasks.clone(),
             &mut self.set,
         );
-        debug_assert_eq!(running.peer, peer);
+        if !keep {
+            log::debug!(
+                "lan {me:?}: duplicate connection with {peer:?} retired (keeping the one {:?} dialled)",
+                p.live.map(|(_, d)| d)
+            );
+            running.retire(retire_by);
+            self.conns.insert(id, running);
+            return;
+        }
+        if let Some((old, _)) = p.live
+            && let Some(r) = self.conns.get_mut(&old)
+        {
+            log::debug!(
+                "lan {me:?}: connection with {peer:?} replaced by one {dialled_by:?} dialled"
+            );
+            r.retire(retire_by);
+        }
+        p.live = Some((id, dialled_by));
+        p.live_since = Some(now);
+        p.seen_at = Some(seen_at);
+        p.last_seen = Some(now);
+        p.offline_due = None;
+        if !p.online_reported {
+            p.online_reported = true;
+            log::info!("lan {me:?}: {peer:?} online at {seen_at}");
+            self.owed.push(TransportEvent::PeerOnline(peer));
+        }
         self.conns.insert(id, running);
     }
 
-    /// A connection ended by itself (not closed by us).
-    fn ended(&mut self, id: ConnId, peer: Address, reason: &str) {
-        let Some(running) = self.conns.remove(&id) else {
+    /// A task of a connection ended by itself: after the reader, the writer finishes its write
+    /// and closes; after the writer (the socket failed), the reader is cut.
+    fn ended(&mut self, id: ConnId, peer: Address, side: Side, reason: &str) {
+        let now = Instant::now();
+        let Some(mut running) = self.conns.remove(&id) else {
             return;
         };
-        running.close();
-        let now = Instant::now();
+        match side {
+            Side::Reader => running.retire(now),
+            Side::Writer => running.close(),
+        }
         let limits = &self.ctx.limits;
         let mut table = self.shared.lock();
         let Some(p) = table.get_mut(&peer) else {
@@ -401,6 +415,13 @@ impl Hub {
         let me = self.me();
         let expiry = self.ctx.limits.peer_expiry;
         let pending = self.ctx.pending.load(Ordering::Acquire);
+        self.conns.retain(|_, r| match r.retired_until {
+            Some(t) if t <= now => {
+                r.close();
+                false
+            }
+            _ => true,
+        });
         let mut table = self.shared.lock();
         for (addr, p) in table.iter_mut() {
             if p.wants_dial() && p.next_dial <= now {
@@ -448,6 +469,11 @@ impl Hub {
         let now = Instant::now();
         let table = self.shared.lock();
         let mut wake = now + TICK;
+        for r in self.conns.values() {
+            if let Some(t) = r.retired_until {
+                wake = wake.min(t.max(now));
+            }
+        }
         for p in table.values() {
             if p.wants_dial() && p.next_dial > now {
                 wake = wake.min(p.next_dial);
