@@ -496,9 +496,18 @@ async fn hostile_connections_are_dropped_and_change_nothing() {
         .await;
     dropped_and_nothing_changed("forged signature", &mut raw, &mut v, &mut l, 5).await;
 
-    // Another chain id in the challenge.
+    // Another chain id in the challenge (with a proof that is otherwise valid): the victim
+    // drops the connection before it sends its own proof.
     let mut raw = RawClient::connect(va).await;
     raw.send_challenge(CHAIN + 1, [2; 32]).await;
+    let theirs = raw.challenge().await;
+    let proof = Proof::sign(&attacker, CHAIN, 1, &theirs.nonce);
+    raw.write_raw(&frame::encode(FrameType::Proof, &proof.encode()))
+        .await;
+    match timeout(DEADLINE, raw.reader.next_frame()).await {
+        Ok(Err(_)) => {} // closed without a proof
+        other => panic!("other chain: expected the connection closed, got {other:?}"),
+    }
     dropped_and_nothing_changed("other chain", &mut raw, &mut v, &mut l, 6).await;
 
     // Our chain id in the challenge but a proof signed for another chain.
@@ -542,6 +551,22 @@ async fn hostile_connections_are_dropped_and_change_nothing() {
     let mut raw = RawClient::connect(va).await;
     raw.send_challenge(CHAIN, [5; 32]).await;
     dropped_and_nothing_changed("silent after challenge", &mut raw, &mut v, &mut l, 10).await;
+
+    // After a valid hello: a frame over the cap (256 KiB) drops the connection.
+    let big = key(69);
+    let mut raw = RawClient::connect(va).await;
+    raw.hello(&big, [7; 32]).await;
+    let len = (LanLimits::default().max_frame_bytes + 1) as u32;
+    let mut header = len.to_be_bytes().to_vec();
+    header.push(3);
+    raw.write_raw(&header).await;
+    raw.write_raw(&vec![0u8; 64 * 1024]).await;
+    assert!(raw.closed_by_peer().await, "oversized frame after hello");
+    v.events
+        .until("the oversized sender goes offline", |e| {
+            *e == TransportEvent::PeerOffline(big.address())
+        })
+        .await;
 
     // A second hello after the first (protocol violation on a proven link).
     let mut raw = RawClient::connect(va).await;

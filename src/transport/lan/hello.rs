@@ -25,6 +25,9 @@ pub const NONCE_LEN: usize = 32;
 pub const CHALLENGE_LEN: usize = 8 + NONCE_LEN + 4;
 /// Encoded length of a [`Proof`]: address (20), listen port (2), signature (65).
 pub const PROOF_LEN: usize = 20 + 2 + 65;
+/// Frame cap while the hello runs (type byte + the larger hello payload): a stranger cannot
+/// make us buffer more than this before proving who it is.
+pub const MAX_HELLO_FRAME: usize = 1 + PROOF_LEN;
 
 /// Why a hello failed; the connection is dropped and nothing else changes.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +239,8 @@ pub struct Hello {
     pub max_frames_per_sec: u32,
 }
 
-/// Runs both hello steps on a fresh connection (the caller bounds it with a timeout).
+/// Runs both hello steps on a fresh connection (the caller bounds it with a timeout and
+/// creates `reader` with the [`MAX_HELLO_FRAME`] cap).
 pub async fn handshake<R, W>(
     reader: &mut FrameReader<R>,
     writer: &mut W,

@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use super::LanLimits;
 use super::connection::{Link, Slot};
 use super::frame::FrameReader;
-use super::hello::{HelloError, handshake};
+use super::hello::{HelloError, MAX_HELLO_FRAME, handshake};
 use super::worker::TaskMsg;
 use crate::crypto::PrivateKey;
 use crate::primitives::Address;
@@ -78,7 +78,7 @@ impl Context {
     ) -> Result<Link, HelloError> {
         let _ = stream.set_nodelay(true);
         let (r, mut w) = stream.into_split();
-        let mut reader = FrameReader::new(r, self.limits.max_frame_bytes);
+        let mut reader = FrameReader::new(r, MAX_HELLO_FRAME);
         let hello = timeout(
             self.limits.handshake_timeout,
             handshake(
@@ -92,6 +92,7 @@ impl Context {
         )
         .await
         .map_err(|_| HelloError::Timeout)??;
+        reader.set_max_frame_bytes(self.limits.max_frame_bytes);
         if let Some(expected) = expected
             && expected != hello.peer
         {
