@@ -419,6 +419,46 @@ async fn a_raw_client_reads_a_signed_message_frame_after_a_valid_hello() {
     );
 }
 
+#[tokio::test]
+async fn a_dialled_peer_proving_another_address_is_dropped_before_we_prove_ourselves() {
+    let mut a = start(key(1), limits()).await;
+    let expected = key(5).address();
+    let impostor = key(6);
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    a.t.add_peer(expected, listener.local_addr().unwrap());
+    // Twice: the first attempt and a redial after the backoff.
+    for attempt in 0..2 {
+        let (stream, _) = timeout(DEADLINE, listener.accept())
+            .await
+            .expect("a dials")
+            .unwrap();
+        let (r, w) = stream.into_split();
+        let mut raw = RawClient {
+            reader: FrameReader::new(r, 1 << 20),
+            writer: w,
+        };
+        // Acceptor side, genuinely signed by the impostor.
+        let ours = [attempt as u8; 32];
+        raw.send_challenge(CHAIN, ours).await;
+        let theirs = raw.challenge().await;
+        let proof = Proof::sign(&impostor, CHAIN, 1, &theirs.nonce);
+        raw.write_raw(&frame::encode(FrameType::Proof, &proof.encode()))
+            .await;
+        // The dialler hangs up without a proof of its own.
+        match timeout(DEADLINE, raw.reader.next_frame()).await {
+            Ok(Err(_)) => {}
+            other => panic!("expected a to hang up without proving itself, got {other:?}"),
+        }
+    }
+    assert!(!a.t.reachable(expected) && !a.t.reachable(impostor.address()));
+    let peers = a.t.peers();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].address, expected);
+    assert!(!peers[0].connected);
+    a.events.drain();
+    assert!(a.events.log.is_empty(), "{}", a.events.summary());
+}
+
 /// Victim `v` with a legitimate, connected peer `l`.
 async fn victim_and_peer(limits_v: LanLimits) -> (Node, Node) {
     let mut v = start(key(1), limits_v).await;

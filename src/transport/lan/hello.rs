@@ -8,8 +8,12 @@
 //! chose the nonce, on this chain, for this address: it cannot be replayed on another
 //! connection, another chain, or as anybody else.
 //!
-//! Frames in order, both sides alike: send `Challenge`, read `Challenge`, send `Proof`, read
-//! `Proof`. Anything else is a protocol violation and the connection is dropped.
+//! Frames in order: both sides send their `Challenge` at once. The accepting side answers the
+//! dialler's challenge with its `Proof` straight away; the dialler first checks that proof
+//! (and that it proves the address it meant to reach) and only then sends its own. So a
+//! dialler that reached the wrong node leaves without having proven anything to it. Any other
+//! frame, or a proof from the dialler before the acceptor's challenge was answered by the
+//! acceptor, is a protocol violation and the connection is dropped.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -239,6 +243,15 @@ pub struct Hello {
     pub max_frames_per_sec: u32,
 }
 
+/// Which end of the TCP connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We dialled, hoping to reach this address (the peer's proof must show it).
+    Dialler(Address),
+    /// We accepted; anyone may prove who they are.
+    Acceptor,
+}
+
 /// Runs both hello steps on a fresh connection (the caller bounds it with a timeout and
 /// creates `reader` with the [`MAX_HELLO_FRAME`] cap).
 pub async fn handshake<R, W>(
@@ -248,6 +261,7 @@ pub async fn handshake<R, W>(
     chain_id: u64,
     listen_port: u16,
     max_frames_per_sec: u32,
+    role: Role,
 ) -> Result<Hello, HelloError>
 where
     R: AsyncRead + Unpin,
@@ -262,12 +276,23 @@ where
             theirs: theirs.chain_id,
         });
     }
-    let proof = Proof::sign(key, chain_id, listen_port, &theirs.nonce);
-    write_frame(writer, FrameType::Proof, &proof.encode()).await?;
+    let our_proof = Proof::sign(key, chain_id, listen_port, &theirs.nonce);
+    if role == Role::Acceptor {
+        write_frame(writer, FrameType::Proof, &our_proof.encode()).await?;
+    }
     let proof = Proof::decode(&expect(reader, FrameType::Proof).await?)?;
     let peer = proof.verify(chain_id, &ours.nonce)?;
     if peer == key.address() {
         return Err(HelloError::OwnAddress);
+    }
+    if let Role::Dialler(expected) = role {
+        if peer != expected {
+            return Err(HelloError::WrongPeer {
+                expected,
+                proven: peer,
+            });
+        }
+        write_frame(writer, FrameType::Proof, &our_proof.encode()).await?;
     }
     Ok(Hello {
         peer,
@@ -327,8 +352,16 @@ mod tests {
         let mut br = FrameReader::new(br, 1024);
         let (ka, kb) = (key(1), key(2));
         let (x, y) = tokio::join!(
-            handshake(&mut ar, &mut aw, &ka, 3, 10, 100),
-            handshake(&mut br, &mut bw, &kb, 3, 20, 200)
+            handshake(
+                &mut ar,
+                &mut aw,
+                &ka,
+                3,
+                10,
+                100,
+                Role::Dialler(kb.address())
+            ),
+            handshake(&mut br, &mut bw, &kb, 3, 20, 200, Role::Acceptor)
         );
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(
@@ -338,6 +371,30 @@ mod tests {
         assert_eq!(
             (y.peer, y.listen_port, y.max_frames_per_sec),
             (ka.address(), 10, 100)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dialler_that_reached_someone_else_proves_nothing() {
+        let (a, b) = tokio::io::duplex(4096);
+        let (ar, mut aw) = tokio::io::split(a);
+        let (br, mut bw) = tokio::io::split(b);
+        let mut ar = FrameReader::new(ar, 1024);
+        let mut br = FrameReader::new(br, 1024);
+        let (ka, kb) = (key(1), key(2));
+        let (x, y) = tokio::join!(
+            async move {
+                let other = Role::Dialler(key(3).address());
+                let r = handshake(&mut ar, &mut aw, &ka, 3, 10, 100, other).await;
+                drop((ar, aw)); // the dialler hangs up
+                r
+            },
+            handshake(&mut br, &mut bw, &kb, 3, 20, 200, Role::Acceptor)
+        );
+        assert!(matches!(x, Err(HelloError::WrongPeer { .. })), "{x:?}");
+        assert!(
+            matches!(y, Err(HelloError::Frame(_))),
+            "acceptor got no proof: {y:?}"
         );
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use super::LanLimits;
 use super::connection::{Link, Slot};
 use super::frame::FrameReader;
-use super::hello::{HelloError, MAX_HELLO_FRAME, handshake};
+use super::hello::{HelloError, MAX_HELLO_FRAME, Role, handshake};
 use super::worker::TaskMsg;
 use crate::crypto::PrivateKey;
 use crate::primitives::Address;
@@ -88,19 +88,15 @@ impl Context {
                 self.chain_id,
                 self.listen_port,
                 self.limits.max_frames_per_sec,
+                match expected {
+                    Some(peer) => Role::Dialler(peer),
+                    None => Role::Acceptor,
+                },
             ),
         )
         .await
         .map_err(|_| HelloError::Timeout)??;
         reader.set_max_frame_bytes(self.limits.max_frame_bytes);
-        if let Some(expected) = expected
-            && expected != hello.peer
-        {
-            return Err(HelloError::WrongPeer {
-                expected,
-                proven: hello.peer,
-            });
-        }
         Ok(Link {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer: hello.peer,
