@@ -875,6 +875,9 @@ fn spawn_child(ns: &str, role: &str, iface: &str) -> std::process::Child {
         .expect("child test starts")
 }
 
+/// Two nodes in separate network namespaces (a veth pair, no default route, mDNS restricted
+/// to the veth) find each other with no manual peer, prove themselves, exchange a message;
+/// when b stops, a reports it offline and forgets it once it is no longer announced.
 #[test]
 fn mdns_discovery_between_two_network_namespaces() {
     let ns = Namespaces::create();
@@ -892,16 +895,20 @@ fn mdns_discovery_between_two_network_namespaces() {
             }
         });
     }
-    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let end = std::time::Instant::now() + Duration::from_secs(90);
     let mut discovered = [None::<u64>, None];
     let mut delivered = [false, false];
-    while !(delivered[0] && delivered[1]) {
+    let mut expired_ms = None::<u64>;
+    while expired_ms.is_none() {
         let left = end.saturating_duration_since(std::time::Instant::now());
         let Ok((i, line)) = rx.recv_timeout(left) else {
             for c in &mut children {
                 let _ = c.kill();
             }
-            panic!("children did not finish: discovered {discovered:?}, delivered {delivered:?}");
+            panic!(
+                "children did not finish: discovered {discovered:?}, delivered {delivered:?}, \
+                 expired {expired_ms:?}"
+            );
         };
         // libtest may print "test … ... " on the same line before the child's output.
         if let Some((_, ms)) = line.split_once("LAN-MDNS discovered_ms=") {
@@ -909,25 +916,32 @@ fn mdns_discovery_between_two_network_namespaces() {
         }
         if line.contains("LAN-MDNS delivered") {
             delivered[i] = true;
+            if delivered == [true, true] {
+                // Both got their message: stop b (its stdin closes); a watches it go.
+                drop(children[1].stdin.take());
+            }
+        }
+        if let Some((_, ms)) = line.split_once("LAN-MDNS expired_ms=") {
+            expired_ms = Some(ms.trim().parse().unwrap());
         }
     }
-    // Both got what they wanted: let them stop (stdin closes) and check they passed.
-    for c in &mut children {
-        drop(c.stdin.take());
-    }
+    drop(children[0].stdin.take());
     for c in &mut children {
         let status = c.wait().unwrap();
         assert!(status.success(), "child failed: {status}");
     }
     println!(
-        "mDNS discovery to proven connection: a {} ms, b {} ms",
+        "mDNS discovery to proven connection: a {} ms, b {} ms; b forgotten {} ms after it \
+         went offline (peer_expiry 2 s)",
         discovered[0].unwrap(),
-        discovered[1].unwrap()
+        discovered[1].unwrap(),
+        expired_ms.unwrap()
     );
 }
 
 /// One side of `mdns_discovery_between_two_network_namespaces`, run by it inside a
-/// namespace: no manual peer, mDNS on one interface only, then a message each way.
+/// namespace: no manual peer, mDNS on one interface only, then a message each way. Role b
+/// stops when its stdin closes; role a then reports b offline and expired.
 #[tokio::test]
 #[ignore = "run by mdns_discovery_between_two_network_namespaces inside a namespace"]
 async fn mdns_namespace_child() {
@@ -944,6 +958,7 @@ async fn mdns_namespace_child() {
     config.mdns = true;
     config.mdns_interface = Some(iface);
     config.limits = limits();
+    config.limits.peer_expiry = Duration::from_secs(2);
     let started = Instant::now();
     let mut t = LanTransport::start(config, EventSink::Channel(tx))
         .await
@@ -959,18 +974,34 @@ async fn mdns_namespace_child() {
         })
         .await;
     println!("LAN-MDNS discovered_ms={}", started.elapsed().as_millis());
-    let info = t.peers();
-    assert!(
-        info.iter().any(|p| p.address == peer && p.connected),
-        "{info:?}"
-    );
+    // Each side resolves the other on mDNS itself (the first connection may come from the
+    // other side's dial, before our own sighting).
+    eventually("the peer is known from mDNS", || {
+        t.peers()
+            .iter()
+            .any(|p| p.address == peer && p.connected && p.source == PeerSource::Mdns)
+    })
+    .await;
     let m = signed(&me, 1);
     t.send(peer, m).unwrap();
     let got = events.received(1).await;
     assert_eq!(got, vec![(signed(&other, 1), Some(peer))]);
     println!("LAN-MDNS delivered");
+    if role == "a" {
+        events
+            .until("the peer offline", |e| {
+                *e == TransportEvent::PeerOffline(peer)
+            })
+            .await;
+        let offline = Instant::now();
+        eventually("the peer is forgotten", || {
+            t.peers().iter().all(|p| p.address != peer)
+        })
+        .await;
+        println!("LAN-MDNS expired_ms={}", offline.elapsed().as_millis());
+    }
     std::io::stdout().flush().unwrap();
-    // Stay up until the parent saw both sides deliver (it closes our stdin).
+    // Stay up until the parent closes our stdin.
     tokio::task::spawn_blocking(|| {
         let mut sink = String::new();
         let _ = std::io::stdin().read_line(&mut sink);
