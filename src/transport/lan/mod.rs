@@ -332,7 +332,8 @@ impl Transport for LanTransport {
     /// [`TransportError::Unreachable`]. A message that cannot fit in a frame is dropped with
     /// an error in the log (envelopes are bounded far below the frame cap).
     fn send(&self, to: Address, bytes: Vec<u8>) -> Result<(), TransportError> {
-        if self.thread.is_none() {
+        // Shut down, or the worker ended (its command receiver is gone).
+        if self.thread.is_none() || self.commands.is_closed() {
             return Err(TransportError::Closed);
         }
         if bytes.len() + 1 > self.limits.max_frame_bytes {

@@ -23,6 +23,8 @@ use crate::transport::{EventSink, TransportEvent};
 
 /// How many task reports may wait for the worker (then readers stop reading).
 const TASK_CAPACITY: usize = 1024;
+/// Most task reports handled between two looks at the table.
+const TASK_BATCH: usize = 256;
 /// A connection that lasted this long counts as healthy: redial at once, reset the backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// Longest sleep of the worker loop (expiry is checked at least this often).
@@ -189,7 +191,16 @@ impl Hub {
                     Some(Command::Wake) => {}
                     Some(Command::Remove(peer)) => self.remove(peer),
                 },
-                Some(msg) = self.tasks.recv() => self.on_task(msg),
+                Some(msg) = self.tasks.recv() => {
+                    self.on_task(msg);
+                    // Take what else is ready before the next look at the table.
+                    for _ in 0..TASK_BATCH {
+                        match self.tasks.try_recv() {
+                            Ok(msg) => self.on_task(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(done) = self.set.join_next() => {
                     if let Err(e) = done
                         && e.is_panic()
