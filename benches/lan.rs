@@ -2,6 +2,10 @@
 //! node to another with the default limits (the sender paces itself to half the frame rate the
 //! receiver announced) and with the frame limit lifted (the transport's own cost), and the
 //! latency of a single message from `send` to the receiver's event.
+//!
+//! Measured on a loaded 2-core machine (2026-12-01): ~2,000 messages/s with the default limits
+//! (the pacing, by design), ~150,000 messages/s of ~200-byte DirectTransfers with the limit
+//! lifted.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smartraiden::crypto::PrivateKey;
@@ -102,9 +106,6 @@ fn lan(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
 
     let mut p = pair(&rt, &LanLimits::default());
-    group.bench_function("one DirectTransfer, send to received", |b| {
-        b.iter(|| burst(&rt, &mut p, &msg, 1))
-    });
     // Default limits: 4,000 frames/s accepted, so the sender keeps to 2,000/s.
     group.throughput(Throughput::Elements(200));
     group.bench_function("DirectTransfers, default limits (paced)", |b| {
@@ -113,6 +114,13 @@ fn lan(c: &mut Criterion) {
     drop(p);
 
     let mut p = pair(&rt, &lifted);
+    // Back to back, so measured without pacing (with the default limits this loop would run
+    // into the 2,000/s pacing and measure that).
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(
+        "one DirectTransfer, send to received (frame limit lifted)",
+        |b| b.iter(|| burst(&rt, &mut p, &msg, 1)),
+    );
     group.throughput(Throughput::Elements(10_000));
     group.bench_function("DirectTransfers, frame limit lifted", |b| {
         b.iter(|| burst(&rt, &mut p, &msg, 10_000))
