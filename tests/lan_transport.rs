@@ -301,6 +301,41 @@ async fn unknown_peers_are_unreachable_and_queues_are_bounded() {
     assert!(a.events.log.is_empty(), "nothing was ever online");
 }
 
+#[tokio::test]
+async fn shutdown_returns_while_the_node_takes_no_events() {
+    // A node whose event channel holds one event and is never read.
+    let (tx, _unread) = mpsc::channel(1);
+    let ka = key(1);
+    let mut config = LanConfig::new(ka.clone(), CHAIN, loopback());
+    config.limits = limits();
+    let a = LanTransport::start(config, EventSink::Channel(tx))
+        .await
+        .unwrap();
+    let mut b = start(key(2), limits()).await;
+    b.t.add_peer(ka.address(), a.local_addr());
+    b.events
+        .until("b sees a", |e| {
+            *e == TransportEvent::PeerOnline(ka.address())
+        })
+        .await;
+    for n in 0..100 {
+        b.t.send(ka.address(), signed(&b.key, n)).unwrap();
+    }
+    // a's worker is now stuck handing over events; shutdown must still end it.
+    eventually("b's queue drained", || b.t.queued(ka.address()) == 0).await;
+    let mut a = a;
+    let joined = tokio::task::spawn_blocking(move || a.shutdown());
+    timeout(DEADLINE, joined)
+        .await
+        .expect("shutdown returns")
+        .unwrap();
+    b.events
+        .until("b sees a go", |e| {
+            *e == TransportEvent::PeerOffline(ka.address())
+        })
+        .await;
+}
+
 /// A hand-made client speaking the wire protocol.
 struct RawClient {
     reader: FrameReader<OwnedReadHalf>,

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
@@ -94,6 +94,8 @@ pub struct Setup {
     pub shared: Arc<Shared>,
     /// Commands from the handle.
     pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Turns true when the handle shuts down (also while events cannot be delivered).
+    pub stop: watch::Receiver<bool>,
     /// Where events go.
     pub events: EventSink,
 }
@@ -106,6 +108,7 @@ pub async fn run(setup: Setup, ready: oneshot::Sender<Result<(), LanError>>) {
         listen_port,
         shared,
         commands,
+        stop,
         events,
     } = setup;
     let me = config.key.address();
@@ -153,6 +156,7 @@ pub async fn run(setup: Setup, ready: oneshot::Sender<Result<(), LanError>>) {
         shared,
         events,
         commands,
+        stop,
         tasks: tasks_rx,
         conns: HashMap::new(),
         set,
@@ -172,6 +176,7 @@ struct Hub {
     shared: Arc<Shared>,
     events: EventSink,
     commands: mpsc::UnboundedReceiver<Command>,
+    stop: watch::Receiver<bool>,
     tasks: mpsc::Receiver<TaskMsg>,
     conns: HashMap<ConnId, Running>,
     set: JoinSet<()>,
@@ -183,9 +188,13 @@ impl Hub {
     async fn run(&mut self) {
         loop {
             self.maintain();
-            self.flush().await;
+            if !self.flush().await {
+                return;
+            }
             let wake = self.next_wake();
+            let mut stop = self.stop.clone();
             tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => return,
                     Some(Command::Wake) => {}
@@ -217,17 +226,23 @@ impl Hub {
         self.ctx.me
     }
 
-    /// Hands owed events to the node, in order.
-    async fn flush(&mut self) {
+    /// Hands owed events to the node, in order; false if asked to stop meanwhile (a full
+    /// event channel must not keep `shutdown` waiting).
+    async fn flush(&mut self) -> bool {
         for ev in std::mem::take(&mut self.owed) {
             if self.sink_gone {
                 break;
             }
-            if !self.events.deliver(ev).await {
-                log::warn!("lan {:?}: nobody takes events any more", self.me());
+            let delivered = tokio::select! {
+                ok = self.events.deliver(ev) => ok,
+                _ = self.stop.wait_for(|stop| *stop) => return false,
+            };
+            if !delivered {
+                log::warn!("lan {:?}: nobody takes events any more", self.ctx.me);
                 self.sink_gone = true;
             }
         }
+        true
     }
 
     fn on_task(&mut self, msg: TaskMsg) {
