@@ -494,6 +494,36 @@ async fn a_dialled_peer_proving_another_address_is_dropped_before_we_prove_ourse
     assert!(a.events.log.is_empty(), "{}", a.events.summary());
 }
 
+#[tokio::test]
+async fn keepalive_pings_a_quiet_peer_and_drops_a_dead_one() {
+    let mut lv = limits();
+    lv.keepalive = Duration::from_millis(300);
+    let mut v = start(key(1), lv).await;
+    let peer = key(8);
+    let mut raw = RawClient::connect(v.t.local_addr()).await;
+    raw.hello(&peer, [3; 32]).await;
+    v.events
+        .until("the quiet peer is online", |e| {
+            *e == TransportEvent::PeerOnline(peer.address())
+        })
+        .await;
+    // A quiet peer that answers every ping stays connected.
+    for _ in 0..3 {
+        assert_eq!(raw.frame().await.kind, FrameType::Ping);
+        raw.write_raw(&frame::encode(FrameType::Pong, &[])).await;
+    }
+    assert!(v.t.reachable(peer.address()));
+    // Then it plays dead: the next ping goes unanswered and the link is dropped.
+    assert_eq!(raw.frame().await.kind, FrameType::Ping);
+    v.events
+        .until("the dead peer goes offline", |e| {
+            *e == TransportEvent::PeerOffline(peer.address())
+        })
+        .await;
+    assert!(raw.closed_by_peer().await);
+    assert!(!v.t.reachable(peer.address()));
+}
+
 /// Victim `v` with a legitimate, connected peer `l`.
 async fn victim_and_peer(limits_v: LanLimits) -> (Node, Node) {
     let mut v = start(key(1), limits_v).await;
