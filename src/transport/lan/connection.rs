@@ -1,6 +1,11 @@
 //! A proven connection: one task reads frames (rate-limited, keepalive), one writes the peer's
-//! queued messages (paced below the peer's rate limit). Either ending ends the connection; the
-//! worker is told through [`TaskMsg::Ended`].
+//! queued messages (paced below the peer's rate limit). Either ending is reported to the
+//! worker through [`TaskMsg::Ended`].
+//!
+//! A connection that is no longer wanted (a duplicate, or its reader saw the peer close) is
+//! *retired*, not cut: its writer finishes the write in progress and closes our side (FIN),
+//! its reader keeps delivering what the peer had already sent until the peer closes too. So
+//! resolving duplicate connections loses no message.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +14,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{Instant, sleep, timeout};
 
@@ -53,6 +58,8 @@ pub struct Link {
     pub peer: Address,
     /// The peer's address and announced listen port.
     pub seen_at: SocketAddr,
+    /// The frames per second the peer accepts (we pace below it).
+    pub peer_frame_limit: u32,
     /// Who dialled: us or the peer (decides between duplicate connections).
     pub dialled_by: Address,
     /// Frames from the peer (may hold bytes read past the hello).
@@ -70,20 +77,41 @@ enum Control {
     Pong,
 }
 
-/// The running tasks of a connection, so the worker can close it.
+/// Which task of a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The reader: the peer closed, broke the protocol, flooded, or went silent.
+    Reader,
+    /// The writer: a write failed or stalled.
+    Writer,
+}
+
+/// The running tasks of a connection, so the worker can retire or close it.
 #[derive(Debug)]
 pub struct Running {
     /// The proven peer.
     pub peer: Address,
+    /// Set once retired: the connection is cut if still open at this time.
+    pub retired_until: Option<Instant>,
     reader: AbortHandle,
     writer: AbortHandle,
+    finish: Option<oneshot::Sender<()>>,
 }
 
 impl Running {
-    /// Ends both tasks (the socket closes once both have dropped their half).
+    /// Ends both tasks at once (the socket closes once both have dropped their half).
     pub fn close(&self) {
         self.reader.abort();
         self.writer.abort();
+    }
+
+    /// Stops taking queued messages: the writer finishes its current write and closes our
+    /// side; the reader goes on until the peer closes (or `until`, when the worker cuts it).
+    pub fn retire(&mut self, until: Instant) {
+        if let Some(finish) = self.finish.take() {
+            let _ = finish.send(());
+        }
+        self.retired_until.get_or_insert(until);
     }
 }
 
@@ -97,6 +125,7 @@ pub fn spawn(
     set: &mut JoinSet<()>,
 ) -> Running {
     let (ctl_tx, ctl_rx) = mpsc::channel(4);
+    let (finish_tx, finish_rx) = oneshot::channel();
     let slot = Arc::new(link.slot);
     let reader = Reader {
         id: link.id,
@@ -116,15 +145,18 @@ pub fn spawn(
         socket: link.writer,
         outbox,
         ctl: ctl_rx,
-        pacer: Pacer::new(limits.max_frames_per_sec),
+        finish: finish_rx,
+        pacer: Pacer::new(link.peer_frame_limit),
         write_timeout: limits.keepalive.max(Duration::from_secs(1)) * 2,
         tasks,
         _slot: slot,
     };
     Running {
         peer: link.peer,
+        retired_until: None,
         reader: set.spawn(reader.run()),
         writer: set.spawn(writer.run()),
+        finish: Some(finish_tx),
     }
 }
 
@@ -170,8 +202,8 @@ impl RateLimit {
     }
 }
 
-/// Sender-side pacing at half the peer's frame limit (a quarter second of burst), which keeps
-/// a legitimate sender well inside the limit the peer enforces (same configuration assumed).
+/// Sender-side pacing at half the frame limit the peer announced in its hello (a quarter
+/// second of burst), which keeps a legitimate sender well inside the limit the peer enforces.
 #[derive(Debug)]
 struct Pacer {
     rate: f64,
@@ -235,6 +267,7 @@ impl Reader {
             .send(TaskMsg::Ended {
                 id: self.id,
                 peer: self.peer,
+                side: Side::Reader,
                 reason,
             })
             .await;
@@ -297,6 +330,7 @@ struct Writer {
     socket: OwnedWriteHalf,
     outbox: Arc<Outbox>,
     ctl: mpsc::Receiver<Control>,
+    finish: oneshot::Receiver<()>,
     pacer: Pacer,
     write_timeout: Duration,
     tasks: mpsc::Sender<TaskMsg>,
@@ -305,7 +339,11 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
-        let reason = self.write_loop().await;
+        let Some(reason) = self.write_loop().await else {
+            // Retired: close our side; the reader drains what the peer still sends.
+            let _ = timeout(self.write_timeout, self.socket.shutdown()).await;
+            return;
+        };
         log::debug!(
             "lan {:?}: writer to {:?} ends: {reason}",
             self.me,
@@ -316,15 +354,21 @@ impl Writer {
             .send(TaskMsg::Ended {
                 id: self.id,
                 peer: self.peer,
+                side: Side::Writer,
                 reason,
             })
             .await;
     }
 
-    async fn write_loop(&mut self) -> String {
+    /// Writes until retired (`None`) or failed (why).
+    async fn write_loop(&mut self) -> Option<String> {
         let mut controls: Vec<Control> = Vec::new();
         let mut buf = Vec::new();
+        let mut finishing = false;
         loop {
+            if finishing {
+                return None;
+            }
             while let Ok(c) = self.ctl.try_recv() {
                 controls.push(c);
             }
@@ -348,15 +392,17 @@ impl Writer {
             if !buf.is_empty() {
                 match timeout(self.write_timeout, self.socket.write_all(&buf)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return format!("write failed: {e}"),
-                    Err(_) => return "write stalled (peer not reading)".into(),
+                    Ok(Err(e)) => return Some(format!("write failed: {e}")),
+                    Err(_) => return Some("write stalled (peer not reading)".into()),
                 }
             }
             let paced = !self.outbox.is_empty();
             tokio::select! {
+                // Sent, or the worker dropped the connection's handle: either way, finish.
+                _ = &mut self.finish => finishing = true,
                 c = self.ctl.recv() => match c {
                     Some(c) => controls.push(c),
-                    None => return "reader ended".into(),
+                    None => finishing = true,
                 },
                 _ = self.outbox.ready(), if !paced => {}
                 _ = sleep(self.pacer.wait()), if paced => {}

@@ -1,14 +1,19 @@
 //! The LAN hello: a mutual challenge–response that binds a connection to a proven address.
 //!
-//! On connect each side sends a [`Challenge`] (its chain id and a fresh random nonce). On
+//! On connect each side sends a [`Challenge`] (its chain id, a fresh random nonce, and the
+//! frame rate it accepts, so the other side can pace itself below it). On
 //! receiving the other side's challenge it answers with a [`Proof`]: its address, its listen
 //! port and a signature over [`proof_digest`] = `keccak256(DOMAIN_TAG ‖ chain_id ‖ address ‖
 //! listen_port ‖ the other side's nonce)`. A proof therefore only convinces the side that
 //! chose the nonce, on this chain, for this address: it cannot be replayed on another
 //! connection, another chain, or as anybody else.
 //!
-//! Frames in order, both sides alike: send `Challenge`, read `Challenge`, send `Proof`, read
-//! `Proof`. Anything else is a protocol violation and the connection is dropped.
+//! Frames in order: both sides send their `Challenge` at once. The accepting side answers the
+//! dialler's challenge with its `Proof` straight away; the dialler first checks that proof
+//! (and that it proves the address it meant to reach) and only then sends its own. So a
+//! dialler that reached the wrong node leaves without having proven anything to it. Any other
+//! frame, or a proof from the dialler before the acceptor's challenge was answered by the
+//! acceptor, is a protocol violation and the connection is dropped.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -20,10 +25,13 @@ use crate::primitives::{Address, H256, Signature};
 pub const DOMAIN_TAG: &[u8] = b"smartraiden-lan-hello-v1";
 /// Length of a hello nonce.
 pub const NONCE_LEN: usize = 32;
-/// Encoded length of a [`Challenge`]: chain id (8) and nonce.
-pub const CHALLENGE_LEN: usize = 8 + NONCE_LEN;
+/// Encoded length of a [`Challenge`]: chain id (8), nonce, frame rate limit (4).
+pub const CHALLENGE_LEN: usize = 8 + NONCE_LEN + 4;
 /// Encoded length of a [`Proof`]: address (20), listen port (2), signature (65).
 pub const PROOF_LEN: usize = 20 + 2 + 65;
+/// Frame cap while the hello runs (type byte + the larger hello payload): a stranger cannot
+/// make us buffer more than this before proving who it is.
+pub const MAX_HELLO_FRAME: usize = 1 + PROOF_LEN;
 
 /// Why a hello failed; the connection is dropped and nothing else changes.
 #[derive(Debug, thiserror::Error)]
@@ -81,28 +89,36 @@ pub enum HelloError {
     Timeout,
 }
 
-/// First hello step: who we are not yet, only which chain and a fresh nonce.
+/// First hello step: not yet who we are, only which chain, a fresh nonce, and how many
+/// frames per second we accept (unauthenticated, used only to pace sending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Challenge {
     /// The sender's chain id.
     pub chain_id: u64,
     /// Fresh randomness the other side must sign over.
     pub nonce: [u8; NONCE_LEN],
+    /// The sender's `max_frames_per_sec`.
+    pub max_frames_per_sec: u32,
 }
 
 impl Challenge {
     /// A challenge with a fresh nonce from the operating system's generator.
-    pub fn fresh(chain_id: u64) -> Challenge {
+    pub fn fresh(chain_id: u64, max_frames_per_sec: u32) -> Challenge {
         let mut nonce = [0u8; NONCE_LEN];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-        Challenge { chain_id, nonce }
+        Challenge {
+            chain_id,
+            nonce,
+            max_frames_per_sec,
+        }
     }
 
-    /// Wire payload: chain id (u64 big-endian) ‖ nonce.
+    /// Wire payload: chain id (u64 big-endian) ‖ nonce ‖ frame limit (u32 big-endian).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(CHALLENGE_LEN);
         out.extend_from_slice(&self.chain_id.to_be_bytes());
         out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.max_frames_per_sec.to_be_bytes());
         out
     }
 
@@ -117,10 +133,13 @@ impl Challenge {
         let mut chain = [0u8; 8];
         chain.copy_from_slice(&payload[..8]);
         let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&payload[8..]);
+        nonce.copy_from_slice(&payload[8..8 + NONCE_LEN]);
+        let mut rate = [0u8; 4];
+        rate.copy_from_slice(&payload[8 + NONCE_LEN..]);
         Ok(Challenge {
             chain_id: u64::from_be_bytes(chain),
             nonce,
+            max_frames_per_sec: u32::from_be_bytes(rate),
         })
     }
 }
@@ -220,21 +239,35 @@ pub struct Hello {
     pub peer: Address,
     /// The port the peer listens on.
     pub listen_port: u16,
+    /// The frames per second the peer accepts (from its challenge).
+    pub max_frames_per_sec: u32,
 }
 
-/// Runs both hello steps on a fresh connection (the caller bounds it with a timeout).
+/// Which end of the TCP connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We dialled, hoping to reach this address (the peer's proof must show it).
+    Dialler(Address),
+    /// We accepted; anyone may prove who they are.
+    Acceptor,
+}
+
+/// Runs both hello steps on a fresh connection (the caller bounds it with a timeout and
+/// creates `reader` with the [`MAX_HELLO_FRAME`] cap).
 pub async fn handshake<R, W>(
     reader: &mut FrameReader<R>,
     writer: &mut W,
     key: &PrivateKey,
     chain_id: u64,
     listen_port: u16,
+    max_frames_per_sec: u32,
+    role: Role,
 ) -> Result<Hello, HelloError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let ours = Challenge::fresh(chain_id);
+    let ours = Challenge::fresh(chain_id, max_frames_per_sec);
     write_frame(writer, FrameType::Challenge, &ours.encode()).await?;
     let theirs = Challenge::decode(&expect(reader, FrameType::Challenge).await?)?;
     if theirs.chain_id != chain_id {
@@ -243,16 +276,28 @@ where
             theirs: theirs.chain_id,
         });
     }
-    let proof = Proof::sign(key, chain_id, listen_port, &theirs.nonce);
-    write_frame(writer, FrameType::Proof, &proof.encode()).await?;
+    let our_proof = Proof::sign(key, chain_id, listen_port, &theirs.nonce);
+    if role == Role::Acceptor {
+        write_frame(writer, FrameType::Proof, &our_proof.encode()).await?;
+    }
     let proof = Proof::decode(&expect(reader, FrameType::Proof).await?)?;
     let peer = proof.verify(chain_id, &ours.nonce)?;
     if peer == key.address() {
         return Err(HelloError::OwnAddress);
     }
+    if let Role::Dialler(expected) = role {
+        if peer != expected {
+            return Err(HelloError::WrongPeer {
+                expected,
+                proven: peer,
+            });
+        }
+        write_frame(writer, FrameType::Proof, &our_proof.encode()).await?;
+    }
     Ok(Hello {
         peer,
         listen_port: proof.listen_port,
+        max_frames_per_sec: theirs.max_frames_per_sec,
     })
 }
 
@@ -293,9 +338,9 @@ mod tests {
         claim.address = key(2).address();
         assert!(claim.verify(5, &nonce).is_err(), "other address");
         assert_eq!(Proof::decode(&p.encode()).unwrap(), p);
-        let c = Challenge::fresh(9);
+        let c = Challenge::fresh(9, 100);
         assert_eq!(Challenge::decode(&c.encode()).unwrap(), c);
-        assert_ne!(Challenge::fresh(9).nonce, c.nonce);
+        assert_ne!(Challenge::fresh(9, 100).nonce, c.nonce);
     }
 
     #[tokio::test]
@@ -307,22 +352,49 @@ mod tests {
         let mut br = FrameReader::new(br, 1024);
         let (ka, kb) = (key(1), key(2));
         let (x, y) = tokio::join!(
-            handshake(&mut ar, &mut aw, &ka, 3, 10),
-            handshake(&mut br, &mut bw, &kb, 3, 20)
+            handshake(
+                &mut ar,
+                &mut aw,
+                &ka,
+                3,
+                10,
+                100,
+                Role::Dialler(kb.address())
+            ),
+            handshake(&mut br, &mut bw, &kb, 3, 20, 200, Role::Acceptor)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(
+            (x.peer, x.listen_port, x.max_frames_per_sec),
+            (kb.address(), 20, 200)
         );
         assert_eq!(
-            x.unwrap(),
-            Hello {
-                peer: kb.address(),
-                listen_port: 20
-            }
+            (y.peer, y.listen_port, y.max_frames_per_sec),
+            (ka.address(), 10, 100)
         );
-        assert_eq!(
-            y.unwrap(),
-            Hello {
-                peer: ka.address(),
-                listen_port: 10
-            }
+    }
+
+    #[tokio::test]
+    async fn a_dialler_that_reached_someone_else_proves_nothing() {
+        let (a, b) = tokio::io::duplex(4096);
+        let (ar, mut aw) = tokio::io::split(a);
+        let (br, mut bw) = tokio::io::split(b);
+        let mut ar = FrameReader::new(ar, 1024);
+        let mut br = FrameReader::new(br, 1024);
+        let (ka, kb) = (key(1), key(2));
+        let (x, y) = tokio::join!(
+            async move {
+                let other = Role::Dialler(key(3).address());
+                let r = handshake(&mut ar, &mut aw, &ka, 3, 10, 100, other).await;
+                drop((ar, aw)); // the dialler hangs up
+                r
+            },
+            handshake(&mut br, &mut bw, &kb, 3, 20, 200, Role::Acceptor)
+        );
+        assert!(matches!(x, Err(HelloError::WrongPeer { .. })), "{x:?}");
+        assert!(
+            matches!(y, Err(HelloError::Frame(_))),
+            "acceptor got no proof: {y:?}"
         );
     }
 }

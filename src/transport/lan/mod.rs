@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::worker::{Command, Setup};
 use super::{EventSink, Transport, TransportError};
@@ -190,6 +190,7 @@ pub struct LanTransport {
     limits: LanLimits,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
+    stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -214,6 +215,7 @@ impl LanTransport {
         let limits = config.limits.clone();
         let shared = Arc::new(Shared::default());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
         let setup = Setup {
             config,
@@ -221,6 +223,7 @@ impl LanTransport {
             listen_port: local_addr.port(),
             shared: shared.clone(),
             commands: cmd_rx,
+            stop: stop_rx,
             events,
         };
         let thread = std::thread::Builder::new()
@@ -254,6 +257,7 @@ impl LanTransport {
             limits,
             shared,
             commands: cmd_tx,
+            stop: stop_tx,
             thread: Some(thread),
         })
     }
@@ -332,7 +336,8 @@ impl Transport for LanTransport {
     /// [`TransportError::Unreachable`]. A message that cannot fit in a frame is dropped with
     /// an error in the log (envelopes are bounded far below the frame cap).
     fn send(&self, to: Address, bytes: Vec<u8>) -> Result<(), TransportError> {
-        if self.thread.is_none() {
+        // Shut down, or the worker ended (its command receiver is gone).
+        if self.thread.is_none() || self.commands.is_closed() {
             return Err(TransportError::Closed);
         }
         if bytes.len() + 1 > self.limits.max_frame_bytes {
@@ -357,6 +362,7 @@ impl Transport for LanTransport {
 
     /// Closes every connection, says goodbye on mDNS and joins the worker thread.
     fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
         let _ = self.commands.send(Command::Shutdown);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use super::LanLimits;
 use super::connection::{Link, Slot};
 use super::frame::FrameReader;
-use super::hello::{HelloError, handshake};
+use super::hello::{HelloError, MAX_HELLO_FRAME, Role, handshake};
 use super::worker::TaskMsg;
 use crate::crypto::PrivateKey;
 use crate::primitives::Address;
@@ -78,7 +78,7 @@ impl Context {
     ) -> Result<Link, HelloError> {
         let _ = stream.set_nodelay(true);
         let (r, mut w) = stream.into_split();
-        let mut reader = FrameReader::new(r, self.limits.max_frame_bytes);
+        let mut reader = FrameReader::new(r, MAX_HELLO_FRAME);
         let hello = timeout(
             self.limits.handshake_timeout,
             handshake(
@@ -87,22 +87,21 @@ impl Context {
                 &self.key,
                 self.chain_id,
                 self.listen_port,
+                self.limits.max_frames_per_sec,
+                match expected {
+                    Some(peer) => Role::Dialler(peer),
+                    None => Role::Acceptor,
+                },
             ),
         )
         .await
         .map_err(|_| HelloError::Timeout)??;
-        if let Some(expected) = expected
-            && expected != hello.peer
-        {
-            return Err(HelloError::WrongPeer {
-                expected,
-                proven: hello.peer,
-            });
-        }
+        reader.set_max_frame_bytes(self.limits.max_frame_bytes);
         Ok(Link {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer: hello.peer,
             seen_at: SocketAddr::new(remote.ip(), hello.listen_port),
+            peer_frame_limit: hello.max_frames_per_sec,
             dialled_by: if expected.is_some() {
                 self.me
             } else {

@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{self, Link, Running};
+use super::connection::{self, Link, Running, Side};
 use super::discovery::Discovery;
 use super::peers::{ConnId, Peer, PeerSource, keep_new_connection};
 use super::setup::{self, Context};
@@ -23,6 +23,8 @@ use crate::transport::{EventSink, TransportEvent};
 
 /// How many task reports may wait for the worker (then readers stop reading).
 const TASK_CAPACITY: usize = 1024;
+/// Most task reports handled between two looks at the table.
+const TASK_BATCH: usize = 256;
 /// A connection that lasted this long counts as healthy: redial at once, reset the backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// Longest sleep of the worker loop (expiry is checked at least this often).
@@ -60,12 +62,14 @@ pub enum TaskMsg {
         /// The frame payload.
         bytes: Vec<u8>,
     },
-    /// A proven connection ended.
+    /// A task of a proven connection ended.
     Ended {
         /// The connection.
         id: ConnId,
         /// Its proven peer.
         peer: Address,
+        /// Which task.
+        side: Side,
         /// Why.
         reason: String,
     },
@@ -90,6 +94,8 @@ pub struct Setup {
     pub shared: Arc<Shared>,
     /// Commands from the handle.
     pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Turns true when the handle shuts down (also while events cannot be delivered).
+    pub stop: watch::Receiver<bool>,
     /// Where events go.
     pub events: EventSink,
 }
@@ -102,6 +108,7 @@ pub async fn run(setup: Setup, ready: oneshot::Sender<Result<(), LanError>>) {
         listen_port,
         shared,
         commands,
+        stop,
         events,
     } = setup;
     let me = config.key.address();
@@ -149,6 +156,7 @@ pub async fn run(setup: Setup, ready: oneshot::Sender<Result<(), LanError>>) {
         shared,
         events,
         commands,
+        stop,
         tasks: tasks_rx,
         conns: HashMap::new(),
         set,
@@ -168,6 +176,7 @@ struct Hub {
     shared: Arc<Shared>,
     events: EventSink,
     commands: mpsc::UnboundedReceiver<Command>,
+    stop: watch::Receiver<bool>,
     tasks: mpsc::Receiver<TaskMsg>,
     conns: HashMap<ConnId, Running>,
     set: JoinSet<()>,
@@ -179,15 +188,28 @@ impl Hub {
     async fn run(&mut self) {
         loop {
             self.maintain();
-            self.flush().await;
+            if !self.flush().await {
+                return;
+            }
             let wake = self.next_wake();
+            let mut stop = self.stop.clone();
             tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => return,
                     Some(Command::Wake) => {}
                     Some(Command::Remove(peer)) => self.remove(peer),
                 },
-                Some(msg) = self.tasks.recv() => self.on_task(msg),
+                Some(msg) = self.tasks.recv() => {
+                    self.on_task(msg);
+                    // Take what else is ready before the next look at the table.
+                    for _ in 0..TASK_BATCH {
+                        match self.tasks.try_recv() {
+                            Ok(msg) => self.on_task(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(done) = self.set.join_next() => {
                     if let Err(e) = done
                         && e.is_panic()
@@ -204,17 +226,23 @@ impl Hub {
         self.ctx.me
     }
 
-    /// Hands owed events to the node, in order.
-    async fn flush(&mut self) {
+    /// Hands owed events to the node, in order; false if asked to stop meanwhile (a full
+    /// event channel must not keep `shutdown` waiting).
+    async fn flush(&mut self) -> bool {
         for ev in std::mem::take(&mut self.owed) {
             if self.sink_gone {
                 break;
             }
-            if !self.events.deliver(ev).await {
-                log::warn!("lan {:?}: nobody takes events any more", self.me());
+            let delivered = tokio::select! {
+                ok = self.events.deliver(ev) => ok,
+                _ = self.stop.wait_for(|stop| *stop) => return false,
+            };
+            if !delivered {
+                log::warn!("lan {:?}: nobody takes events any more", self.ctx.me);
                 self.sink_gone = true;
             }
         }
+        true
     }
 
     fn on_task(&mut self, msg: TaskMsg) {
@@ -245,16 +273,23 @@ impl Hub {
                     claimed_sender: Some(peer),
                 });
             }
-            TaskMsg::Ended { id, peer, reason } => self.ended(id, peer, &reason),
+            TaskMsg::Ended {
+                id,
+                peer,
+                side,
+                reason,
+            } => self.ended(id, peer, side, &reason),
             TaskMsg::Sighting { peer, at } => self.sighting(peer, at),
         }
     }
 
-    /// A hello completed: make it the peer's connection unless a preferred one is up.
+    /// A hello completed: make it the peer's connection unless a preferred one is up. The
+    /// loser is retired, not cut, so whatever the peer already sent on it is still delivered.
     fn proven(&mut self, link: Link) {
         let me = self.me();
         let now = Instant::now();
         let outbound = link.dialled_by == me;
+        let retire_by = now + self.ctx.limits.handshake_timeout;
         let mut table = self.shared.lock();
         if outbound {
             match table.get_mut(&link.peer) {
@@ -273,38 +308,13 @@ impl Hub {
         if outbound {
             p.backoff = limits.backoff_initial;
         }
-        if let Some((old, old_dialler)) = p.live {
-            if !keep_new_connection(old_dialler, link.dialled_by) {
-                log::debug!(
-                    "lan {me:?}: duplicate connection with {:?} closed (keeping the one {:?} dialled)",
-                    link.peer,
-                    old_dialler
-                );
-                return;
-            }
-            if let Some(r) = self.conns.remove(&old) {
-                r.close();
-            }
-            log::debug!(
-                "lan {me:?}: connection with {:?} replaced by one {:?} dialled",
-                link.peer,
-                link.dialled_by
-            );
-        }
-        p.live = Some((link.id, link.dialled_by));
-        p.live_since = Some(now);
-        p.seen_at = Some(link.seen_at);
-        p.last_seen = Some(now);
-        p.offline_due = None;
-        if !p.online_reported {
-            p.online_reported = true;
-            log::info!("lan {me:?}: {:?} online at {}", link.peer, link.seen_at);
-            self.owed.push(TransportEvent::PeerOnline(link.peer));
-        }
+        let (id, peer, dialled_by, seen_at) = (link.id, link.peer, link.dialled_by, link.seen_at);
+        let keep = match p.live {
+            None => true,
+            Some((_, old_dialler)) => keep_new_connection(old_dialler, dialled_by),
+        };
         let outbox = p.outbox.clone();
-        drop(table);
-        let (id, peer) = (link.id, link.peer);
-        let running = connection::spawn(
+        let mut running = connection::spawn(
             link,
             me,
             outbox,
@@ -312,17 +322,47 @@ impl Hub {
             self.ctx.tasks.clone(),
             &mut self.set,
         );
-        debug_assert_eq!(running.peer, peer);
+        if !keep {
+            log::debug!(
+                "lan {me:?}: duplicate connection with {peer:?} retired (keeping the one {:?} dialled)",
+                p.live.map(|(_, d)| d)
+            );
+            running.retire(retire_by);
+            self.conns.insert(id, running);
+            return;
+        }
+        if let Some((old, _)) = p.live
+            && let Some(r) = self.conns.get_mut(&old)
+        {
+            log::debug!(
+                "lan {me:?}: connection with {peer:?} replaced by one {dialled_by:?} dialled"
+            );
+            r.retire(retire_by);
+        }
+        p.live = Some((id, dialled_by));
+        p.live_since = Some(now);
+        p.seen_at = Some(seen_at);
+        p.last_seen = Some(now);
+        p.offline_due = None;
+        if !p.online_reported {
+            p.online_reported = true;
+            log::info!("lan {me:?}: {peer:?} online at {seen_at}");
+            self.owed.push(TransportEvent::PeerOnline(peer));
+        }
         self.conns.insert(id, running);
     }
 
-    /// A connection ended by itself (not closed by us).
-    fn ended(&mut self, id: ConnId, peer: Address, reason: &str) {
-        let Some(running) = self.conns.remove(&id) else {
+    /// A task of a connection ended by itself: after the reader, the writer finishes its write
+    /// and closes; after the writer (the socket failed), the reader is cut.
+    fn ended(&mut self, id: ConnId, peer: Address, side: Side, reason: &str) {
+        let now = Instant::now();
+        let Some(mut running) = self.conns.remove(&id) else {
             return;
         };
-        running.close();
-        let now = Instant::now();
+        match side {
+            Side::Reader => running.retire(now),
+            Side::Writer => running.close(),
+        }
         let limits = &self.ctx.limits;
         let mut table = self.shared.lock();
         let Some(p) = table.get_mut(&peer) else {
@@ -401,6 +441,13 @@ impl Hub {
         let me = self.me();
         let expiry = self.ctx.limits.peer_expiry;
         let pending = self.ctx.pending.load(Ordering::Acquire);
+        self.conns.retain(|_, r| match r.retired_until {
+            Some(t) if t <= now => {
+                r.close();
+                false
+            }
+            _ => true,
+        });
         let mut table = self.shared.lock();
         for (addr, p) in table.iter_mut() {
             if p.wants_dial() && p.next_dial <= now {
@@ -448,6 +495,11 @@ impl Hub {
         let now = Instant::now();
         let table = self.shared.lock();
         let mut wake = now + TICK;
+        for r in self.conns.values() {
+            if let Some(t) = r.retired_until {
+                wake = wake.min(t.max(now));
+            }
+        }
         for p in table.values() {
             if p.wants_dial() && p.next_dial > now {
                 wake = wake.min(p.next_dial);
