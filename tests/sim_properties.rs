@@ -17,7 +17,7 @@ use smartraiden::core::routing::FeeSchedule;
 use smartraiden::core::{Action, ContractCall, NodeConfig, Notification};
 use smartraiden::primitives::{BlockCount, ChainId, H256, SecretHash, TokenAmount};
 use smartraiden::sim::{NetworkConditions, Simulation};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const REVEAL_TIMEOUT: u64 = 5;
 
@@ -30,6 +30,9 @@ struct Scenario {
     payments: Vec<(usize, usize, u64, bool, u64)>,
     /// (before payment index, node, ms down)
     crashes: Vec<(usize, usize, u64)>,
+    /// (before payment index, for how many payments, node): the node loses its route to the
+    /// chain and the XMPP server, still reaching the others (a LAN).
+    outages: Vec<(usize, usize, usize)>,
     cancel: Vec<usize>,
     fee: u64,
     loss: f64,
@@ -95,6 +98,11 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
         } else {
             Just(vec![]).boxed()
         };
+        let outages = if with_crashes {
+            proptest::collection::vec((0usize..12, 1usize..6, 0..n), 0..3).boxed()
+        } else {
+            Just(vec![]).boxed()
+        };
         let cancel = proptest::collection::vec(0usize..12, 0..2);
         let dishonest = if with_dishonest {
             dishonesty(n).prop_map(Some).boxed()
@@ -105,7 +113,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
             (tree, dishonest),
             extra,
             payments,
-            crashes,
+            (crashes, outages),
             cancel,
             0u64..4,
             0.0f64..0.3,
@@ -118,7 +126,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
                     (tree, dishonest),
                     extra,
                     payments,
-                    crashes,
+                    (crashes, outages),
                     cancel,
                     fee,
                     loss,
@@ -144,6 +152,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
                         channels,
                         payments,
                         crashes,
+                        outages,
                         cancel,
                         fee,
                         loss,
@@ -325,7 +334,29 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     // The dishonest node's own moves: (due at ms, what).
     let mut moves: Vec<(u64, ContractCall)> = Vec::new();
     let mut started: BTreeMap<H256, usize> = BTreeMap::new();
+    // Nodes offline now (since when), and those offline long enough to lose a position.
+    let mut offline: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut long_offline: BTreeSet<usize> = BTreeSet::new();
+    let long_down_ms = (REVEAL_TIMEOUT - 1) * sim.block_time_ms;
+    let mut back_online =
+        |sim: &mut Simulation, node: usize, offline: &mut BTreeMap<usize, u64>| {
+            if let Some(since) = offline.remove(&node) {
+                if sim.now_ms - since > long_down_ms {
+                    long_offline.insert(node);
+                }
+                sim.cut_internet(node, false);
+            }
+        };
     for (k, &(from, to, amount, direct, pause)) in s.payments.iter().enumerate() {
+        for &(at, len, node) in &s.outages {
+            if at + len == k {
+                back_online(&mut sim, node, &mut offline);
+            }
+            if at == k && Some(node) != d && !offline.contains_key(&node) {
+                offline.insert(node, sim.now_ms);
+                sim.cut_internet(node, true);
+            }
+        }
         if let Some(c) = cheat
             && c.withdraws.contains(&k)
         {
@@ -367,6 +398,9 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         }
         run_with_moves(&mut sim, pause, d, &mut moves);
         check_channels(&sim, 60, d)?;
+    }
+    for node in offline.keys().copied().collect::<Vec<_>>() {
+        back_online(&mut sim, node, &mut offline);
     }
     while !moves.is_empty() {
         run_with_moves(&mut sim, 1_000, d, &mut moves);
@@ -437,9 +471,9 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     // A node down for longer than its reveal timeout may lose a mediation fee's position (the
     // payer's lock can expire before it reclaims it): that is what monitoring services are
     // for. Everyone else's books must balance to the token.
-    let long_down_ms = (REVEAL_TIMEOUT - 1) * sim.block_time_ms;
     for i in 0..s.nodes {
         if Some(i) == d
+            || long_offline.contains(&i)
             || s.crashes
                 .iter()
                 .any(|&(_, n, ms)| n == i && ms > long_down_ms)
@@ -480,7 +514,8 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         let refused: Vec<_> = sim.nodes[i]
             .transactions
             .iter()
-            .filter(|(_, r)| r.is_err())
+            // Only the contract's refusals: an offline node's transactions cannot go out.
+            .filter(|(_, r)| r.as_ref().is_err_and(|e| e != "RPC unavailable"))
             .collect();
         prop_assert!(
             refused.is_empty(),
@@ -600,6 +635,7 @@ fn regression_mediator_restarts_while_the_secret_travels_back() {
         channels: vec![(1, 0, 36, 0), (2, 0, 10, 34)],
         payments: vec![(1, 2, 1, false, 20), (2, 0, 1, false, 0)],
         crashes: vec![(1, 0, 9632)],
+        outages: vec![],
         cancel: vec![],
         fee: 0,
         loss: 0.1798776137376003,
@@ -626,6 +662,7 @@ fn regression_payment_to_a_partner_with_an_unrelated_restart() {
             (0, 1, 1, false, 351),
         ],
         crashes: vec![(4, 3, 13052)],
+        outages: vec![],
         cancel: vec![2],
         fee: 0,
         loss: 0.2663986226468571,
@@ -656,6 +693,7 @@ fn regression_every_payment_reports_an_outcome() {
             (0, 1, 51, true, 66),
         ],
         crashes: vec![],
+        outages: vec![],
         cancel: vec![9],
         fee: 1,
         loss: 0.17820450052114356,
@@ -690,6 +728,7 @@ fn regression_dishonest_mediator_and_a_crashed_payee() {
             (3, 4, 61, false, 1965),
         ],
         crashes: vec![(2, 4, 2968)],
+        outages: vec![],
         cancel: vec![2],
         fee: 3,
         loss: 0.08155304074939228,
@@ -729,6 +768,7 @@ fn regression_dishonest_payer_submits_cosigned_withdraw_terms() {
             (3, 4, 61, false, 1965),
         ],
         crashes: vec![(2, 4, 2968)],
+        outages: vec![],
         cancel: vec![2],
         fee: 3,
         loss: 0.08155304074939228,
@@ -770,6 +810,7 @@ fn regression_dishonest_payer_registers_early_through_a_mediator() {
             (3, 4, 61, false, 1965),
         ],
         crashes: vec![(2, 4, 2968)],
+        outages: vec![],
         cancel: vec![2],
         fee: 3,
         loss: 0.08155304074939228,
@@ -805,6 +846,7 @@ fn regression_dishonest_payer_never_unlocks_while_a_node_is_down() {
             (1, 0, 75, false, 275),
         ],
         crashes: vec![(2, 0, 16417), (4, 0, 16414)],
+        outages: vec![],
         cancel: vec![],
         fee: 2,
         loss: 0.057543935279051175,
@@ -835,6 +877,7 @@ fn regression_dishonest_payer_registers_a_canceled_transfers_secret() {
             (0, 1, 40, false, 132),
         ],
         crashes: vec![],
+        outages: vec![],
         cancel: vec![0],
         fee: 2,
         loss: 0.2727913066887335,
@@ -873,6 +916,7 @@ fn regression_dishonest_node_cosigns_two_withdraws() {
             (2, 1, 63, false, 1464),
         ],
         crashes: vec![],
+        outages: vec![],
         cancel: vec![11],
         fee: 3,
         loss: 0.25532015288644017,
@@ -915,6 +959,7 @@ fn regression_hostile_network_goes_quiet() {
             (2, 5, 35, false, 1877),
         ],
         crashes: vec![],
+        outages: vec![],
         cancel: vec![4],
         fee: 2,
         loss: 0.21473676744225254,
@@ -949,6 +994,7 @@ fn regression_dishonest_node_and_two_crashes() {
             (5, 0, 18, false, 9),
         ],
         crashes: vec![(6, 5, 14501), (8, 2, 1953)],
+        outages: vec![],
         cancel: vec![11],
         fee: 1,
         loss: 0.14970173445016408,
