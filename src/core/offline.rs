@@ -19,6 +19,9 @@ use super::Core;
 use crate::primitives::{BlockNumber, ChannelId};
 use serde::{Deserialize, Serialize};
 
+/// How often the time of the last word from the chain is persisted while nothing else changes.
+const CHAIN_SEEN_REFRESH_MS: u64 = 60_000;
+
 /// When the node last heard from each link (not persisted except `chain_seen`, which lives in
 /// the state).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,8 +95,15 @@ impl Core {
     pub(super) fn on_chain_head(&mut self, head: BlockNumber) {
         let before = self.both_links_up();
         self.chain.saw_head(head, self.now_ms);
-        if self.state.chain_seen.is_none_or(|(b, _)| b < head) {
-            self.state.chain_seen = Some((head, self.now_ms));
+        // Persisted on a new head, and at least once a minute while the chain answers (an
+        // idle chain mines nothing): a node restarted offline knows how old its view is.
+        let now = self.now_ms;
+        if self
+            .state
+            .chain_seen
+            .is_none_or(|(b, at)| b < head || now.saturating_sub(at) >= CHAIN_SEEN_REFRESH_MS)
+        {
+            self.state.chain_seen = Some((head, now));
         }
         self.links_changed(before);
     }

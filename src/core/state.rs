@@ -132,8 +132,8 @@ pub struct NodeState {
     /// The user switched no-internet mode on.
     #[serde(default)]
     pub no_internet_switch: bool,
-    /// The newest chain head the follower reported, and when (core clock): how old our view
-    /// of the chain is, across restarts.
+    /// The newest chain head the follower reported, and when (core clock) the chain last
+    /// answered, refreshed at least once a minute: how old our view is, across restarts.
     #[serde(default)]
     pub chain_seen: Option<(BlockNumber, u64)>,
 }
