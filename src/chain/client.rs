@@ -37,42 +37,28 @@ pub struct ChainClient {
 impl ChainClient {
     /// Connects to `url` (http/https) and signs with `signer`; fetches the chain id once.
     pub async fn connect(url: &str, signer: PrivateKeySigner) -> Result<Self, ChainError> {
-        let parsed = Url::parse(url).map_err(|e| ChainError::InvalidUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-        let address = signer.address();
-        // Nonces are ours (see `send_request`); gas and chain id are filled by alloy.
-        let provider = ProviderBuilder::new()
+        let probe = ProviderBuilder::new()
             .disable_recommended_fillers()
-            .with_gas_estimation()
-            .fetch_chain_id()
-            .wallet(EthereumWallet::from(signer))
-            .connect_http(parsed);
-        provider.client().set_poll_interval(POLL_INTERVAL);
-        let chain_id = provider.get_chain_id().await?;
-        Ok(ChainClient {
-            provider: provider.erased(),
-            address,
-            chain_id,
-            next_nonce: Mutex::new(None),
-        })
+            .connect_http(parse_url(url)?);
+        let chain_id = probe.get_chain_id().await?;
+        Self::for_chain(url, signer, chain_id)
     }
 
-    /// A client for chain `chain_id` that does not ask the endpoint anything yet (a node
+    /// A client for chain `chain_id` that asks the endpoint nothing yet (also for a node
     /// starting while the endpoint is unreachable: its calls fail until it answers).
-    pub fn offline(url: &str, signer: PrivateKeySigner, chain_id: u64) -> Result<Self, ChainError> {
-        let parsed = Url::parse(url).map_err(|e| ChainError::InvalidUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
+    pub fn for_chain(
+        url: &str,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+    ) -> Result<Self, ChainError> {
         let address = signer.address();
+        // Nonces are ours (see `send_request`); gas is filled by alloy.
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .with_gas_estimation()
             .with_chain_id(chain_id)
             .wallet(EthereumWallet::from(signer))
-            .connect_http(parsed);
+            .connect_http(parse_url(url)?);
         provider.client().set_poll_interval(POLL_INTERVAL);
         Ok(ChainClient {
             provider: provider.erased(),
@@ -229,4 +215,11 @@ pub fn receipt_events<E: SolEvent>(receipt: &TransactionReceipt) -> Vec<E> {
         .filter(|log| log.topics().first() == Some(&E::SIGNATURE_HASH))
         .filter_map(|log| E::decode_log(&log.inner).ok().map(|l| l.data))
         .collect()
+}
+
+fn parse_url(url: &str) -> Result<Url, ChainError> {
+    Url::parse(url).map_err(|e| ChainError::InvalidUrl {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
 }

@@ -552,7 +552,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         }
         Err(e) if start_block > 0 => {
             log::warn!("{e}; starting without the chain: direct transfers only, until it answers");
-            let client = ChainClient::offline(&opts.eth_rpc, signer, opts.deployment.chain_id)
+            let client = ChainClient::for_chain(&opts.eth_rpc, signer, opts.deployment.chain_id)
                 .map_err(|source| RunError::Rpc {
                     url: opts.eth_rpc.clone(),
                     source,
