@@ -3,9 +3,7 @@
 //! input that must change nothing, reconnects, discovery. No sleep synchronises anything:
 //! every wait is for a condition, with a deadline.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use smartraiden::crypto::PrivateKey;
@@ -866,212 +864,139 @@ async fn a_restarted_peer_on_the_same_port_is_reconnected() {
 
 // ---- mDNS discovery between two network namespaces -------------------------------------
 
-/// Environment of a namespace child: its role, its key byte, its peer's key byte, interface.
-const ROLE_ENV: &str = "SMARTRAIDEN_LAN_MDNS_ROLE";
-const IFACE_ENV: &str = "SMARTRAIDEN_LAN_MDNS_IFACE";
-
-/// Two namespaces joined by a veth pair; removed on drop whatever happened.
-struct Namespaces {
-    names: [String; 2],
-    ifaces: [String; 2],
+/// What a side of the mDNS test reports to the test thread.
+#[derive(Debug)]
+enum Report {
+    /// Its peer was proven, this long after the transport started.
+    Discovered(u64),
+    /// It received its peer's message.
+    Delivered,
+    /// (Side a only) the stopped peer went offline and was forgotten this long after.
+    Forgotten(u64),
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("`ip` runs");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Namespaces {
-    fn create() -> Namespaces {
-        let pid = std::process::id();
-        let ns = Namespaces {
-            names: [format!("srlan{pid}a"), format!("srlan{pid}b")],
-            ifaces: [format!("srl{pid}a"), format!("srl{pid}b")],
-        };
-        for n in &ns.names {
-            ip(&["netns", "add", n]);
-            ip(&["-n", n, "link", "set", "dev", "lo", "up"]);
-        }
-        let [ia, ib] = &ns.ifaces;
-        ip(&["link", "add", "dev", ia, "type", "veth", "peer", "name", ib]);
-        for (i, (n, dev)) in ns.names.iter().zip(&ns.ifaces).enumerate() {
-            ip(&["link", "set", "dev", dev, "netns", n]);
-            let addr = format!("10.231.0.{}/24", i + 1);
-            ip(&["-n", n, "addr", "add", &addr, "dev", dev]);
-            ip(&["-n", n, "link", "set", "dev", dev, "up"]);
-        }
-        ns
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for n in &self.names {
-            // Deleting a namespace also deletes its end of the veth pair (and so the pair).
-            let _ = Command::new("ip").args(["netns", "del", n]).output();
-        }
-    }
-}
-
-/// Starts this test binary's child role inside `ns`.
-fn spawn_child(ns: &str, role: &str, iface: &str) -> std::process::Child {
-    let exe = std::env::current_exe().unwrap();
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(exe)
-        .args([
-            "--exact",
-            "mdns_namespace_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_ENV, role)
-        .env(IFACE_ENV, iface)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("child test starts")
-}
-
-/// Two nodes in separate network namespaces (a veth pair, no default route, mDNS restricted
-/// to the veth) find each other with no manual peer, prove themselves, exchange a message;
-/// when b stops, a reports it offline and forgets it once it is no longer announced.
-#[test]
-fn mdns_discovery_between_two_network_namespaces() {
-    let ns = Namespaces::create();
-    let mut children = [
-        spawn_child(&ns.names[0], "a", &ns.ifaces[0]),
-        spawn_child(&ns.names[1], "b", &ns.ifaces[1]),
-    ];
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, String)>();
-    for (i, c) in children.iter_mut().enumerate() {
-        let out = BufReader::new(c.stdout.take().unwrap());
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send((i, line));
-            }
-        });
-    }
-    let end = std::time::Instant::now() + Duration::from_secs(90);
-    let mut discovered = [None::<u64>, None];
-    let mut delivered = [false, false];
-    let mut expired_ms = None::<u64>;
-    while expired_ms.is_none() {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        let Ok((i, line)) = rx.recv_timeout(left) else {
-            for c in &mut children {
-                let _ = c.kill();
-            }
-            panic!(
-                "children did not finish: discovered {discovered:?}, delivered {delivered:?}, \
-                 expired {expired_ms:?}"
-            );
-        };
-        // libtest may print "test … ... " on the same line before the child's output.
-        if let Some((_, ms)) = line.split_once("LAN-MDNS discovered_ms=") {
-            discovered[i] = Some(ms.trim().parse().unwrap());
-        }
-        if line.contains("LAN-MDNS delivered") {
-            delivered[i] = true;
-            if delivered == [true, true] {
-                // Both got their message: stop b (its stdin closes); a watches it go.
-                drop(children[1].stdin.take());
-            }
-        }
-        if let Some((_, ms)) = line.split_once("LAN-MDNS expired_ms=") {
-            expired_ms = Some(ms.trim().parse().unwrap());
-        }
-    }
-    drop(children[0].stdin.take());
-    for c in &mut children {
-        let status = c.wait().unwrap();
-        assert!(status.success(), "child failed: {status}");
-    }
-    println!(
-        "mDNS discovery to proven connection: a {} ms, b {} ms; b forgotten {} ms after it \
-         went offline (peer_expiry 2 s)",
-        discovered[0].unwrap(),
-        discovered[1].unwrap(),
-        expired_ms.unwrap()
-    );
-}
-
-/// One side of `mdns_discovery_between_two_network_namespaces`, run by it inside a
-/// namespace: no manual peer, mDNS on one interface only, then a message each way. Role b
-/// stops when its stdin closes; role a then reports b offline and expired.
-#[tokio::test]
-#[ignore = "run by mdns_discovery_between_two_network_namespaces inside a namespace"]
-async fn mdns_namespace_child() {
-    let _ = env_logger::try_init();
-    let role = std::env::var(ROLE_ENV).expect("started by the namespace test");
-    let iface = std::env::var(IFACE_ENV).unwrap();
-    let (me, other) = if role == "a" {
-        (key(1), key(2))
-    } else {
-        (key(2), key(1))
-    };
-    let (tx, rx) = mpsc::channel(1000);
-    let mut config = LanConfig::new(me.clone(), CHAIN, "0.0.0.0:0".parse().unwrap());
-    config.mdns = true;
-    config.mdns_interface = Some(iface);
-    config.limits = limits();
-    config.limits.peer_expiry = Duration::from_secs(2);
-    let started = Instant::now();
-    let mut t = LanTransport::start(config, EventSink::Channel(tx))
-        .await
+/// One side, run on a thread inside its node's namespace (so the transport's threads and the
+/// mDNS daemon live there too): no manual peer, mDNS on one interface only, then a message
+/// each way. Side b stops when `stop` fires; side a then reports b offline and forgotten.
+fn mdns_side(
+    me: PrivateKey,
+    other: PrivateKey,
+    iface: String,
+    report: std::sync::mpsc::Sender<Report>,
+    stop: std::sync::mpsc::Receiver<()>,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let mut events = Events {
-        rx,
-        log: Vec::new(),
-    };
-    let peer = other.address();
-    events
-        .until("the peer found by mDNS", |e| {
-            *e == TransportEvent::PeerOnline(peer)
-        })
-        .await;
-    println!("LAN-MDNS discovered_ms={}", started.elapsed().as_millis());
-    // Each side resolves the other on mDNS itself (the first connection may come from the
-    // other side's dial, before our own sighting).
-    eventually("the peer is known from mDNS", || {
-        t.peers()
-            .iter()
-            .any(|p| p.address == peer && p.connected && p.source == PeerSource::Mdns)
-    })
-    .await;
-    let m = signed(&me, 1);
-    t.send(peer, m).unwrap();
-    let got = events.received(1).await;
-    assert_eq!(got, vec![(signed(&other, 1), Some(peer))]);
-    println!("LAN-MDNS delivered");
-    if role == "a" {
+    rt.block_on(async move {
+        let (tx, rx) = mpsc::channel(1000);
+        let mut config = LanConfig::new(me.clone(), CHAIN, "0.0.0.0:0".parse().unwrap());
+        config.mdns = true;
+        config.mdns_interface = Some(iface);
+        config.limits = limits();
+        config.limits.peer_expiry = Duration::from_secs(2);
+        let started = Instant::now();
+        let mut t = LanTransport::start(config, EventSink::Channel(tx))
+            .await
+            .unwrap();
+        let mut events = Events {
+            rx,
+            log: Vec::new(),
+        };
+        let peer = other.address();
         events
-            .until("the peer offline", |e| {
-                *e == TransportEvent::PeerOffline(peer)
+            .until("the peer found by mDNS", |e| {
+                *e == TransportEvent::PeerOnline(peer)
             })
             .await;
-        let offline = Instant::now();
-        eventually("the peer is forgotten", || {
-            t.peers().iter().all(|p| p.address != peer)
+        report
+            .send(Report::Discovered(started.elapsed().as_millis() as u64))
+            .unwrap();
+        // Each side resolves the other on mDNS itself (the first connection may come from the
+        // other side's dial, before our own sighting).
+        eventually("the peer is known from mDNS", || {
+            t.peers()
+                .iter()
+                .any(|p| p.address == peer && p.connected && p.source == PeerSource::Mdns)
         })
         .await;
-        println!("LAN-MDNS expired_ms={}", offline.elapsed().as_millis());
+        t.send(peer, signed(&me, 1)).unwrap();
+        let got = events.received(1).await;
+        assert_eq!(got, vec![(signed(&other, 1), Some(peer))]);
+        report.send(Report::Delivered).unwrap();
+        if me.address() < other.address() {
+            // Side a watches b go.
+            events
+                .until("the peer offline", |e| {
+                    *e == TransportEvent::PeerOffline(peer)
+                })
+                .await;
+            let offline = Instant::now();
+            eventually("the peer is forgotten", || {
+                t.peers().iter().all(|p| p.address != peer)
+            })
+            .await;
+            report
+                .send(Report::Forgotten(offline.elapsed().as_millis() as u64))
+                .unwrap();
+        } else {
+            tokio::task::spawn_blocking(move || stop.recv())
+                .await
+                .unwrap()
+                .ok();
+        }
+        t.shutdown();
+    });
+}
+
+/// Two nodes in separate network namespaces of a LAN lab (a bridge, no default route, mDNS
+/// restricted to each node's LAN interface) find each other with no manual peer, prove
+/// themselves, exchange a message; when b stops, a reports it offline and forgets it once it
+/// is no longer announced.
+#[test]
+fn mdns_discovery_between_two_network_namespaces() {
+    let lab = smartraiden::testnet::netns::LanLab::create(2).expect("the LAN lab (needs root)");
+    lab.cut_internet().unwrap();
+    // Side a is the lower address: it watches the other go.
+    let (mut ka, mut kb) = (key(1), key(2));
+    if kb.address() < ka.address() {
+        std::mem::swap(&mut ka, &mut kb);
     }
-    std::io::stdout().flush().unwrap();
-    // Stay up until the parent closes our stdin.
-    tokio::task::spawn_blocking(|| {
-        let mut sink = String::new();
-        let _ = std::io::stdin().read_line(&mut sink);
-    })
-    .await
-    .unwrap();
-    t.shutdown();
+    let (report_a, from_a) = std::sync::mpsc::channel();
+    let (report_b, from_b) = std::sync::mpsc::channel();
+    let (stop_b, stopped_b) = std::sync::mpsc::channel();
+    let (_stop_a, stopped_a) = std::sync::mpsc::channel();
+    let iface = |i: usize| lab.node_interface(i).to_owned();
+    let a = lab.spawn_in(lab.node_ns(0), {
+        let (ka, kb, iface) = (ka.clone(), kb.clone(), iface(0));
+        move || mdns_side(ka, kb, iface, report_a, stopped_a)
+    });
+    let b = lab.spawn_in(lab.node_ns(1), {
+        let iface = iface(1);
+        move || mdns_side(kb, ka, iface, report_b, stopped_b)
+    });
+    let wait = Duration::from_secs(60);
+    let next = |rx: &std::sync::mpsc::Receiver<Report>, what: &str| {
+        rx.recv_timeout(wait)
+            .unwrap_or_else(|e| panic!("no report of {what}: {e}"))
+    };
+    let (Report::Discovered(da), Report::Discovered(db)) = (
+        next(&from_a, "a's discovery"),
+        next(&from_b, "b's discovery"),
+    ) else {
+        panic!("discovery comes first");
+    };
+    assert!(matches!(next(&from_a, "a's delivery"), Report::Delivered));
+    assert!(matches!(next(&from_b, "b's delivery"), Report::Delivered));
+    stop_b.send(()).unwrap();
+    b.join().unwrap().expect("b ran in its namespace");
+    let Report::Forgotten(gone) = next(&from_a, "a forgetting b") else {
+        panic!("a reports b forgotten");
+    };
+    a.join().unwrap().expect("a ran in its namespace");
+    println!(
+        "mDNS discovery to proven connection: a {da} ms, b {db} ms; b forgotten {gone} ms after \
+         it went offline (peer_expiry 2 s)"
+    );
 }
