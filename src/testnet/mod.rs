@@ -8,6 +8,7 @@ pub mod compose;
 mod credentials;
 pub mod info;
 pub mod limits;
+pub mod lan_net;
 pub mod netns;
 pub mod network;
 pub mod rpc_gate;
