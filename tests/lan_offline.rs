@@ -220,7 +220,7 @@ async fn history(net: &LanNet, i: usize, kind: &str, partner: usize) -> (usize, 
     let with: Vec<&Value> = list
         .iter()
         .filter(|r| {
-            r["partner"]
+            r["partner_address"]
                 .as_str()
                 .is_some_and(|p| p.eq_ignore_ascii_case(net.address(partner)))
         })
@@ -528,8 +528,13 @@ async fn peers_given_by_hand_pay_offline_and_a_close_while_offline_is_answered_w
     converged(&net, d, e, &de, (990, 1010)).await;
 
     net.lab.cut_internet().unwrap();
+    let t = Instant::now();
     offline_by_itself(&net, d).await;
     offline_by_itself(&net, e).await;
+    eprintln!(
+        "no-internet mode on both nodes (by hand) {:.1} s after the routes went",
+        t.elapsed().as_secs_f64()
+    );
     // Offline with no LAN peer, a payment cannot go anywhere yet; given by hand, it can.
     introduce(&net, d, e).await;
     introduce(&net, e, d).await;
