@@ -40,7 +40,9 @@ async fn lan_net(discovery: Vec<Discovery>, dir: &std::path::Path) -> LanNet {
     require_root();
     let mut options = LanNetOptions::new(discovery, dir, env!("CARGO_BIN_EXE_smartraiden"));
     options.extra_node_args = vec!["--stale-after-ms".into(), STALE_MS.to_string()];
-    LanNet::start(options).await.expect("the LAN testnet starts")
+    LanNet::start(options)
+        .await
+        .expect("the LAN testnet starts")
 }
 
 /// Opens a channel from node `x` to node `y` with deposits `dx` and `dy`; its identifier.
@@ -179,7 +181,9 @@ async fn lan_connected(net: &LanNet, i: usize, j: usize) {
     wait_status(net, i, "connected on the LAN", move |s| {
         s["lan"]["peers"].as_array().is_some_and(|peers| {
             peers.iter().any(|p| {
-                p["address"].as_str().is_some_and(|a| a.eq_ignore_ascii_case(&want))
+                p["address"]
+                    .as_str()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&want))
                     && p["connected"] == json!(true)
             })
         })
@@ -570,7 +574,11 @@ async fn peers_given_by_hand_pay_offline_and_a_close_while_offline_is_answered_w
     assert_eq!(closed["state"], "closed", "{closed}");
     net.chain.mine(SETTLE_TIMEOUT / 4).await.unwrap();
     let ch = channel(&net, e, &de).await;
-    assert_eq!(ch["state"], json!("opened"), "node 2 cannot see the chain: {ch}");
+    assert_eq!(
+        ch["state"],
+        json!("opened"),
+        "node 2 cannot see the chain: {ch}"
+    );
     assert_eq!(ch["no_internet"], json!(true), "{ch}");
     let e_txs = sent_transactions(&net, e).await;
 

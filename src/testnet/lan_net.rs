@@ -159,10 +159,8 @@ impl LanNet {
                 Discovery::Manual => args.push("--no-mdns".into()),
             }
             args.extend(options.extra_node_args.iter().map(OsString::from));
-            let portal = lab.portal(
-                lab.node_ns(i),
-                SocketAddr::from(([127, 0, 0, 1], API_PORT)),
-            )?;
+            let portal =
+                lab.portal(lab.node_ns(i), SocketAddr::from(([127, 0, 0, 1], API_PORT)))?;
             nodes.push(LanNode {
                 child: None,
                 args,

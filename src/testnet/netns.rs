@@ -433,7 +433,8 @@ impl LanLab {
     pub fn cut_internet_of(&self, i: usize) -> Result<(), TestnetError> {
         let ns = &self.node_ns[i];
         let out = ip_output(&["-n", ns, "route", "del", "default"])?;
-        if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("No such process")
+        if !out.status.success()
+            && !String::from_utf8_lossy(&out.stderr).contains("No such process")
         {
             return Err(TestnetError::Setup(format!(
                 "ip -n {ns} route del default: {}",
@@ -446,7 +447,15 @@ impl LanLab {
     /// [`LanLab::restore_internet`] for node `i` (0-based) alone. Idempotent.
     pub fn restore_internet_of(&self, i: usize) -> Result<(), TestnetError> {
         let gw = self.lan_gateway().to_string();
-        ip(&["-n", &self.node_ns[i], "route", "replace", "default", "via", &gw])
+        ip(&[
+            "-n",
+            &self.node_ns[i],
+            "route",
+            "replace",
+            "default",
+            "via",
+            &gw,
+        ])
     }
 
     /// Whether `addr` accepts a TCP connection from inside `ns` (within 200 ms).

@@ -536,10 +536,7 @@ pub(super) fn node_args(a: &NodeArgs<'_>) -> Vec<OsString> {
     args.extend(["--password-file".into(), a.node_dir.join("password").into()]);
     args.extend(["--eth-rpc".into(), a.eth_rpc.into()]);
     args.extend(["--deployment".into(), a.deployment_file.into()]);
-    args.extend([
-        "--xmpp-server".into(),
-        a.prosody.addr().to_string().into(),
-    ]);
+    args.extend(["--xmpp-server".into(), a.prosody.addr().to_string().into()]);
     args.extend(["--xmpp-domain".into(), a.prosody.domain().into()]);
     args.extend([
         "--xmpp-password-file".into(),
