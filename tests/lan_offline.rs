@@ -560,7 +560,8 @@ async fn peers_given_by_hand_pay_offline_and_a_close_while_offline_is_answered_w
     eprintln!("LAN (by hand) node 1 → node 2: {}", rate(&there));
     eprintln!("LAN (by hand) node 2 → node 1: {}", rate(&back));
     converged(&net, d, e, &de, (940, 1060)).await;
-    // Node 1 pays last: the proof node 1 holds (node 2's) is older than node 2's newest.
+    // Node 1 pays last: node 2 now holds node 1's newest proof, which node 1's close below
+    // does not put on chain (a close submits the partner's proof, here node 2's).
     pay(&net, d, e, 5).await;
     converged(&net, d, e, &de, (935, 1065)).await;
 
