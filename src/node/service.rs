@@ -207,6 +207,14 @@ impl Persist for StorePersist {
 /// Transfer history for the REST API, read from the store.
 struct StoreLog(Arc<Store>);
 
+/// The XMPP keepalive for a node that enters no-internet mode after `stale_after_ms` of
+/// silence: a link that died without a word (a route gone, the TCP connection left hanging) is
+/// noticed about 1.5 keepalives later, so the keepalive is two thirds of that time (at least
+/// a second), and never longer than `default`.
+fn xmpp_keepalive(stale_after_ms: u64, default: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis((stale_after_ms * 2 / 3).max(1000)).min(default)
+}
+
 fn record_json(r: &TransferRecord) -> Value {
     json!({
         "lock_secret_hash": r.id.to_string(),
@@ -577,6 +585,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         XmppConfig::new(us, &opts.xmpp_domain, opts.xmpp_server, &opts.xmpp_password);
     // A node with channels keeps working without the server (no-internet mode).
     xmpp_config.keep_trying = start_block > 0;
+    xmpp_config.keepalive = xmpp_keepalive(opts.stale_after_ms, xmpp_config.keepalive);
     let transport =
         XmppTransport::connect_with(xmpp_config, EventSink::Direct(Box::new(to_core))).await?;
     let lan = match &opts.lan {
@@ -746,5 +755,21 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         }
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(RunError::Startup("the event loop panicked".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xmpp_keepalive;
+    use std::time::Duration;
+
+    #[test]
+    fn the_xmpp_keepalive_notices_a_dead_link_within_the_stale_time() {
+        let default = Duration::from_secs(30);
+        // The default stale time (30 s): a dead link is noticed after ~1.5 × 20 s.
+        assert_eq!(xmpp_keepalive(30_000, default), Duration::from_secs(20));
+        assert_eq!(xmpp_keepalive(3_000, default), Duration::from_secs(2));
+        assert_eq!(xmpp_keepalive(600, default), Duration::from_secs(1));
+        assert_eq!(xmpp_keepalive(3_600_000, default), default);
     }
 }

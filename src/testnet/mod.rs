@@ -7,6 +7,7 @@ pub mod client;
 pub mod compose;
 mod credentials;
 pub mod info;
+pub mod lan_net;
 pub mod limits;
 pub mod netns;
 pub mod network;

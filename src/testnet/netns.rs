@@ -421,27 +421,41 @@ impl LanLab {
     /// Nodes lose their route to infra: their default routes go, so a connection to infra
     /// fails at once with "Network is unreachable"; the LAN subnet stays on-link. Idempotent.
     pub fn cut_internet(&self) -> Result<(), TestnetError> {
-        for ns in &self.node_ns {
-            let out = ip_output(&["-n", ns, "route", "del", "default"])?;
-            if !out.status.success()
-                && !String::from_utf8_lossy(&out.stderr).contains("No such process")
-            {
-                return Err(TestnetError::Setup(format!(
-                    "ip -n {ns} route del default: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-        }
-        Ok(())
+        (0..self.node_ns.len()).try_for_each(|i| self.cut_internet_of(i))
     }
 
     /// Gives the nodes their default route back (after [`LanLab::cut_internet`]). Idempotent.
     pub fn restore_internet(&self) -> Result<(), TestnetError> {
-        let gw = self.lan_gateway().to_string();
-        for ns in &self.node_ns {
-            ip(&["-n", ns, "route", "replace", "default", "via", &gw])?;
+        (0..self.node_ns.len()).try_for_each(|i| self.restore_internet_of(i))
+    }
+
+    /// [`LanLab::cut_internet`] for node `i` (0-based) alone. Idempotent.
+    pub fn cut_internet_of(&self, i: usize) -> Result<(), TestnetError> {
+        let ns = &self.node_ns[i];
+        let out = ip_output(&["-n", ns, "route", "del", "default"])?;
+        if !out.status.success()
+            && !String::from_utf8_lossy(&out.stderr).contains("No such process")
+        {
+            return Err(TestnetError::Setup(format!(
+                "ip -n {ns} route del default: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         Ok(())
+    }
+
+    /// [`LanLab::restore_internet`] for node `i` (0-based) alone. Idempotent.
+    pub fn restore_internet_of(&self, i: usize) -> Result<(), TestnetError> {
+        let gw = self.lan_gateway().to_string();
+        ip(&[
+            "-n",
+            &self.node_ns[i],
+            "route",
+            "replace",
+            "default",
+            "via",
+            &gw,
+        ])
     }
 
     /// Whether `addr` accepts a TCP connection from inside `ns` (within 200 ms).

@@ -17,7 +17,8 @@ use super::rpc_gate::RpcGate;
 use super::{TestnetError, io};
 use crate::chain::bindings::StandardToken;
 use crate::chain::deploy::deploy;
-use crate::chain::{DeployOptions, Deployment, DevChain, DevChainOptions};
+use crate::chain::{ChainClient, DeployOptions, Deployment, DevChain, DevChainOptions};
+use crate::primitives::Address;
 use crate::transport::xmpp::{ProsodyOptions, ProsodyServer};
 
 /// How long a node may take from spawn to answering its REST API.
@@ -150,46 +151,33 @@ impl Testnet {
             .map_or_else(|| chain.url().to_owned(), RpcGate::url);
 
         info!("deploying the contracts");
-        let deployer = chain.client(DevChain::key(0)).await?;
-        let deployment = deploy(&deployer, &DeployOptions::default()).await?;
-        let deployment_file = dir.join("deployment.json");
-        deployment
-            .write(&deployment_file)
-            .map_err(|e| TestnetError::Setup(format!("writing the deployment: {e}")))?;
-        let token = StandardToken::new(deployment.token, deployer.provider());
+        let (deployer, deployment, deployment_file) = deploy_into(&chain, &dir).await?;
 
         let mut nodes = Vec::with_capacity(options.nodes);
         for n in 1..=options.nodes {
             let node_dir = dir.join("nodes").join(n.to_string());
-            let NodeCredentials { key, xmpp_password } = write_node_credentials(&node_dir)?;
-            let address = key.address();
-            prosody.register(&address.to_lower_hex(), &xmpp_password)?;
-            let alloy_address = crate::chain::convert::eth_address(address);
-            chain
-                .set_balance(alloy_address, U256::from(10u64).pow(U256::from(21u64)))
-                .await?;
-            deployer
-                .send(token.transfer(alloy_address, U256::from(options.tokens_per_node)))
-                .await?;
+            let address = provision_node(
+                &chain,
+                &deployer,
+                &deployment,
+                &prosody,
+                &node_dir,
+                options.tokens_per_node,
+            )
+            .await?;
 
             let port = match options.api_base_port {
                 Some(base) => base + (n as u16 - 1),
                 None => free_port()?,
             };
             let datadir = node_dir.join("data");
-            let mut args: Vec<OsString> =
-                vec!["run".into(), "--datadir".into(), datadir.clone().into()];
-            args.extend(["--keystore".into(), node_dir.join("keystore.json").into()]);
-            args.extend(["--password-file".into(), node_dir.join("password").into()]);
-            args.extend(["--eth-rpc".into(), node_rpc.clone().into()]);
-            args.extend(["--deployment".into(), deployment_file.clone().into()]);
-            args.extend(["--xmpp-server".into(), prosody.addr().to_string().into()]);
-            args.extend(["--xmpp-domain".into(), prosody.domain().into()]);
-            args.extend([
-                "--xmpp-password-file".into(),
-                node_dir.join("xmpp-password").into(),
-            ]);
-            args.extend(["--api-address".into(), format!("127.0.0.1:{port}").into()]);
+            let mut args = node_args(&NodeArgs {
+                node_dir: &node_dir,
+                eth_rpc: &node_rpc,
+                deployment_file: &deployment_file,
+                prosody: &prosody,
+                api_address: &format!("127.0.0.1:{port}"),
+            });
             // The LAN transport listens on loopback; peers are given by hand (mDNS off: the
             // nodes share one host and must not announce themselves on its networks).
             let lan = format!("127.0.0.1:{}", free_port()?);
@@ -199,8 +187,6 @@ impl Testnet {
                 "--no-mdns".into(),
             ]);
             args.extend(["--fee".into(), options.fee.to_string().into()]);
-            // anvil does not reorganise: act on a log as soon as it is mined.
-            args.extend(["--confirmations".into(), "0".into()]);
             args.extend(options.extra_node_args.iter().map(OsString::from));
             let log = node_dir.join("node.log");
             let restart = format!(
@@ -482,6 +468,84 @@ impl Drop for Testnet {
             }
         }
     }
+}
+
+/// Deploys the contracts with anvil's first key and writes `dir/deployment.json`: the
+/// deployer's client, the deployment and the file.
+pub(super) async fn deploy_into(
+    chain: &DevChain,
+    dir: &Path,
+) -> Result<(ChainClient, Deployment, PathBuf), TestnetError> {
+    let deployer = chain.client(DevChain::key(0)).await?;
+    let deployment = deploy(&deployer, &DeployOptions::default()).await?;
+    let deployment_file = dir.join("deployment.json");
+    deployment
+        .write(&deployment_file)
+        .map_err(|e| TestnetError::Setup(format!("writing the deployment: {e}")))?;
+    Ok((deployer, deployment, deployment_file))
+}
+
+/// Writes fresh credentials into `node_dir`, registers the node with `prosody`, and gives its
+/// account ether and `tokens` test tokens; the node's address.
+pub(super) async fn provision_node(
+    chain: &DevChain,
+    deployer: &ChainClient,
+    deployment: &Deployment,
+    prosody: &ProsodyServer,
+    node_dir: &Path,
+    tokens: u64,
+) -> Result<Address, TestnetError> {
+    let NodeCredentials { key, xmpp_password } = write_node_credentials(node_dir)?;
+    let address = key.address();
+    prosody.register(&address.to_lower_hex(), &xmpp_password)?;
+    let alloy_address = crate::chain::convert::eth_address(address);
+    chain
+        .set_balance(alloy_address, U256::from(10u64).pow(U256::from(21u64)))
+        .await?;
+    let token = StandardToken::new(deployment.token, deployer.provider());
+    deployer
+        .send(token.transfer(alloy_address, U256::from(tokens)))
+        .await?;
+    Ok(address)
+}
+
+/// What [`node_args`] needs.
+pub(super) struct NodeArgs<'a> {
+    /// The folder [`provision_node`] wrote the credentials into; the data directory is
+    /// `data` inside it.
+    pub node_dir: &'a Path,
+    /// The chain's URL as the node reaches it.
+    pub eth_rpc: &'a str,
+    /// `deployment.json`.
+    pub deployment_file: &'a Path,
+    /// The XMPP server.
+    pub prosody: &'a ProsodyServer,
+    /// Where the REST API listens (`ip:port`).
+    pub api_address: &'a str,
+}
+
+/// The `smartraiden run` arguments every testnet node has: files, chain, XMPP server, REST
+/// address, and no confirmations (anvil does not reorganise).
+pub(super) fn node_args(a: &NodeArgs<'_>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "run".into(),
+        "--datadir".into(),
+        a.node_dir.join("data").into(),
+    ];
+    args.extend(["--keystore".into(), a.node_dir.join("keystore.json").into()]);
+    args.extend(["--password-file".into(), a.node_dir.join("password").into()]);
+    args.extend(["--eth-rpc".into(), a.eth_rpc.into()]);
+    args.extend(["--deployment".into(), a.deployment_file.into()]);
+    args.extend(["--xmpp-server".into(), a.prosody.addr().to_string().into()]);
+    args.extend(["--xmpp-domain".into(), a.prosody.domain().into()]);
+    args.extend([
+        "--xmpp-password-file".into(),
+        a.node_dir.join("xmpp-password").into(),
+    ]);
+    args.extend(["--api-address".into(), a.api_address.into()]);
+    // anvil does not reorganise: act on a log as soon as it is mined.
+    args.extend(["--confirmations".into(), "0".into()]);
+    args
 }
 
 /// Stops the testnet described by `<dir>/testnet.json`: the nodes (also ones restarted by

@@ -37,6 +37,9 @@ pub enum OpenError {
     Rejected(String),
     /// Network or protocol trouble: worth retrying.
     Transient(String),
+    /// No route to the server (ENETUNREACH, EHOSTUNREACH): the connection failed at once and
+    /// retrying will not help until the network changes.
+    NoRoute(String),
 }
 
 impl From<std::io::Error> for OpenError {
@@ -52,7 +55,14 @@ pub async fn open(
     password: &str,
     timeouts: Timeouts,
 ) -> Result<(Stream, FullJid), OpenError> {
-    let tcp = TcpStream::connect(server).await?;
+    let tcp = TcpStream::connect(server)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+                OpenError::NoRoute(e.to_string())
+            }
+            _ => OpenError::Transient(e.to_string()),
+        })?;
     // Protocol messages are small and latency-bound: never wait to coalesce them.
     tcp.set_nodelay(true)?;
     let header = || StreamHeader {

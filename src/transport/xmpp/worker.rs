@@ -99,6 +99,7 @@ impl Worker {
             let Some(attempt) = self.attempt().await else {
                 return;
             };
+            let mut no_route = false;
             let reason = match attempt {
                 Ok(Ok((stream, bound))) => {
                     log::info!("xmpp: {} online at {}", bound, self.config.server);
@@ -145,9 +146,16 @@ impl Worker {
                     reason
                 }
                 Ok(Err(OpenError::Transient(reason))) => reason,
+                Ok(Err(OpenError::NoRoute(reason))) => {
+                    // No route (a node in a basement): a node that may start without the
+                    // server does so at once instead of waiting out the first login's deadline.
+                    no_route = true;
+                    reason
+                }
                 Err(_) => format!("login not finished within {:?}", self.config.login_timeout),
             };
-            if ready.is_some() && Instant::now() >= first_deadline {
+            let give_up_waiting = no_route && self.config.keep_trying;
+            if ready.is_some() && (give_up_waiting || Instant::now() >= first_deadline) {
                 let _ = ready.take().map(|r| {
                     r.send(Err(XmppError::Unreachable {
                         server: self.config.server,
