@@ -814,6 +814,50 @@ async fn a_connection_flood_is_bounded_by_the_connection_limit() {
 }
 
 #[tokio::test]
+async fn strangers_get_a_share_of_the_connections_and_known_peers_the_rest() {
+    // Four strangers with keys of their own complete hellos with the victim; only two are kept.
+    let mut lv = limits();
+    lv.max_stranger_connections = 2;
+    let mut v = start(key(1), lv).await;
+    let mut strangers = Vec::new();
+    for i in 0..4 {
+        let s = start(key(10 + i), limits()).await;
+        s.t.add_peer(v.address(), v.t.local_addr());
+        strangers.push(s);
+    }
+    // Every stranger's hello completed at least once (the victim proves itself first).
+    for s in &mut strangers {
+        let pv = v.address();
+        s.events
+            .until("the stranger saw the victim", |e| {
+                *e == TransportEvent::PeerOnline(pv)
+            })
+            .await;
+    }
+    let connected = v.t.peers().iter().filter(|p| p.connected).count();
+    assert_eq!(connected, 2, "strangers kept: {:?}", v.t.peers());
+    v.events.drain();
+    let online: std::collections::BTreeSet<Address> = v
+        .events
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            TransportEvent::PeerOnline(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        online.len(),
+        2,
+        "the victim never took more than two strangers"
+    );
+    // A peer the victim knows still gets in, and works both ways.
+    let mut known = start(key(2), limits()).await;
+    pair(&mut v, &mut known).await;
+    round_trip(&mut v, &mut known, 1).await;
+}
+
+#[tokio::test]
 async fn a_restarted_peer_on_the_same_port_is_reconnected() {
     let mut a = start(key(1), limits()).await;
     let mut b = start(key(2), limits()).await;

@@ -66,6 +66,10 @@ pub struct LanLimits {
     pub keepalive: Duration,
     /// Most messages waiting for one peer; `send` fails with `QueueFull` beyond it.
     pub max_queued_per_peer: usize,
+    /// Most proven connections from strangers (peers that dialled us and were neither given
+    /// by the node nor seen on mDNS): anyone can make keys and complete hellos, so they get a
+    /// share of `max_connections` and the rest stays free for the peers we know.
+    pub max_stranger_connections: usize,
 }
 
 impl Default for LanLimits {
@@ -73,7 +77,8 @@ impl Default for LanLimits {
     /// many times over), 64 connections, 16 pending hellos, 5 s to connect and say hello,
     /// 4,000 frames/s per connection (we send at most 2,000/s), mDNS peers forgotten 2 min
     /// after they were last seen, redial backoff 250 ms doubling to 10 s, keepalive ping after
-    /// 15 s of silence (dead link dropped after 30 s), 10,000 messages queued per peer.
+    /// 15 s of silence (dead link dropped after 30 s), 10,000 messages queued per peer, 16
+    /// connections from strangers.
     fn default() -> Self {
         LanLimits {
             max_frame_bytes: 256 * 1024,
@@ -86,6 +91,7 @@ impl Default for LanLimits {
             backoff_max: Duration::from_secs(10),
             keepalive: Duration::from_secs(15),
             max_queued_per_peer: 10_000,
+            max_stranger_connections: 16,
         }
     }
 }

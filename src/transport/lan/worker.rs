@@ -298,6 +298,19 @@ impl Hub {
             }
         }
         let limits = &self.ctx.limits;
+        if !outbound && !table.contains_key(&link.peer) {
+            let strangers = table
+                .values()
+                .filter(|p| p.source == PeerSource::Inbound && p.live.is_some())
+                .count();
+            if strangers >= limits.max_stranger_connections {
+                log::debug!(
+                    "lan {me:?}: {:?} refused: {strangers} strangers connected already",
+                    link.peer
+                );
+                return; // dropping the link closes it and frees its slot
+            }
+        }
         let p = table.entry(link.peer).or_insert_with(|| {
             Peer::new(
                 PeerSource::Inbound,
