@@ -9,7 +9,6 @@ use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use log::info;
 
@@ -20,8 +19,6 @@ use super::{TestnetError, io};
 use crate::chain::{Deployment, DevChain, DevChainOptions};
 use crate::transport::xmpp::{ProsodyOptions, ProsodyServer};
 
-/// How long a node may take from spawn to answering its REST API.
-const NODE_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The REST port of every node, on the loopback of its own namespace.
 const API_PORT: u16 = 5001;
 /// The LAN port of every node, on its LAN address.
@@ -227,9 +224,7 @@ impl LanNet {
 
     /// The end of node `i`'s log.
     pub fn log_tail(&self, i: usize, bytes: usize) -> String {
-        let text = std::fs::read(&self.nodes[i].log).unwrap_or_default();
-        let from = text.len().saturating_sub(bytes);
-        String::from_utf8_lossy(&text[from..]).into_owned()
+        super::network::log_tail(&self.nodes[i].log, bytes)
     }
 
     /// Node `i`'s process id, while it runs.
@@ -278,39 +273,8 @@ impl LanNet {
     }
 
     async fn wait_node_ready(&mut self, i: usize) -> Result<(), TestnetError> {
-        let deadline = Instant::now() + NODE_START_TIMEOUT;
-        loop {
-            if let Ok(address) = self.nodes[i].api.address().await {
-                if !address.eq_ignore_ascii_case(&self.nodes[i].address) {
-                    return Err(TestnetError::Setup(format!(
-                        "node {} answers as {address}, expected {}",
-                        i + 1,
-                        self.nodes[i].address
-                    )));
-                }
-                return Ok(());
-            }
-            if let Some(status) = self.nodes[i]
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.nodes[i].child = None;
-                return Err(TestnetError::Setup(format!(
-                    "node {} exited during start-up ({status}):\n{}",
-                    i + 1,
-                    self.log_tail(i, 2000)
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(TestnetError::Setup(format!(
-                    "node {} did not answer within {NODE_START_TIMEOUT:?}:\n{}",
-                    i + 1,
-                    self.log_tail(i, 2000)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let n = &mut self.nodes[i];
+        super::network::wait_node_ready(i, &n.api, &n.address, &mut n.child, &n.log).await
     }
 }
 

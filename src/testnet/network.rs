@@ -286,9 +286,7 @@ impl Testnet {
 
     /// The end of node `i`'s log.
     pub fn log_tail(&self, i: usize, bytes: usize) -> String {
-        let text = std::fs::read(&self.nodes[i].log).unwrap_or_default();
-        let from = text.len().saturating_sub(bytes);
-        String::from_utf8_lossy(&text[from..]).into_owned()
+        log_tail(&self.nodes[i].log, bytes)
     }
 
     /// The path of node `i`'s log.
@@ -404,43 +402,8 @@ impl Testnet {
     }
 
     async fn wait_node_ready(&mut self, i: usize) -> Result<(), TestnetError> {
-        let deadline = Instant::now() + NODE_START_TIMEOUT;
-        loop {
-            if let Ok(address) = self.nodes[i].api.address().await {
-                if !address.eq_ignore_ascii_case(&self.nodes[i].info.address) {
-                    return Err(TestnetError::Setup(format!(
-                        "{} answers as {address}, expected node {} ({})",
-                        self.nodes[i].api.base(),
-                        i + 1,
-                        self.nodes[i].info.address
-                    )));
-                }
-                return Ok(());
-            }
-            if let Some(status) = self.nodes[i]
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.nodes[i].child = None;
-                return Err(TestnetError::Setup(format!(
-                    "node {} exited during start-up ({status}); end of {}:\n{}",
-                    i + 1,
-                    self.nodes[i].log.display(),
-                    self.log_tail(i, 2000)
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(TestnetError::Setup(format!(
-                    "node {} did not answer on {} within {NODE_START_TIMEOUT:?}; end of {}:\n{}",
-                    i + 1,
-                    self.nodes[i].api.base(),
-                    self.nodes[i].log.display(),
-                    self.log_tail(i, 2000)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let n = &mut self.nodes[i];
+        wait_node_ready(i, &n.api, &n.info.address, &mut n.child, &n.log).await
     }
 
     fn write_info(&mut self) -> Result<(), TestnetError> {
@@ -467,6 +430,56 @@ impl Drop for Testnet {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// The last `bytes` of a node's log.
+pub(super) fn log_tail(log: &Path, bytes: usize) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let from = text.len().saturating_sub(bytes);
+    String::from_utf8_lossy(&text[from..]).into_owned()
+}
+
+/// Waits until node `i` (0-based) answers its REST API as `address`; fails at once if its
+/// process exits, or after [`NODE_START_TIMEOUT`], with the end of its `log`.
+pub(super) async fn wait_node_ready(
+    i: usize,
+    api: &ApiClient,
+    address: &str,
+    child: &mut Option<Child>,
+    log: &Path,
+) -> Result<(), TestnetError> {
+    let deadline = Instant::now() + NODE_START_TIMEOUT;
+    loop {
+        if let Ok(answered) = api.address().await {
+            if !answered.eq_ignore_ascii_case(address) {
+                return Err(TestnetError::Setup(format!(
+                    "{} answers as {answered}, expected node {} ({address})",
+                    api.base(),
+                    i + 1,
+                )));
+            }
+            return Ok(());
+        }
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            *child = None;
+            return Err(TestnetError::Setup(format!(
+                "node {} exited during start-up ({status}); end of {}:\n{}",
+                i + 1,
+                log.display(),
+                log_tail(log, 2000)
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(TestnetError::Setup(format!(
+                "node {} did not answer on {} within {NODE_START_TIMEOUT:?}; end of {}:\n{}",
+                i + 1,
+                api.base(),
+                log.display(),
+                log_tail(log, 2000)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
