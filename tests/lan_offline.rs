@@ -108,27 +108,11 @@ fn rate(took: &[Duration]) -> String {
     )
 }
 
-async fn status(net: &LanNet, i: usize) -> Value {
-    let (code, body) = net.api(i).get("status").await.unwrap();
-    assert_eq!(code, 200, "{body}");
-    body
-}
-
 /// Waits until node `i`'s status satisfies `pred`; the status.
 async fn wait_status(net: &LanNet, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = status(net, i).await;
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {} never {what}: {s}",
-            i + 1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let s = net.api(i).wait_status(WAIT, &pred).await.unwrap();
+    assert!(pred(&s), "node {} never {what}: {s}", i + 1);
+    s
 }
 
 /// Waits until node `i` entered no-internet mode by itself (both links silent).

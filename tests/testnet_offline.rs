@@ -3,7 +3,7 @@
 //! channels restarting while neither the chain nor the XMPP server answers. (The LAN without
 //! a route to either, in network namespaces, is `tests/lan_offline.rs`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use smartraiden::testnet::client::balances;
@@ -59,19 +59,9 @@ async fn status(net: &Testnet, i: usize) -> Value {
 
 /// Waits until node `i`'s status satisfies `pred`.
 async fn wait_status(net: &Testnet, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = status(net, i).await;
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {} never {what}: {s}",
-            i + 1
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = net.api(i).wait_status(WAIT, &pred).await.unwrap();
+    assert!(pred(&s), "node {} never {what}: {s}", i + 1);
+    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

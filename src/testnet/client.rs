@@ -215,6 +215,28 @@ impl ApiClient {
             tokio::time::sleep(POLL).await;
         }
     }
+
+    /// Polls `GET /status` until `done` holds for it, up to `timeout`; the last answer either
+    /// way (callers assert on it).
+    pub async fn wait_status(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value, TestnetError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (code, s) = self.get("status").await?;
+            if code != 200 {
+                return Err(TestnetError::Api(format!(
+                    "GET status answered {code}: {s}"
+                )));
+            }
+            if done(&s) || Instant::now() >= deadline {
+                return Ok(s);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
 }
 
 /// A JSON amount: a number or a decimal string.
