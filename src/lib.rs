@@ -7,6 +7,8 @@ pub mod api;
 pub mod chain;
 pub mod core;
 pub mod crypto;
+pub mod delegation;
+pub mod monitor;
 pub mod messages;
 pub mod node;
 pub mod primitives;

@@ -31,6 +31,35 @@ enum Command {
     /// Channels of a running node, through its REST API.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// A monitoring service: defends delegated channels of nodes that are away (SPEC §8).
+    Monitor(Box<MonitorArgs>),
+}
+
+#[derive(Args)]
+struct MonitorArgs {
+    /// Data directory of the service (its own, not a node's).
+    #[arg(long, default_value = ".smartraiden-monitor")]
+    datadir: PathBuf,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// File holding the keystore password (first line).
+    #[arg(long, requires = "keystore")]
+    password_file: Option<PathBuf>,
+    /// Ethereum JSON-RPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    eth_rpc: String,
+    /// Deployment JSON written by `smartraiden deploy`.
+    #[arg(long)]
+    deployment: PathBuf,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:5100")]
+    api_address: std::net::SocketAddr,
+    /// Blocks a chain log must be buried under before the service acts on it.
+    #[arg(long, default_value_t = 1)]
+    confirmations: u64,
+    /// Delegations one delegator may hold.
+    #[arg(long, default_value_t = 1_000)]
+    max_per_delegator: usize,
 }
 
 #[derive(Subcommand)]
@@ -318,6 +347,25 @@ async fn run_node(args: RunArgs) -> Result<()> {
         stale_after_ms: args.stale_after_ms,
     };
     smartraiden::node::run(key, opts).await?;
+    Ok(())
+}
+
+async fn run_monitor(args: MonitorArgs) -> Result<()> {
+    let key = load_key(&args.key, args.password_file.as_ref())?;
+    let deployment = smartraiden::chain::Deployment::read(&args.deployment)
+        .with_context(|| format!("reading deployment {}", args.deployment.display()))?;
+    let opts = smartraiden::monitor::MonitorOptions {
+        datadir: args.datadir,
+        eth_rpc: args.eth_rpc,
+        deployment,
+        api_address: args.api_address,
+        confirmations: args.confirmations,
+        limits: smartraiden::monitor::MonitorLimits {
+            per_delegator: args.max_per_delegator,
+            ..Default::default()
+        },
+    };
+    smartraiden::monitor::run(key, opts).await?;
     Ok(())
 }
 
@@ -666,6 +714,7 @@ async fn main() -> std::process::ExitCode {
         Command::Account(cmd) => run_account(cmd),
         Command::Testnet(cmd) => run_testnet(cmd).await,
         Command::Channel(cmd) => run_channel(cmd).await,
+        Command::Monitor(args) => run_monitor(*args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ mod error;
 pub(crate) mod json;
 mod offline;
 mod routes;
+mod thirdparty;
 
 pub use error::ApiError;
 pub use json::amount_json;

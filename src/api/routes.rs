@@ -96,6 +96,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/1/updatenodes",
             get(super::offline::list_nodes).post(super::offline::update_nodes),
         )
+        .route(
+            "/api/1/thirdparty/{id}/{delegate}",
+            get(super::thirdparty::package),
+        )
         .route("/api/1/stop", post(stop))
         .with_state(state)
 }

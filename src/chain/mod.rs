@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod calls;
 pub mod client;
 pub mod convert;
+pub mod delegate;
 pub mod deploy;
 pub mod devchain;
 pub mod events;

@@ -6,6 +6,7 @@ mod chain_view;
 pub mod channel;
 mod claims;
 mod cosign;
+mod delegate;
 pub mod delivery;
 mod dispatch;
 pub mod duties;
