@@ -1,0 +1,539 @@
+//! The monitoring service's pure parts: the delegation package's checks and the decision core
+//! (window arithmetic, newer-nonce rule, forgetting on settle, restart re-issuing).
+
+use smartraiden::core::ChainEvent;
+use smartraiden::crypto::PrivateKey;
+use smartraiden::delegation::{
+    DelegatedProof, DelegatedUnlock, DelegationPackage, PackageError, PunishEvidence,
+};
+use smartraiden::monitor::decide::{
+    CallResult, Duty, DutyKind, MonitorCall, MonitorInput, MonitorLimits, MonitorState,
+    OnChainFacts, Refusal,
+};
+use smartraiden::primitives::{
+    Address, BlockCount, BlockNumber, ChainId, H256, Locksroot, Nonce, Secret, SecretHash,
+    Signature, TokenAmount,
+};
+use smartraiden::proofs::{
+    BalanceProofData, ChannelBinding, DelegationData, DisposedLockData, Lock, MerkleTree,
+    SignedData, UnlockDelegationData, channel_identifier,
+};
+
+const CHAIN: ChainId = ChainId(31337);
+const OPEN: BlockNumber = BlockNumber(10);
+const SETTLE_TIMEOUT: BlockCount = BlockCount(40);
+
+struct Parties {
+    delegator: PrivateKey,
+    partner: PrivateKey,
+    monitor: Address,
+    token_network: Address,
+}
+
+fn parties() -> Parties {
+    Parties {
+        delegator: PrivateKey::from_bytes([1; 32]).unwrap(),
+        partner: PrivateKey::from_bytes([2; 32]).unwrap(),
+        monitor: PrivateKey::from_bytes([3; 32]).unwrap().address(),
+        token_network: Address([0x77; 20]),
+    }
+}
+
+fn lock(n: u8, expiration: u64) -> Lock {
+    Lock {
+        expiration: BlockNumber(expiration),
+        amount: TokenAmount::from(5u64),
+        secrethash: Secret(H256([n; 32])).hash(),
+    }
+}
+
+/// The delegator's package for the partner's proof `nonce` paying `transferred`, with `locks`
+/// pending (all delegated for unlocking) and punish evidence for `disposed`.
+fn package(p: &Parties, nonce: u64, transferred: u64, locks: &[Lock], disposed: &[Lock]) -> DelegationPackage {
+    let channel = channel_identifier(p.delegator.address(), p.partner.address(), p.token_network);
+    let binding = ChannelBinding {
+        channel_identifier: channel,
+        open_block_number: OPEN,
+        chain_id: CHAIN,
+    };
+    let tree = MerkleTree::new(locks.iter().map(Lock::lockhash).collect());
+    let locksroot = tree.root();
+    let transferred_amount = TokenAmount::from(transferred);
+    let additional_hash = H256([nonce as u8; 32]);
+    let bp = BalanceProofData {
+        transferred_amount,
+        locksroot,
+        nonce: Nonce(nonce),
+        additional_hash,
+        binding,
+    };
+    let delegation = DelegationData {
+        transferred_amount,
+        locksroot,
+        nonce: Nonce(nonce),
+        binding,
+    };
+    let unlocks = locks
+        .iter()
+        .enumerate()
+        .map(|(i, l)| DelegatedUnlock {
+            expiration: l.expiration,
+            amount: l.amount,
+            secrethash: l.secrethash,
+            merkle_proof: tree.proof(i).unwrap(),
+            signature: UnlockDelegationData {
+                delegatee: p.monitor,
+                expiration: l.expiration,
+                amount: l.amount,
+                secrethash: l.secrethash,
+                binding,
+            }
+            .sign(&p.delegator),
+        })
+        .collect();
+    let punishes = disposed
+        .iter()
+        .map(|l| {
+            let d = DisposedLockData {
+                lockhash: l.lockhash(),
+                binding,
+                additional_hash: H256([9; 32]),
+            };
+            PunishEvidence {
+                lockhash: d.lockhash,
+                additional_hash: d.additional_hash,
+                partner_signature: d.sign(&p.partner),
+            }
+        })
+        .collect();
+    let mut pkg = DelegationPackage {
+        chain_id: CHAIN,
+        token_network: p.token_network,
+        channel_identifier: channel,
+        open_block_number: OPEN,
+        settle_timeout: SETTLE_TIMEOUT,
+        delegator: p.delegator.address(),
+        partner: p.partner.address(),
+        delegate: p.monitor,
+        balance_proof: Some(DelegatedProof {
+            transferred_amount,
+            locksroot,
+            nonce: Nonce(nonce),
+            additional_hash,
+            partner_signature: bp.sign(&p.partner),
+            delegation_signature: delegation.sign(&p.delegator),
+        }),
+        unlocks,
+        punishes,
+        signature: Signature([0; 65]),
+    };
+    pkg.sign(&p.delegator);
+    pkg
+}
+
+fn open_facts(head: u64) -> OnChainFacts {
+    OnChainFacts {
+        state: 1,
+        open_block_number: OPEN,
+        settle_block_number: BlockNumber(0),
+        partner_nonce: Nonce(0),
+        head: BlockNumber(head),
+    }
+}
+
+fn limits() -> MonitorLimits {
+    MonitorLimits::default()
+}
+
+fn closed_by_partner(pkg: &DelegationPackage, block: u64) -> MonitorInput {
+    MonitorInput::Chain(ChainEvent::ChannelClosed {
+        channel_identifier: pkg.channel_identifier,
+        closing_participant: pkg.partner,
+        transferred_amount: TokenAmount::from(1u64),
+        locksroot: Locksroot::default(),
+        block_number: BlockNumber(block),
+    })
+}
+
+fn block(s: &mut MonitorState, n: u64) -> Vec<MonitorCall> {
+    s.step(MonitorInput::Block(BlockNumber(n)), &limits())
+}
+
+#[test]
+fn a_package_signed_by_the_node_verifies_and_every_tampering_is_refused() {
+    let p = parties();
+    let good = package(&p, 5, 30, &[lock(1, 90), lock(2, 95)], &[lock(3, 90)]);
+    assert_eq!(good.verify(p.monitor, CHAIN, 64), Ok(()));
+
+    let other_monitor = Address([0x55; 20]);
+    assert!(matches!(
+        good.verify(other_monitor, CHAIN, 64),
+        Err(PackageError::WrongDelegate { .. })
+    ));
+    assert!(matches!(
+        good.verify(p.monitor, ChainId(1), 64),
+        Err(PackageError::WrongChain { .. })
+    ));
+    assert!(matches!(
+        good.verify(p.monitor, CHAIN, 2),
+        Err(PackageError::TooManyItems(3, 2))
+    ));
+
+    // A changed field breaks the submission signature.
+    let mut t = good.clone();
+    t.balance_proof.as_mut().unwrap().nonce = Nonce(6);
+    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::BadSignature(_))));
+
+    // Re-signed by the delegator, the partner's proof signature still does not match.
+    t.sign(&p.delegator);
+    assert_eq!(
+        t.verify(p.monitor, CHAIN, 64),
+        Err(PackageError::BadSignature("the balance proof is not signed by the partner"))
+    );
+
+    // A stranger cannot submit for the delegator.
+    let mut t = good.clone();
+    t.sign(&PrivateKey::from_bytes([4; 32]).unwrap());
+    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::BadSignature(_))));
+
+    // Punish evidence must be the partner's statement.
+    let mut t = good.clone();
+    t.punishes[0].partner_signature = DisposedLockData {
+        lockhash: t.punishes[0].lockhash,
+        binding: t.binding(),
+        additional_hash: t.punishes[0].additional_hash,
+    }
+    .sign(&p.delegator);
+    t.sign(&p.delegator);
+    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::BadSignature(_))));
+
+    // A lock not under the proof's root.
+    let mut t = good.clone();
+    t.unlocks[0].merkle_proof = vec![H256([8; 32])];
+    t.sign(&p.delegator);
+    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::NotInLocksroot(_))));
+
+    // The channel must be the pair's in that token network.
+    let mut t = good.clone();
+    t.token_network = Address([0x78; 20]);
+    t.sign(&p.delegator);
+    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::WrongChannel(_))));
+
+    // The package travels as JSON with hex text and back unchanged.
+    let json = serde_json::to_string(&good).unwrap();
+    assert!(json.contains(&format!("{}", good.channel_identifier)));
+    assert_eq!(serde_json::from_str::<DelegationPackage>(&json).unwrap(), good);
+}
+
+#[test]
+fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before() {
+    let p = parties();
+    let pkg = package(&p, 5, 30, &[], &[]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    assert!(block(&mut s, 99).is_empty());
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    // settle block 140; the contract accepts from 140 - 20 + 1 = 121, mined one block later.
+    let w = &s.watches[&pkg.channel_identifier];
+    assert_eq!(w.settle_block(), Some(BlockNumber(140)));
+    assert_eq!(w.update_from(), Some(BlockNumber(121)));
+    for n in 100..=119 {
+        assert!(block(&mut s, n).is_empty(), "nothing due at block {n}");
+    }
+    let calls = block(&mut s, 120);
+    assert!(
+        matches!(&calls[..], [MonitorCall::Update { proof, delegator, .. }] if proof.nonce == Nonce(5) && *delegator == p.delegator.address()),
+        "{calls:?}"
+    );
+    // In flight: not issued again at the next block.
+    assert!(block(&mut s, 121).is_empty());
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Update,
+            result: CallResult::Mined(H256([1; 32])),
+        },
+        &limits(),
+    );
+    assert!(block(&mut s, 122).is_empty());
+    assert_eq!(
+        s.watches[&pkg.channel_identifier].update,
+        Duty::Done { tx: Some(H256([1; 32])) }
+    );
+}
+
+#[test]
+fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
+    let p = parties();
+    let pkg = package(&p, 5, 30, &[], &[]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    assert_eq!(block(&mut s, 138).len(), 1);
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Update,
+            result: CallResult::Failed("endpoint down".into()),
+        },
+        &limits(),
+    );
+    assert_eq!(block(&mut s, 139).len(), 1, "retried while the window is open");
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Update,
+            result: CallResult::Failed("endpoint down".into()),
+        },
+        &limits(),
+    );
+    assert!(block(&mut s, 140).is_empty(), "a transaction now would land after block 140");
+}
+
+#[test]
+fn the_node_updating_itself_leaves_the_monitor_nothing_to_send() {
+    let p = parties();
+    let pkg = package(&p, 5, 30, &[], &[]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    let proof = pkg.balance_proof.unwrap();
+    s.step(
+        MonitorInput::Chain(ChainEvent::BalanceProofUpdated {
+            channel_identifier: pkg.channel_identifier,
+            participant: p.partner.address(),
+            transferred_amount: proof.transferred_amount,
+            locksroot: proof.locksroot,
+        }),
+        &limits(),
+    );
+    for n in 101..=140 {
+        assert!(block(&mut s, n).is_empty());
+    }
+    assert_eq!(s.watches[&pkg.channel_identifier].update, Duty::Done { tx: None });
+}
+
+#[test]
+fn a_delegation_not_newer_than_the_stored_or_the_chain_is_refused_and_changes_nothing() {
+    let p = parties();
+    let mut s = MonitorState::default();
+    let l = limits();
+    s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l).unwrap();
+    let _ = s.take_changes();
+    let before = s.watches.clone();
+    assert_eq!(
+        s.submit(package(&p, 4, 20, &[], &[]), open_facts(50), &[], &l),
+        Err(Refusal::NotNewer { stored: Nonce(5), offered: Nonce(4) })
+    );
+    assert_eq!(
+        s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l),
+        Err(Refusal::NotNewer { stored: Nonce(5), offered: Nonce(5) })
+    );
+    let mut chain_newer = open_facts(50);
+    chain_newer.state = 2;
+    chain_newer.settle_block_number = BlockNumber(200);
+    chain_newer.partner_nonce = Nonce(7);
+    assert_eq!(
+        s.submit(package(&p, 6, 40, &[], &[]), chain_newer, &[], &l),
+        Err(Refusal::ChainHoldsNewer { chain: Nonce(7), offered: Nonce(6) })
+    );
+    let mut settled = open_facts(50);
+    settled.state = 0;
+    assert!(matches!(
+        s.submit(package(&p, 6, 40, &[], &[]), settled, &[], &l),
+        Err(Refusal::NoChannel(_))
+    ));
+    let mut other_epoch = open_facts(50);
+    other_epoch.open_block_number = BlockNumber(11);
+    assert!(matches!(
+        s.submit(package(&p, 6, 40, &[], &[]), other_epoch, &[], &l),
+        Err(Refusal::WrongEpoch { .. })
+    ));
+    assert_eq!(s.watches, before);
+    assert!(s.take_changes().watches.is_empty(), "a refusal writes nothing");
+
+    // Newer is taken; the same nonce with one more unlock is a refresh.
+    s.submit(package(&p, 6, 40, &[lock(1, 90)], &[]), open_facts(50), &[], &l).unwrap();
+    let richer = package(&p, 6, 40, &[lock(1, 90)], &[lock(3, 90)]);
+    s.submit(richer.clone(), open_facts(50), &[], &l).unwrap();
+    assert_eq!(s.watches[&richer.channel_identifier].package, richer);
+}
+
+#[test]
+fn a_delegator_over_its_quota_is_refused() {
+    let p = parties();
+    let mut s = MonitorState::default();
+    let l = MonitorLimits {
+        per_delegator: 1,
+        ..MonitorLimits::default()
+    };
+    s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l).unwrap();
+    let other = Parties {
+        token_network: Address([0x79; 20]),
+        ..parties()
+    };
+    assert_eq!(
+        s.submit(package(&other, 5, 30, &[], &[]), open_facts(50), &[], &l),
+        Err(Refusal::Quota(1))
+    );
+}
+
+#[test]
+fn a_settle_or_a_withdraw_forgets_the_channel() {
+    let p = parties();
+    let pkg = package(&p, 5, 30, &[], &[]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    let _ = s.take_changes();
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelSettled {
+            channel_identifier: pkg.channel_identifier,
+        }),
+        &limits(),
+    );
+    assert!(s.watches.is_empty());
+    assert_eq!(s.delegations_of(&p.delegator.address()), 0);
+    let changes = s.take_changes();
+    assert!(matches!(&changes.watches[..], [(c, None)] if *c == pkg.channel_identifier));
+
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    assert!(!s.withdraw(&pkg.channel_identifier, p.partner.address()), "only the delegator");
+    assert!(s.withdraw(&pkg.channel_identifier, p.delegator.address()));
+    assert!(s.watches.is_empty());
+}
+
+#[test]
+fn after_a_restart_a_call_in_flight_is_issued_again_for_the_shell_to_recheck() {
+    let p = parties();
+    let pkg = package(&p, 5, 30, &[], &[]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    assert_eq!(block(&mut s, 125).len(), 1);
+    // What the store holds after the commit of block 125 (state and cursor together).
+    let changes = s.take_changes();
+    let persisted: Vec<_> = changes.watches.into_iter().filter_map(|(_, w)| w).collect();
+    assert!(matches!(persisted[0].update, Duty::InFlight { since: BlockNumber(125) }));
+    // Killed before the result came back; restarted at cursor 125.
+    let mut r = MonitorState::restore(persisted, Default::default(), BlockNumber(125));
+    let calls = block(&mut r, 126);
+    assert!(matches!(&calls[..], [MonitorCall::Update { .. }]));
+    // The shell finds the chain already holds the proof: done, no second transaction.
+    r.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Update,
+            result: CallResult::NotNeeded,
+        },
+        &limits(),
+    );
+    assert!(block(&mut r, 127).is_empty());
+}
+
+#[test]
+fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof() {
+    let p = parties();
+    let (l1, l2, late) = (lock(1, 90), lock(2, 95), lock(4, 95));
+    let pkg = package(&p, 5, 30, &[l1, l2, late], &[]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[(l1.secrethash, BlockNumber(60))], &limits())
+        .unwrap();
+    s.step(
+        MonitorInput::Chain(ChainEvent::SecretRegistered {
+            secrethash: l2.secrethash,
+            secret: Secret(H256([2; 32])),
+            block_number: BlockNumber(95),
+        }),
+        &limits(),
+    );
+    s.step(
+        MonitorInput::Chain(ChainEvent::SecretRegistered {
+            secrethash: late.secrethash,
+            secret: Secret(H256([4; 32])),
+            block_number: BlockNumber(96),
+        }),
+        &limits(),
+    );
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    assert!(block(&mut s, 101).is_empty(), "the chain holds no proof with these locks yet");
+    let proof = pkg.balance_proof.unwrap();
+    s.step(
+        MonitorInput::Chain(ChainEvent::BalanceProofUpdated {
+            channel_identifier: pkg.channel_identifier,
+            participant: p.partner.address(),
+            transferred_amount: proof.transferred_amount,
+            locksroot: proof.locksroot,
+        }),
+        &limits(),
+    );
+    let calls = block(&mut s, 102);
+    let [MonitorCall::Unlock { unlock, transferred_amount, .. }] = &calls[..] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(unlock.secrethash, l1.secrethash);
+    assert_eq!(*transferred_amount, TokenAmount::from(30u64));
+    assert!(block(&mut s, 103).is_empty(), "one at a time");
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
+            channel_identifier: pkg.channel_identifier,
+            payer_participant: p.partner.address(),
+            lockhash: l1.lockhash(),
+            transferred_amount: TokenAmount::from(35u64),
+        }),
+        &limits(),
+    );
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Unlock(l1.secrethash),
+            result: CallResult::Mined(H256([2; 32])),
+        },
+        &limits(),
+    );
+    let calls = block(&mut s, 104);
+    let [MonitorCall::Unlock { unlock, transferred_amount, .. }] = &calls[..] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(unlock.secrethash, l2.secrethash);
+    assert_eq!(*transferred_amount, TokenAmount::from(35u64));
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Unlock(l2.secrethash),
+            result: CallResult::Mined(H256([3; 32])),
+        },
+        &limits(),
+    );
+    // The third secret was registered after its lock expired: never unlocked.
+    for n in 105..=139 {
+        let calls = block(&mut s, n);
+        assert!(calls.iter().all(|c| !matches!(c, MonitorCall::Unlock { .. })), "{calls:?}");
+    }
+    let _: SecretHash = late.secrethash;
+}
+
+#[test]
+fn an_unlock_of_a_lock_the_partner_gave_back_is_punished() {
+    let p = parties();
+    let disposed = lock(3, 90);
+    let pkg = package(&p, 5, 30, &[], &[disposed]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    assert!(block(&mut s, 101).is_empty());
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
+            channel_identifier: pkg.channel_identifier,
+            payer_participant: p.delegator.address(),
+            lockhash: disposed.lockhash(),
+            transferred_amount: TokenAmount::from(5u64),
+        }),
+        &limits(),
+    );
+    let calls = block(&mut s, 102);
+    assert!(
+        matches!(&calls[..], [MonitorCall::Punish { evidence, delegator, partner, .. }]
+            if evidence.lockhash == disposed.lockhash() && *delegator == p.delegator.address() && *partner == p.partner.address()),
+        "{calls:?}"
+    );
+}
