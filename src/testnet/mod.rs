@@ -9,6 +9,7 @@ mod credentials;
 pub mod info;
 pub mod lan_net;
 pub mod limits;
+pub mod monitor;
 pub mod netns;
 pub mod network;
 pub mod rpc_gate;

@@ -667,7 +667,7 @@ fn absolute(path: &Path) -> Result<PathBuf, TestnetError> {
     std::path::absolute(path).map_err(io("resolving", path))
 }
 
-fn free_port() -> Result<u16, TestnetError> {
+pub(super) fn free_port() -> Result<u16, TestnetError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

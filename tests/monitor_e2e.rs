@@ -1,0 +1,284 @@
+//! Third-party delegation on a real local testnet (anvil, Prosody, our contracts, node and
+//! monitor processes): a node that went offline is defended by `smartraiden monitor`.
+
+use std::time::{Duration, Instant};
+
+use alloy::providers::Provider;
+use alloy::sol_types::SolEvent;
+use serde_json::{Value, json};
+use smartraiden::chain::DevChain;
+use smartraiden::chain::bindings::TokenNetwork;
+use smartraiden::testnet::monitor::MonitorProcess;
+use smartraiden::testnet::{ApiClient, Testnet, TestnetOptions};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SETTLE_TIMEOUT: u64 = 40;
+const PUNISH_BLOCKS: u64 = 5;
+/// The monitor's account: a dev-chain key the testnet does not use, given ether here.
+const MONITOR_KEY_INDEX: u32 = 9;
+
+async fn testnet(dir: &std::path::Path) -> Testnet {
+    let options = TestnetOptions::new(2, dir, env!("CARGO_BIN_EXE_smartraiden"));
+    Testnet::start(options).await.expect("the testnet starts")
+}
+
+fn monitor_key() -> (String, alloy::primitives::Address) {
+    let signer = DevChain::key(MONITOR_KEY_INDEX);
+    (hex::encode(signer.to_bytes()), signer.address())
+}
+
+async fn start_monitor(net: &Testnet, dir: &std::path::Path) -> MonitorProcess {
+    net.chain
+        .set_balance(monitor_key().1, alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21u64)))
+        .await
+        .unwrap();
+    MonitorProcess::start(
+        env!("CARGO_BIN_EXE_smartraiden").as_ref(),
+        &dir.join("monitor"),
+        net.chain.url(),
+        &net.info().deployment,
+        &monitor_key().0,
+        &[],
+    )
+    .await
+    .expect("the monitor starts")
+}
+
+async fn open(net: &Testnet, dx: u64, dy: u64) -> String {
+    let ch = net
+        .api(0)
+        .open_channel(net.token(), net.address(1), dx, SETTLE_TIMEOUT)
+        .await
+        .expect("open");
+    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
+    net.api(1)
+        .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
+        .await
+        .unwrap();
+    net.api(1).deposit(&id, dy).await.expect("deposit");
+    id
+}
+
+async fn pay(net: &Testnet, from: usize, to: usize, amount: u64) {
+    let (status, body) = net
+        .api(from)
+        .transfer(
+            net.token(),
+            net.address(to),
+            amount,
+            json!({"is_direct": true, "sync": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn onchain(net: &Testnet, i: usize) -> u128 {
+    net.api(0)
+        .onchain_balance(net.token(), net.address(i))
+        .await
+        .unwrap()
+}
+
+/// B's package for the monitor, as B's REST API gives it.
+async fn package(net: &Testnet, id: &str) -> Value {
+    let monitor = monitor_key().1;
+    net.api(1)
+        .expect(
+            200,
+            reqwest::Method::GET,
+            &format!("thirdparty/{id}/{monitor:#x}"),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+async fn submit(monitor: &ApiClient, package: &Value) -> (u16, Value) {
+    monitor
+        .call(
+            reqwest::Method::POST,
+            "monitor/delegations",
+            Some(package.clone()),
+        )
+        .await
+        .unwrap()
+}
+
+async fn wait_delegation(
+    monitor: &ApiClient,
+    id: &str,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, v) = monitor
+            .get(&format!("monitor/delegations/{id}"))
+            .await
+            .unwrap();
+        if done(status, &v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn monitor_transactions(net: &Testnet) -> u64 {
+    net.chain
+        .provider()
+        .get_transaction_count(monitor_key().1)
+        .await
+        .unwrap()
+}
+
+async fn close(net: &Testnet, i: usize, id: &str) {
+    let closed = net
+        .api(i)
+        .expect(
+            200,
+            reqwest::Method::PATCH,
+            &format!("channels/{id}"),
+            Some(json!({"state": "closed", "force": true})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed["state"], "closed", "{closed}");
+}
+
+/// The nonce of `participant`'s proof the chain holds.
+async fn onchain_nonce(net: &Testnet, participant: usize) -> u64 {
+    let tn = TokenNetwork::new(
+        net.deployment.token_network.unwrap(),
+        net.chain.provider(),
+    );
+    let (p, q) = (
+        net.address(participant).parse().unwrap(),
+        net.address(1 - participant).parse().unwrap(),
+    );
+    tn.getParticipantInfo(p, q).call().await.unwrap().nonce
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_bad_delegations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let mut monitor = start_monitor(&net, dir.path()).await;
+    let (monitor_hex, monitor_address) = monitor_key();
+
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+    pay(&net, 0, 1, 7).await;
+    let older = package(&net, &id).await;
+    pay(&net, 0, 1, 5).await;
+    let latest = package(&net, &id).await;
+    assert_eq!(latest["balance_proof"]["nonce"], json!(3), "{latest}");
+    assert_eq!(latest["balance_proof"]["transferred_amount"], json!("22"));
+
+    // Refused, changing nothing: a forged field, another chain, another delegate.
+    let mut forged = latest.clone();
+    forged["balance_proof"]["transferred_amount"] = json!("50");
+    let (status, body) = submit(&monitor.api, &forged).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error_message"].as_str().unwrap().contains("signature"), "{body}");
+    let mut other_chain = latest.clone();
+    other_chain["chain_id"] = json!(1);
+    let (status, body) = submit(&monitor.api, &other_chain).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error_message"].as_str().unwrap().contains("chain 1"), "{body}");
+    let (status, body) = submit(&monitor.api, &json!({"chain_id": "nonsense"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (_, info) = monitor.api.get("monitor/info").await.unwrap();
+    assert_eq!(info["delegations"], json!(0), "{info}");
+    assert_eq!(info["address"], json!(monitor_address.to_checksum(None)));
+
+    // The latest is taken; the older one is then refused as not newer.
+    let (status, body) = submit(&monitor.api, &latest).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["nonce"], json!(3));
+    let (status, body) = submit(&monitor.api, &older).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error_message"].as_str().unwrap().contains("not newer"), "{body}");
+
+    // B goes away; A closes, leaving its own payments to B off the chain.
+    net.kill_node(1).unwrap();
+    close(&net, 0, &id).await;
+    let st = wait_delegation(&monitor.api, &id, "the monitor sees the close", |_, v| {
+        v["closed_block"].is_u64()
+    })
+    .await;
+    let closed_block = st["closed_block"].as_u64().unwrap();
+    let scheduled = st["update_scheduled_block"].as_u64().unwrap();
+    assert_eq!(scheduled, closed_block + SETTLE_TIMEOUT - SETTLE_TIMEOUT / 2 + 1, "{st}");
+    assert_eq!(st["closed_by"], json!(net.address(0)), "{st}");
+
+    // First half: the monitor waits (the contract would refuse a delegate's update). Killed
+    // and restarted meanwhile, it resumes from its cursor.
+    net.chain.mine_to(scheduled - 2).await.unwrap();
+    monitor.kill();
+    monitor.restart(&monitor_hex).await.unwrap();
+    let (_, info) = monitor.api.get("monitor/info").await.unwrap();
+    assert_eq!(info["delegations"], json!(1), "{info}");
+    wait_until_block(&monitor.api, scheduled - 2).await;
+    assert_eq!(monitor_transactions(&net).await, 0, "nothing sent in the first half");
+    assert_eq!(onchain_nonce(&net, 0).await, 0);
+
+    // One block more: the update goes into the first block the contract allows.
+    net.chain.mine(1).await.unwrap();
+    let st = wait_delegation(&monitor.api, &id, "the monitor updates", |_, v| {
+        v["update"]["state"] == "done"
+    })
+    .await;
+    let tx: alloy::primitives::TxHash = st["update"]["tx"].as_str().unwrap().parse().unwrap();
+    let receipt = net
+        .chain
+        .provider()
+        .get_transaction_receipt(tx)
+        .await
+        .unwrap()
+        .expect("mined");
+    assert_eq!(receipt.from, monitor_address);
+    assert_eq!(receipt.block_number, Some(scheduled));
+    let updated: Vec<_> = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|l| TokenNetwork::BalanceProofUpdated::decode_log(&l.inner).ok())
+        .collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].participant, net.address(0).parse::<alloy::primitives::Address>().unwrap());
+    assert_eq!(updated[0].transferred_amount, alloy::primitives::U256::from(22));
+    assert_eq!(onchain_nonce(&net, 0).await, 3, "the chain holds A's latest proof");
+    assert_eq!(monitor_transactions(&net).await, 1, "exactly one transaction");
+
+    // A settles after the window; the monitor forgets the channel.
+    net.chain.mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2).await.unwrap();
+    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
+    let deadline = Instant::now() + WAIT;
+    while onchain(&net, 1).await == b0 {
+        assert!(Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(onchain(&net, 0).await, a0 + 100 - 22, "A gets its deposit less what it paid");
+    assert_eq!(onchain(&net, 1).await, b0 + 50 + 22, "B gets its deposit and every payment");
+    assert_eq!(monitor_transactions(&net).await, 1);
+
+    // A delegation for the settled channel is refused.
+    let (status, body) = submit(&monitor.api, &latest).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error_message"].as_str().unwrap().contains("settled"), "{body}");
+}
+
+async fn wait_until_block(monitor: &ApiClient, block: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, info) = monitor.get("monitor/info").await.unwrap();
+        if info["block"].as_u64().is_some_and(|b| b >= block) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the monitor stays at {info}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
