@@ -282,3 +282,45 @@ async fn wait_until_block(monitor: &ApiClient, block: u64) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+    pay(&net, 0, 1, 3).await;
+    let (status, body) = submit(&monitor.api, &package(&net, &id).await).await;
+    assert_eq!(status, 201, "{body}");
+
+    net.kill_node(1).unwrap();
+    close(&net, 0, &id).await;
+    net.start_node(1).await.unwrap();
+    // B answers the close with A's latest proof on its own, in the first half.
+    let deadline = Instant::now() + WAIT;
+    while onchain_nonce(&net, 0).await != 2 {
+        assert!(Instant::now() < deadline, "B never updated");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let st = wait_delegation(&monitor.api, &id, "the monitor sees B's update", |_, v| {
+        v["update"]["state"] == "done_by_others"
+    })
+    .await;
+    let scheduled = st["update_scheduled_block"].as_u64().unwrap();
+    net.chain.mine_to(scheduled + 2).await.unwrap();
+    wait_until_block(&monitor.api, scheduled + 2).await;
+    assert_eq!(monitor_transactions(&net).await, 0, "the monitor sent nothing");
+
+    net.chain.mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2).await.unwrap();
+    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
+    let deadline = Instant::now() + WAIT;
+    while onchain(&net, 1).await == b0 {
+        assert!(Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(onchain(&net, 0).await, a0 + 100 - 13);
+    assert_eq!(onchain(&net, 1).await, b0 + 50 + 13);
+    assert_eq!(monitor_transactions(&net).await, 0);
+}
