@@ -256,6 +256,10 @@ struct RunArgs {
     /// (e.g. `send-before:Secret`, `receive:MediatedTransfer`, `chain-after:ChannelClosed`).
     #[arg(long, env = "SMARTRAIDEN_CRASH_AT", hide = true)]
     crash_at: Option<String>,
+    /// A monitoring service (`smartraiden monitor`) to hand delegation packages to, e.g.
+    /// http://127.0.0.1:5100: it defends our channels while we are offline.
+    #[arg(long, env = "SMARTRAIDEN_MONITOR")]
+    monitor: Option<String>,
 }
 
 /// The signing key: a hex private key, or a keystore file with its password.
@@ -345,6 +349,7 @@ async fn run_node(args: RunArgs) -> Result<()> {
         block_time_ms: args.block_time_ms,
         offline_share_percent: args.offline_share,
         stale_after_ms: args.stale_after_ms,
+        monitor: args.monitor,
     };
     smartraiden::node::run(key, opts).await?;
     Ok(())

@@ -324,3 +324,54 @@ async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 13);
     assert_eq!(monitor_transactions(&net).await, 0);
 }
+
+/// Waits until B's channel JSON shows `done` for its monitor pushes.
+async fn wait_push(net: &Testnet, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    net.api(1)
+        .wait_channel(id, WAIT, |c| done(&c["monitor"]))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let mut monitor = start_monitor(&net, dir.path()).await;
+    let monitor_hex = monitor_key().0;
+    net.kill_node(1).unwrap();
+    net.start_node_with(1, &[("SMARTRAIDEN_MONITOR", monitor.api.base())])
+        .await
+        .unwrap();
+    let id = open(&net, 100, 50).await;
+
+    pay(&net, 0, 1, 4).await;
+    wait_delegation(&monitor.api, &id, "first proof pushed", |s, v| {
+        s == 200 && v["nonce"] == json!(1)
+    })
+    .await;
+    pay(&net, 0, 1, 6).await;
+    wait_delegation(&monitor.api, &id, "second proof pushed", |_, v| {
+        v["nonce"] == json!(2)
+    })
+    .await;
+    let ch = wait_push(&net, &id, "shown as pushed", |m| m["pushed_nonce"] == json!(2)).await;
+    assert_eq!(ch["monitor"]["pending"], json!(false), "{ch}");
+
+    // The monitor goes down: the push fails, is shown, and is retried until it lands.
+    monitor.kill();
+    pay(&net, 0, 1, 1).await;
+    let ch = wait_push(&net, &id, "the failure shows", |m| {
+        m["pending"] == json!(true) && m["failures"].as_u64() > Some(0)
+    })
+    .await;
+    assert!(ch["monitor"]["last_error"].is_string(), "{ch}");
+    assert_eq!(ch["monitor"]["pushed_nonce"], json!(2), "{ch}");
+    monitor.restart(&monitor_hex).await.unwrap();
+    wait_delegation(&monitor.api, &id, "third proof pushed after the restart", |_, v| {
+        v["nonce"] == json!(3)
+    })
+    .await;
+    let ch = wait_push(&net, &id, "shown as pushed", |m| m["pushed_nonce"] == json!(3)).await;
+    assert_eq!(ch["monitor"]["last_error"], Value::Null, "{ch}");
+}

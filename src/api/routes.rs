@@ -62,6 +62,8 @@ pub struct ApiState {
     pub default_settle_timeout: u64,
     /// The LAN transport's peers, when it runs.
     pub lan: Option<Arc<dyn super::offline::LanPeers>>,
+    /// Pushes to a monitoring service (`--monitor`), shown in each channel's JSON.
+    pub monitor: Option<Arc<crate::node::monitor_push::MonitorPush>>,
 }
 
 /// The router of every SPEC §6 path.
@@ -236,6 +238,12 @@ async fn channel(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResul
             })
         })
         .await?
+        .map(|mut v| {
+            if let Some(m) = &st.monitor {
+                v["monitor"] = m.channel_json(&id);
+            }
+            v
+        })
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))
 }

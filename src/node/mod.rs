@@ -6,6 +6,7 @@
 pub mod faults;
 mod handle;
 mod links;
+pub mod monitor_push;
 mod runtime;
 mod service;
 

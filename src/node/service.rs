@@ -59,6 +59,8 @@ pub struct NodeOptions {
     pub offline_share_percent: u64,
     /// See [`NodeConfig::chain_stale_after_ms`].
     pub stale_after_ms: u64,
+    /// A monitoring service to push delegation packages to (`--monitor URL`).
+    pub monitor: Option<String>,
 }
 
 /// How the LAN transport runs.
@@ -702,7 +704,17 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
 
     let store_for_lan = store.clone();
     let shutdown = Arc::new(tokio::sync::Notify::new());
+    let monitor = opts.monitor.as_ref().map(|url| {
+        let push = super::monitor_push::MonitorPush::new(url);
+        tokio::spawn(super::monitor_push::run(
+            push.clone(),
+            handle.clone(),
+            notes.subscribe(),
+        ));
+        push
+    });
     let api = ApiState {
+        monitor,
         node: handle.clone(),
         our_address: us,
         chain: Arc::new(ExecutorOps(executor)),
