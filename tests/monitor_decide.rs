@@ -49,7 +49,13 @@ fn lock(n: u8, expiration: u64) -> Lock {
 
 /// The delegator's package for the partner's proof `nonce` paying `transferred`, with `locks`
 /// pending (all delegated for unlocking) and punish evidence for `disposed`.
-fn package(p: &Parties, nonce: u64, transferred: u64, locks: &[Lock], disposed: &[Lock]) -> DelegationPackage {
+fn package(
+    p: &Parties,
+    nonce: u64,
+    transferred: u64,
+    locks: &[Lock],
+    disposed: &[Lock],
+) -> DelegationPackage {
     let channel = channel_identifier(p.delegator.address(), p.partner.address(), p.token_network);
     let binding = ChannelBinding {
         channel_identifier: channel,
@@ -182,19 +188,27 @@ fn a_package_signed_by_the_node_verifies_and_every_tampering_is_refused() {
     // A changed field breaks the submission signature.
     let mut t = good.clone();
     t.balance_proof.as_mut().unwrap().nonce = Nonce(6);
-    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::BadSignature(_))));
+    assert!(matches!(
+        t.verify(p.monitor, CHAIN, 64),
+        Err(PackageError::BadSignature(_))
+    ));
 
     // Re-signed by the delegator, the partner's proof signature still does not match.
     t.sign(&p.delegator);
     assert_eq!(
         t.verify(p.monitor, CHAIN, 64),
-        Err(PackageError::BadSignature("the balance proof is not signed by the partner"))
+        Err(PackageError::BadSignature(
+            "the balance proof is not signed by the partner"
+        ))
     );
 
     // A stranger cannot submit for the delegator.
     let mut t = good.clone();
     t.sign(&PrivateKey::from_bytes([4; 32]).unwrap());
-    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::BadSignature(_))));
+    assert!(matches!(
+        t.verify(p.monitor, CHAIN, 64),
+        Err(PackageError::BadSignature(_))
+    ));
 
     // Punish evidence must be the partner's statement.
     let mut t = good.clone();
@@ -205,24 +219,36 @@ fn a_package_signed_by_the_node_verifies_and_every_tampering_is_refused() {
     }
     .sign(&p.delegator);
     t.sign(&p.delegator);
-    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::BadSignature(_))));
+    assert!(matches!(
+        t.verify(p.monitor, CHAIN, 64),
+        Err(PackageError::BadSignature(_))
+    ));
 
     // A lock not under the proof's root.
     let mut t = good.clone();
     t.unlocks[0].merkle_proof = vec![H256([8; 32])];
     t.sign(&p.delegator);
-    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::NotInLocksroot(_))));
+    assert!(matches!(
+        t.verify(p.monitor, CHAIN, 64),
+        Err(PackageError::NotInLocksroot(_))
+    ));
 
     // The channel must be the pair's in that token network.
     let mut t = good.clone();
     t.token_network = Address([0x78; 20]);
     t.sign(&p.delegator);
-    assert!(matches!(t.verify(p.monitor, CHAIN, 64), Err(PackageError::WrongChannel(_))));
+    assert!(matches!(
+        t.verify(p.monitor, CHAIN, 64),
+        Err(PackageError::WrongChannel(_))
+    ));
 
     // The package travels as JSON with hex text and back unchanged.
     let json = serde_json::to_string(&good).unwrap();
     assert!(json.contains(&format!("{}", good.channel_identifier)));
-    assert_eq!(serde_json::from_str::<DelegationPackage>(&json).unwrap(), good);
+    assert_eq!(
+        serde_json::from_str::<DelegationPackage>(&json).unwrap(),
+        good
+    );
 }
 
 #[test]
@@ -230,7 +256,8 @@ fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before()
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
     assert!(block(&mut s, 99).is_empty());
     s.step(closed_by_partner(&pkg, 100), &limits());
     // settle block 140; the contract accepts from 140 - 20 + 1 = 121, mined one block later.
@@ -258,7 +285,9 @@ fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before()
     assert!(block(&mut s, 122).is_empty());
     assert_eq!(
         s.watches[&pkg.channel_identifier].update,
-        Duty::Done { tx: Some(H256([1; 32])) }
+        Duty::Done {
+            tx: Some(H256([1; 32]))
+        }
     );
 }
 
@@ -267,7 +296,8 @@ fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert_eq!(block(&mut s, 138).len(), 1);
     s.step(
@@ -278,7 +308,11 @@ fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
         },
         &limits(),
     );
-    assert_eq!(block(&mut s, 139).len(), 1, "retried while the window is open");
+    assert_eq!(
+        block(&mut s, 139).len(),
+        1,
+        "retried while the window is open"
+    );
     s.step(
         MonitorInput::CallDone {
             channel: pkg.channel_identifier,
@@ -287,7 +321,10 @@ fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
         },
         &limits(),
     );
-    assert!(block(&mut s, 140).is_empty(), "a transaction now would land after block 140");
+    assert!(
+        block(&mut s, 140).is_empty(),
+        "a transaction now would land after block 140"
+    );
 }
 
 #[test]
@@ -295,7 +332,8 @@ fn the_node_updating_itself_leaves_the_monitor_nothing_to_send() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
     s.step(closed_by_partner(&pkg, 100), &limits());
     let proof = pkg.balance_proof.unwrap();
     s.step(
@@ -310,7 +348,10 @@ fn the_node_updating_itself_leaves_the_monitor_nothing_to_send() {
     for n in 101..=140 {
         assert!(block(&mut s, n).is_empty());
     }
-    assert_eq!(s.watches[&pkg.channel_identifier].update, Duty::Done { tx: None });
+    assert_eq!(
+        s.watches[&pkg.channel_identifier].update,
+        Duty::Done { tx: None }
+    );
 }
 
 #[test]
@@ -318,16 +359,23 @@ fn a_delegation_not_newer_than_the_stored_or_the_chain_is_refused_and_changes_no
     let p = parties();
     let mut s = MonitorState::default();
     let l = limits();
-    s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l).unwrap();
+    s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l)
+        .unwrap();
     let _ = s.take_changes();
     let before = s.watches.clone();
     assert_eq!(
         s.submit(package(&p, 4, 20, &[], &[]), open_facts(50), &[], &l),
-        Err(Refusal::NotNewer { stored: Nonce(5), offered: Nonce(4) })
+        Err(Refusal::NotNewer {
+            stored: Nonce(5),
+            offered: Nonce(4)
+        })
     );
     assert_eq!(
         s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l),
-        Err(Refusal::NotNewer { stored: Nonce(5), offered: Nonce(5) })
+        Err(Refusal::NotNewer {
+            stored: Nonce(5),
+            offered: Nonce(5)
+        })
     );
     let mut chain_newer = open_facts(50);
     chain_newer.state = 2;
@@ -335,7 +383,10 @@ fn a_delegation_not_newer_than_the_stored_or_the_chain_is_refused_and_changes_no
     chain_newer.partner_nonce = Nonce(7);
     assert_eq!(
         s.submit(package(&p, 6, 40, &[], &[]), chain_newer, &[], &l),
-        Err(Refusal::ChainHoldsNewer { chain: Nonce(7), offered: Nonce(6) })
+        Err(Refusal::ChainHoldsNewer {
+            chain: Nonce(7),
+            offered: Nonce(6)
+        })
     );
     let mut settled = open_facts(50);
     settled.state = 0;
@@ -350,10 +401,19 @@ fn a_delegation_not_newer_than_the_stored_or_the_chain_is_refused_and_changes_no
         Err(Refusal::WrongEpoch { .. })
     ));
     assert_eq!(s.watches, before);
-    assert!(s.take_changes().watches.is_empty(), "a refusal writes nothing");
+    assert!(
+        s.take_changes().watches.is_empty(),
+        "a refusal writes nothing"
+    );
 
     // Newer is taken; the same nonce with one more unlock is a refresh.
-    s.submit(package(&p, 6, 40, &[lock(1, 90)], &[]), open_facts(50), &[], &l).unwrap();
+    s.submit(
+        package(&p, 6, 40, &[lock(1, 90)], &[]),
+        open_facts(50),
+        &[],
+        &l,
+    )
+    .unwrap();
     let richer = package(&p, 6, 40, &[lock(1, 90)], &[lock(3, 90)]);
     s.submit(richer.clone(), open_facts(50), &[], &l).unwrap();
     assert_eq!(s.watches[&richer.channel_identifier].package, richer);
@@ -367,7 +427,8 @@ fn a_delegator_over_its_quota_is_refused() {
         per_delegator: 1,
         ..MonitorLimits::default()
     };
-    s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l).unwrap();
+    s.submit(package(&p, 5, 30, &[], &[]), open_facts(50), &[], &l)
+        .unwrap();
     let other = Parties {
         token_network: Address([0x79; 20]),
         ..parties()
@@ -383,7 +444,8 @@ fn a_settle_or_a_withdraw_forgets_the_channel() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
     let _ = s.take_changes();
     s.step(
         MonitorInput::Chain(ChainEvent::ChannelSettled {
@@ -396,8 +458,12 @@ fn a_settle_or_a_withdraw_forgets_the_channel() {
     let changes = s.take_changes();
     assert!(matches!(&changes.watches[..], [(c, None)] if *c == pkg.channel_identifier));
 
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
-    assert!(!s.withdraw(&pkg.channel_identifier, p.partner.address()), "only the delegator");
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
+    assert!(
+        !s.withdraw(&pkg.channel_identifier, p.partner.address()),
+        "only the delegator"
+    );
     assert!(s.withdraw(&pkg.channel_identifier, p.delegator.address()));
     assert!(s.watches.is_empty());
 }
@@ -407,13 +473,19 @@ fn after_a_restart_a_call_in_flight_is_issued_again_for_the_shell_to_recheck() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert_eq!(block(&mut s, 125).len(), 1);
     // What the store holds after the commit of block 125 (state and cursor together).
     let changes = s.take_changes();
     let persisted: Vec<_> = changes.watches.into_iter().filter_map(|(_, w)| w).collect();
-    assert!(matches!(persisted[0].update, Duty::InFlight { since: BlockNumber(125) }));
+    assert!(matches!(
+        persisted[0].update,
+        Duty::InFlight {
+            since: BlockNumber(125)
+        }
+    ));
     // Killed before the result came back; restarted at cursor 125.
     let mut r = MonitorState::restore(persisted, Default::default(), BlockNumber(125));
     let calls = block(&mut r, 126);
@@ -436,8 +508,13 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
     let (l1, l2, late) = (lock(1, 90), lock(2, 95), lock(4, 95));
     let pkg = package(&p, 5, 30, &[l1, l2, late], &[]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[(l1.secrethash, BlockNumber(60))], &limits())
-        .unwrap();
+    s.submit(
+        pkg.clone(),
+        open_facts(50),
+        &[(l1.secrethash, BlockNumber(60))],
+        &limits(),
+    )
+    .unwrap();
     s.step(
         MonitorInput::Chain(ChainEvent::SecretRegistered {
             secrethash: l2.secrethash,
@@ -455,7 +532,10 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
         &limits(),
     );
     s.step(closed_by_partner(&pkg, 100), &limits());
-    assert!(block(&mut s, 101).is_empty(), "the chain holds no proof with these locks yet");
+    assert!(
+        block(&mut s, 101).is_empty(),
+        "the chain holds no proof with these locks yet"
+    );
     let proof = pkg.balance_proof.unwrap();
     s.step(
         MonitorInput::Chain(ChainEvent::BalanceProofUpdated {
@@ -467,7 +547,14 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
         &limits(),
     );
     let calls = block(&mut s, 102);
-    let [MonitorCall::Unlock { unlock, transferred_amount, .. }] = &calls[..] else {
+    let [
+        MonitorCall::Unlock {
+            unlock,
+            transferred_amount,
+            ..
+        },
+    ] = &calls[..]
+    else {
         panic!("{calls:?}")
     };
     assert_eq!(unlock.secrethash, l1.secrethash);
@@ -491,7 +578,14 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
         &limits(),
     );
     let calls = block(&mut s, 104);
-    let [MonitorCall::Unlock { unlock, transferred_amount, .. }] = &calls[..] else {
+    let [
+        MonitorCall::Unlock {
+            unlock,
+            transferred_amount,
+            ..
+        },
+    ] = &calls[..]
+    else {
         panic!("{calls:?}")
     };
     assert_eq!(unlock.secrethash, l2.secrethash);
@@ -507,7 +601,12 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
     // The third secret was registered after its lock expired: never unlocked.
     for n in 105..=139 {
         let calls = block(&mut s, n);
-        assert!(calls.iter().all(|c| !matches!(c, MonitorCall::Unlock { .. })), "{calls:?}");
+        assert!(
+            calls
+                .iter()
+                .all(|c| !matches!(c, MonitorCall::Unlock { .. })),
+            "{calls:?}"
+        );
     }
     let _: SecretHash = late.secrethash;
 }
@@ -518,7 +617,8 @@ fn an_unlock_of_a_lock_the_partner_gave_back_is_punished() {
     let disposed = lock(3, 90);
     let pkg = package(&p, 5, 30, &[], &[disposed]);
     let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits()).unwrap();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert!(block(&mut s, 101).is_empty());
     s.step(

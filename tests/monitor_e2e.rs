@@ -29,7 +29,10 @@ fn monitor_key() -> (String, alloy::primitives::Address) {
 
 async fn start_monitor(net: &Testnet, dir: &std::path::Path) -> MonitorProcess {
     net.chain
-        .set_balance(monitor_key().1, alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21u64)))
+        .set_balance(
+            monitor_key().1,
+            alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21u64)),
+        )
         .await
         .unwrap();
     MonitorProcess::start(
@@ -149,10 +152,7 @@ async fn close(net: &Testnet, i: usize, id: &str) {
 
 /// The nonce of `participant`'s proof the chain holds.
 async fn onchain_nonce(net: &Testnet, participant: usize) -> u64 {
-    let tn = TokenNetwork::new(
-        net.deployment.token_network.unwrap(),
-        net.chain.provider(),
-    );
+    let tn = TokenNetwork::new(net.deployment.token_network.unwrap(), net.chain.provider());
     let (p, q) = (
         net.address(participant).parse().unwrap(),
         net.address(1 - participant).parse().unwrap(),
@@ -182,12 +182,21 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     forged["balance_proof"]["transferred_amount"] = json!("50");
     let (status, body) = submit(&monitor.api, &forged).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error_message"].as_str().unwrap().contains("signature"), "{body}");
+    assert!(
+        body["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{body}"
+    );
     let mut other_chain = latest.clone();
     other_chain["chain_id"] = json!(1);
     let (status, body) = submit(&monitor.api, &other_chain).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error_message"].as_str().unwrap().contains("chain 1"), "{body}");
+    assert!(
+        body["error_message"].as_str().unwrap().contains("chain 1"),
+        "{body}"
+    );
     let (status, body) = submit(&monitor.api, &json!({"chain_id": "nonsense"})).await;
     assert_eq!(status, 400, "{body}");
     let (_, info) = monitor.api.get("monitor/info").await.unwrap();
@@ -200,7 +209,13 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     assert_eq!(body["nonce"], json!(3));
     let (status, body) = submit(&monitor.api, &older).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error_message"].as_str().unwrap().contains("not newer"), "{body}");
+    assert!(
+        body["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("not newer"),
+        "{body}"
+    );
 
     // B goes away; A closes, leaving its own payments to B off the chain.
     net.kill_node(1).unwrap();
@@ -211,7 +226,11 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     .await;
     let closed_block = st["closed_block"].as_u64().unwrap();
     let scheduled = st["update_scheduled_block"].as_u64().unwrap();
-    assert_eq!(scheduled, closed_block + SETTLE_TIMEOUT - SETTLE_TIMEOUT / 2 + 1, "{st}");
+    assert_eq!(
+        scheduled,
+        closed_block + SETTLE_TIMEOUT - SETTLE_TIMEOUT / 2 + 1,
+        "{st}"
+    );
     assert_eq!(st["closed_by"], json!(net.address(0)), "{st}");
 
     // First half: the monitor waits (the contract would refuse a delegate's update). Killed
@@ -222,7 +241,11 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     let (_, info) = monitor.api.get("monitor/info").await.unwrap();
     assert_eq!(info["delegations"], json!(1), "{info}");
     wait_until_block(&monitor.api, scheduled - 2).await;
-    assert_eq!(monitor_transactions(&net).await, 0, "nothing sent in the first half");
+    assert_eq!(
+        monitor_transactions(&net).await,
+        0,
+        "nothing sent in the first half"
+    );
     assert_eq!(onchain_nonce(&net, 0).await, 0);
 
     // One block more: the update goes into the first block the contract allows.
@@ -248,27 +271,57 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
         .filter_map(|l| TokenNetwork::BalanceProofUpdated::decode_log(&l.inner).ok())
         .collect();
     assert_eq!(updated.len(), 1);
-    assert_eq!(updated[0].participant, net.address(0).parse::<alloy::primitives::Address>().unwrap());
-    assert_eq!(updated[0].transferred_amount, alloy::primitives::U256::from(22));
-    assert_eq!(onchain_nonce(&net, 0).await, 3, "the chain holds A's latest proof");
-    assert_eq!(monitor_transactions(&net).await, 1, "exactly one transaction");
+    assert_eq!(
+        updated[0].participant,
+        net.address(0)
+            .parse::<alloy::primitives::Address>()
+            .unwrap()
+    );
+    assert_eq!(
+        updated[0].transferred_amount,
+        alloy::primitives::U256::from(22)
+    );
+    assert_eq!(
+        onchain_nonce(&net, 0).await,
+        3,
+        "the chain holds A's latest proof"
+    );
+    assert_eq!(
+        monitor_transactions(&net).await,
+        1,
+        "exactly one transaction"
+    );
 
     // A settles after the window; the monitor forgets the channel.
-    net.chain.mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2).await.unwrap();
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
     wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
     let deadline = Instant::now() + WAIT;
     while onchain(&net, 1).await == b0 {
         assert!(Instant::now() < deadline, "never settled");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(onchain(&net, 0).await, a0 + 100 - 22, "A gets its deposit less what it paid");
-    assert_eq!(onchain(&net, 1).await, b0 + 50 + 22, "B gets its deposit and every payment");
+    assert_eq!(
+        onchain(&net, 0).await,
+        a0 + 100 - 22,
+        "A gets its deposit less what it paid"
+    );
+    assert_eq!(
+        onchain(&net, 1).await,
+        b0 + 50 + 22,
+        "B gets its deposit and every payment"
+    );
     assert_eq!(monitor_transactions(&net).await, 1);
 
     // A delegation for the settled channel is refused.
     let (status, body) = submit(&monitor.api, &latest).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error_message"].as_str().unwrap().contains("settled"), "{body}");
+    assert!(
+        body["error_message"].as_str().unwrap().contains("settled"),
+        "{body}"
+    );
 }
 
 async fn wait_until_block(monitor: &ApiClient, block: u64) {
@@ -311,9 +364,16 @@ async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
     let scheduled = st["update_scheduled_block"].as_u64().unwrap();
     net.chain.mine_to(scheduled + 2).await.unwrap();
     wait_until_block(&monitor.api, scheduled + 2).await;
-    assert_eq!(monitor_transactions(&net).await, 0, "the monitor sent nothing");
+    assert_eq!(
+        monitor_transactions(&net).await,
+        0,
+        "the monitor sent nothing"
+    );
 
-    net.chain.mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2).await.unwrap();
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
     wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
     let deadline = Instant::now() + WAIT;
     while onchain(&net, 1).await == b0 {
@@ -355,7 +415,10 @@ async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_i
         v["nonce"] == json!(2)
     })
     .await;
-    let ch = wait_push(&net, &id, "shown as pushed", |m| m["pushed_nonce"] == json!(2)).await;
+    let ch = wait_push(&net, &id, "shown as pushed", |m| {
+        m["pushed_nonce"] == json!(2)
+    })
+    .await;
     assert_eq!(ch["monitor"]["pending"], json!(false), "{ch}");
 
     // The monitor goes down: the push fails, is shown, and is retried until it lands.
@@ -368,10 +431,16 @@ async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_i
     assert!(ch["monitor"]["last_error"].is_string(), "{ch}");
     assert_eq!(ch["monitor"]["pushed_nonce"], json!(2), "{ch}");
     monitor.restart(&monitor_hex).await.unwrap();
-    wait_delegation(&monitor.api, &id, "third proof pushed after the restart", |_, v| {
-        v["nonce"] == json!(3)
+    wait_delegation(
+        &monitor.api,
+        &id,
+        "third proof pushed after the restart",
+        |_, v| v["nonce"] == json!(3),
+    )
+    .await;
+    let ch = wait_push(&net, &id, "shown as pushed", |m| {
+        m["pushed_nonce"] == json!(3)
     })
     .await;
-    let ch = wait_push(&net, &id, "shown as pushed", |m| m["pushed_nonce"] == json!(3)).await;
     assert_eq!(ch["monitor"]["last_error"], Value::Null, "{ch}");
 }

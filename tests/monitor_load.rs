@@ -85,7 +85,11 @@ async fn a_monitor_accepts_thousands_of_delegations_and_reports_its_rate_and_mem
     let packages: Vec<DelegationPackage> = channels
         .iter()
         .map(|(partner, open_block)| {
-            let id = channel_identifier(delegator.address(), partner.address(), address(token_network));
+            let id = channel_identifier(
+                delegator.address(),
+                partner.address(),
+                address(token_network),
+            );
             let binding = ChannelBinding {
                 channel_identifier: id,
                 open_block_number: *open_block,
@@ -140,7 +144,15 @@ async fn a_monitor_accepts_thousands_of_delegations_and_reports_its_rate_and_mem
     let statuses: Vec<u16> = futures::stream::iter(packages.iter())
         .map(|p| {
             let (http, url) = (http.clone(), url.clone());
-            async move { http.post(&url).json(p).send().await.unwrap().status().as_u16() }
+            async move {
+                http.post(&url)
+                    .json(p)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
         })
         .buffer_unordered(CONCURRENT_REQUESTS)
         .collect()
@@ -148,7 +160,11 @@ async fn a_monitor_accepts_thousands_of_delegations_and_reports_its_rate_and_mem
     let elapsed = started.elapsed();
     assert!(statuses.iter().all(|s| *s == 201), "{:?}", &statuses[..10]);
     let (_, info) = monitor.api.get("monitor/info").await.unwrap();
-    assert_eq!(info["delegations"].as_u64(), Some(CHANNELS as u64), "{info}");
+    assert_eq!(
+        info["delegations"].as_u64(),
+        Some(CHANNELS as u64),
+        "{info}"
+    );
     let rss_after = rss_kib(pid);
 
     let per_second = CHANNELS as f64 / elapsed.as_secs_f64();
@@ -161,6 +177,9 @@ async fn a_monitor_accepts_thousands_of_delegations_and_reports_its_rate_and_mem
     );
     // Generous bounds: a regression by an order of magnitude fails.
     assert!(per_second > 20.0, "{per_second}/s");
-    assert!(kib_per_thousand < 50_000, "{kib_per_thousand} KiB per 1,000");
+    assert!(
+        kib_per_thousand < 50_000,
+        "{kib_per_thousand} KiB per 1,000"
+    );
     assert!(elapsed < Duration::from_secs(300));
 }

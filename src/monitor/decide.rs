@@ -390,8 +390,14 @@ impl MonitorState {
                 let stored = w.package.nonce();
                 let refresh = proof.nonce == stored
                     && w.package.balance_proof == Some(proof)
-                    && w.package.unlocks.iter().all(|u| package.unlocks.contains(u))
-                    && w.package.punishes.iter().all(|p| package.punishes.contains(p))
+                    && w.package
+                        .unlocks
+                        .iter()
+                        .all(|u| package.unlocks.contains(u))
+                    && w.package
+                        .punishes
+                        .iter()
+                        .all(|p| package.punishes.contains(p))
                     && package.unlocks.len() + package.punishes.len()
                         > w.package.unlocks.len() + w.package.punishes.len();
                 if proof.nonce < stored || (proof.nonce == stored && !refresh) {
@@ -598,7 +604,10 @@ impl MonitorState {
                 block_number,
                 ..
             } => {
-                let watched = self.watches.values().any(|w| w.unlocks.contains_key(&secrethash));
+                let watched = self
+                    .watches
+                    .values()
+                    .any(|w| w.unlocks.contains_key(&secrethash));
                 if watched && !self.registered.contains_key(&secrethash) {
                     self.registered.insert(secrethash, block_number);
                     self.dirty_secrets.insert(secrethash);
@@ -662,7 +671,9 @@ impl MonitorState {
                 self.dirty.insert(*channel);
             };
             let in_window = next <= settle_block;
-            let holds_ours = w.partner_onchain.is_some_and(|(_, root)| root == proof.locksroot);
+            let holds_ours = w
+                .partner_onchain
+                .is_some_and(|(_, root)| root == proof.locksroot);
             if in_window && next >= update_from && stale(&w.update) {
                 let call = MonitorCall::Update {
                     channel: *channel,

@@ -366,7 +366,9 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
                 .await?
         }
     };
-    Ok(CallResult::Mined(crate::chain::convert::h256(outcome.tx_hash)))
+    Ok(CallResult::Mined(crate::chain::convert::h256(
+        outcome.tx_hash,
+    )))
 }
 
 /// What the chain holds for the package's channel: state, epoch, settle block, the partner's

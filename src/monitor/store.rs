@@ -62,8 +62,9 @@ impl MonitorStore {
         for item in self.db.iterator(IteratorMode::Start) {
             let (k, v) = item?;
             if let Some(rest) = k.strip_prefix(WATCH) {
-                let w: Watch = rmp_serde::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", hex::encode(rest))))?;
+                let w: Watch = rmp_serde::from_slice(&v).map_err(|e| {
+                    StoreError::Corrupt(format!("watch {}: {e}", hex::encode(rest)))
+                })?;
                 watches.push(w);
             } else if let Some(rest) = k.strip_prefix(SECRET) {
                 let h: [u8; 32] = rest
@@ -77,7 +78,8 @@ impl MonitorStore {
         }
         let cursor = match self.db.get(CURSOR)? {
             Some(v) => Some(
-                rmp_serde::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("cursor: {e}")))?,
+                rmp_serde::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("cursor: {e}")))?,
             ),
             None => None,
         };
