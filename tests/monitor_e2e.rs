@@ -444,3 +444,92 @@ async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_i
     .await;
     assert_eq!(ch["monitor"]["last_error"], Value::Null, "{ch}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+
+    // A locks 5 for B under a secret A keeps to itself for now.
+    let (_, fresh) = net.api(0).get("secret").await.unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let (status, body) = net
+        .api(0)
+        .transfer(net.token(), net.address(1), 5, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    net.api(1)
+        .wait_channel(&id, WAIT, |c| c["partner_locked_amount"] == json!(5))
+        .await
+        .unwrap();
+
+    // With the XMPP server down A's off-chain unlock cannot reach B; B registers the secret on
+    // chain, and its package now delegates the unlock of that lock to the monitor.
+    net.prosody.stop().unwrap();
+    let (status, body) = net
+        .api(1)
+        .call(
+            reqwest::Method::POST,
+            "registersecret",
+            Some(json!({"secret": secret, "token_address": net.token()})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + WAIT;
+    let pkg = loop {
+        let p = package(&net, &id).await;
+        if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no unlock delegation: {p}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let (status, body) = submit(&monitor.api, &pkg).await;
+    assert_eq!(status, 201, "{body}");
+    net.kill_node(1).unwrap();
+    net.prosody.restart().unwrap();
+
+    close(&net, 0, &id).await;
+    let st = wait_delegation(&monitor.api, &id, "the monitor sees the close", |_, v| {
+        v["closed_block"].is_u64()
+    })
+    .await;
+    let scheduled = st["update_scheduled_block"].as_u64().unwrap();
+    net.chain.mine_to(scheduled - 1).await.unwrap();
+    let st = wait_delegation(&monitor.api, &id, "update, then unlock", |_, v| {
+        v["update"]["state"] == "done" && v["unlocks"][0]["state"] == "done"
+    })
+    .await;
+    assert!(
+        st["unlocks"][0]["tx"].is_string(),
+        "the monitor's own unlock: {st}"
+    );
+    assert_eq!(
+        monitor_transactions(&net).await,
+        2,
+        "one update, one unlock"
+    );
+
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
+    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
+    let deadline = Instant::now() + WAIT;
+    while onchain(&net, 1).await == b0 {
+        assert!(Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        onchain(&net, 0).await,
+        a0 + 100 - 15,
+        "A paid 10 and the unlocked 5"
+    );
+    assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
+}
