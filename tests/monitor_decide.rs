@@ -637,3 +637,46 @@ fn an_unlock_of_a_lock_the_partner_gave_back_is_punished() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn a_delegator_that_closed_and_vanished_gets_its_registered_locks_unlocked_at_once() {
+    let p = parties();
+    let l1 = lock(1, 90);
+    let pkg = package(&p, 5, 30, &[l1], &[]);
+    let mut s = MonitorState::default();
+    s.submit(
+        pkg.clone(),
+        open_facts(50),
+        &[(l1.secrethash, BlockNumber(60))],
+        &limits(),
+    )
+    .unwrap();
+    let proof = pkg.balance_proof.unwrap();
+    // The delegator closed with the partner's latest proof: the chain holds it already.
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelClosed {
+            channel_identifier: pkg.channel_identifier,
+            closing_participant: p.delegator.address(),
+            transferred_amount: proof.transferred_amount,
+            locksroot: proof.locksroot,
+            block_number: BlockNumber(100),
+        }),
+        &limits(),
+    );
+    let calls = block(&mut s, 101);
+    assert!(
+        matches!(&calls[..], [MonitorCall::Unlock { unlock, .. }] if unlock.secrethash == l1.secrethash),
+        "unlocked in the first half, no update needed first: {calls:?}"
+    );
+    // Settled: the channel and the registration it needed are forgotten, in the store too.
+    let _ = s.take_changes();
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelSettled {
+            channel_identifier: pkg.channel_identifier,
+        }),
+        &limits(),
+    );
+    let changes = s.take_changes();
+    assert_eq!(changes.secrets, vec![(l1.secrethash, None)]);
+    assert!(s.registered.is_empty());
+}

@@ -302,8 +302,8 @@ pub struct MonitorState {
 pub struct Changes {
     /// Watches to write (`None`: delete).
     pub watches: Vec<(ChannelId, Option<Watch>)>,
-    /// Secret registrations to write.
-    pub secrets: Vec<(SecretHash, BlockNumber)>,
+    /// Secret registrations to write (`None`: delete, no watched lock needs it any more).
+    pub secrets: Vec<(SecretHash, Option<BlockNumber>)>,
 }
 
 impl MonitorState {
@@ -343,7 +343,7 @@ impl MonitorState {
             .collect();
         let secrets = std::mem::take(&mut self.dirty_secrets)
             .into_iter()
-            .filter_map(|h| self.registered.get(&h).map(|b| (h, *b)))
+            .map(|h| (h, self.registered.get(&h).copied()))
             .collect();
         Changes { watches, secrets }
     }
@@ -474,7 +474,10 @@ impl MonitorState {
                 }
             }
             for h in w.unlocks.keys() {
-                self.registered.remove(h);
+                let shared = self.watches.values().any(|o| o.unlocks.contains_key(h));
+                if !shared && self.registered.remove(h).is_some() {
+                    self.dirty_secrets.insert(*h);
+                }
             }
             self.dirty.insert(*channel);
         }

@@ -108,7 +108,10 @@ impl MonitorStore {
             }
         }
         for (h, b) in &changes.secrets {
-            batch.put(key(SECRET, &h.0), b.0.to_be_bytes());
+            match b {
+                Some(b) => batch.put(key(SECRET, &h.0), b.0.to_be_bytes()),
+                None => batch.delete(key(SECRET, &h.0)),
+            }
         }
         if let Some(c) = cursor {
             batch.put(
