@@ -2,7 +2,7 @@
 //! (each checked signature by signature and against the chain), and what a thousand cost in
 //! memory (RSS of the process). Real anvil, our contracts, the real `smartraiden monitor`.
 //! The figures go to stdout (`cargo test --test monitor_load -- --nocapture`); the README
-//! quotes one run.
+//! quotes one run. Also: a withdraw needs the delegator's signature; oversized bodies are refused (400, "length limit").
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use smartraiden::chain::convert::{address, eth_address};
 use smartraiden::chain::{DeployOptions, DevChain, deploy::deploy};
 use smartraiden::crypto::PrivateKey;
 use smartraiden::delegation::{DelegatedProof, DelegationPackage};
+use smartraiden::monitor::api::withdraw_bytes;
 use smartraiden::primitives::{
     BlockCount, BlockNumber, ChainId, H256, Locksroot, Nonce, Signature, TokenAmount,
 };
@@ -175,6 +176,64 @@ async fn a_monitor_accepts_thousands_of_delegations_and_reports_its_rate_and_mem
          {kib_per_thousand} KiB per 1,000 delegations",
         elapsed.as_secs_f64()
     );
+    // A withdraw must carry the delegator's signature over the monitor, chain, channel and nonce.
+    let first = &packages[0];
+    let path = format!("monitor/delegations/{}/withdraw", first.channel_identifier);
+    let signed = |key: &PrivateKey| {
+        let bytes = withdraw_bytes(
+            monitor_address,
+            chain_id,
+            first.channel_identifier,
+            Nonce(3),
+        );
+        serde_json::json!({"signature": key.sign_eip191(&bytes).to_string()})
+    };
+    let (status, body) = monitor
+        .api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(signed(&PrivateKey::from_bytes([5; 32]).unwrap())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "a stranger's withdraw: {body}");
+    let (status, body) = monitor
+        .api
+        .call(reqwest::Method::POST, &path, Some(signed(&delegator)))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = monitor
+        .api
+        .get(&format!("monitor/delegations/{}", first.channel_identifier))
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "withdrawn");
+    let (_, info) = monitor.api.get("monitor/info").await.unwrap();
+    assert_eq!(
+        info["delegations"].as_u64(),
+        Some(CHANNELS as u64 - 1),
+        "{info}"
+    );
+    // An oversized body is refused (SPEC §6 error shape) before it is parsed.
+    let huge = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status().as_u16(), 400);
+    let body: serde_json::Value = huge.json().await.unwrap();
+    assert!(
+        body["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("length limit"),
+        "{body}"
+    );
+
     // Generous bounds: a regression by an order of magnitude fails.
     assert!(per_second > 20.0, "{per_second}/s");
     assert!(
