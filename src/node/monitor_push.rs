@@ -164,11 +164,17 @@ async fn push_changed(
             .await;
         let outcome = match result {
             Ok(r) if r.status().is_success() => Ok(()),
-            // Already held (the same package, or the chain holds it): nothing more to push.
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
                 let body: Value = r.json().await.unwrap_or_default();
-                debug!("{id}: monitor holds it already: {body}");
-                Ok(())
+                let message = body["error_message"].as_str().unwrap_or_default();
+                // Already held (the same package, or the chain holds a newer proof): nothing
+                // more to push. Any other conflict (quota, window over) is a failure to show.
+                if message.contains("not newer") {
+                    debug!("{id}: monitor holds it already: {message}");
+                    Ok(())
+                } else {
+                    Err(format!("409: {message}"))
+                }
             }
             Ok(r) => {
                 let status = r.status();
