@@ -202,6 +202,7 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     let (_, info) = monitor.api.get("monitor/info").await.unwrap();
     assert_eq!(info["delegations"], json!(0), "{info}");
     assert_eq!(info["address"], json!(monitor_address.to_checksum(None)));
+    assert_eq!(info["chain"]["failures"], json!(0), "{info}");
 
     // The latest is taken; the older one is then refused as not newer.
     let (status, body) = submit(&monitor.api, &latest).await;

@@ -2,7 +2,7 @@
 //!
 //! | method, path | |
 //! |---|---|
-//! | GET `/api/1/monitor/info` | address, chain id, limits, delegations held, block |
+//! | GET `/api/1/monitor/info` | address, chain id, limits, delegations held, block, follower health |
 //! | POST `/api/1/monitor/delegations` | a signed [`DelegationPackage`] → 201 its status |
 //! | GET `/api/1/monitor/delegations/{channel}` | status: scheduled block, duties, transactions |
 //! | POST `/api/1/monitor/delegations/{channel}/withdraw` | `{"signature"}` of the delegator → 200 |
@@ -106,11 +106,17 @@ async fn info(State(ctx): State<MonitorContext>) -> ApiResult {
         .read(|s| (s.watches.len(), s.block.0))
         .await
         .ok_or_else(stopped)?;
+    let follower = ctx.follower.borrow().clone();
     Ok(Json(json!({
         "address": ctx.address.to_checksum(),
         "chain_id": ctx.chain_id.0,
         "delegations": delegations,
         "block": block,
+        "chain": {
+            "head": follower.head,
+            "failures": follower.consecutive_failures,
+            "last_error": follower.last_error,
+        },
         "limits": {
             "per_delegator": ctx.limits.per_delegator,
             "items_per_package": ctx.limits.items_per_package,

@@ -110,6 +110,8 @@ pub struct MonitorContext {
     pub chain_id: ChainId,
     /// Limits.
     pub limits: MonitorLimits,
+    /// The chain follower's health.
+    pub follower: tokio::sync::watch::Receiver<crate::chain::FollowerStatus>,
     pub(super) commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -173,15 +175,6 @@ pub async fn run(key: PrivateKey, opts: MonitorOptions) -> Result<(), MonitorErr
             source,
         })?;
 
-    let (commands, mut inbox) = mpsc::unbounded_channel::<Command>();
-    let context = MonitorContext {
-        executor: executor.clone(),
-        address: key.address(),
-        chain_id: ChainId(opts.deployment.chain_id),
-        limits: opts.limits,
-        commands: commands.clone(),
-    };
-
     let mut config = FollowerConfig::new(
         address(opts.deployment.registry),
         address(opts.deployment.secret_registry),
@@ -189,6 +182,16 @@ pub async fn run(key: PrivateKey, opts: MonitorOptions) -> Result<(), MonitorErr
     );
     config.poll_interval = Duration::from_millis(100);
     let follower = ChainFollower::new(&opts.eth_rpc, config, progress)?;
+
+    let (commands, mut inbox) = mpsc::unbounded_channel::<Command>();
+    let context = MonitorContext {
+        executor: executor.clone(),
+        address: key.address(),
+        chain_id: ChainId(opts.deployment.chain_id),
+        limits: opts.limits,
+        follower: follower.status(),
+        commands: commands.clone(),
+    };
     let (follow_tx, mut follow_rx) = mpsc::channel::<Input>(1024);
     tokio::spawn(follower.run(follow_tx));
     let to_inbox = commands.clone();
