@@ -534,3 +534,166 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
     );
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
 }
+
+/// Node `i`'s private key, from the keystore the testnet wrote for it.
+fn node_key(dir: &std::path::Path, i: usize) -> smartraiden::crypto::PrivateKey {
+    let node_dir = dir.join("nodes").join((i + 1).to_string());
+    let json = std::fs::read_to_string(node_dir.join("keystore.json")).unwrap();
+    let password = std::fs::read_to_string(node_dir.join("password")).unwrap();
+    smartraiden::crypto::keystore::decrypt(&json, password.lines().next().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_that_unlocks_a_lock_it_gave_back_is_punished_for_the_offline_node() {
+    use smartraiden::chain::bindings::SecretRegistry;
+    use smartraiden::primitives::{
+        BlockNumber, ChainId, ChannelId, H256, Nonce, Secret, TokenAmount,
+    };
+    use smartraiden::proofs::{BalanceProofData, ChannelBinding, Lock, SignedData};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let b0 = onchain(&net, 1).await;
+    pay(&net, 0, 1, 10).await;
+
+    // A refuses every lock (no-internet mode): B's mediated payment to A is given back, and B
+    // keeps A's signed statement that it gave the lock back.
+    let (status, body) = net.api(0).get("switch/true").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let secret = Secret(H256([0x5e; 32]));
+    let (status, body) = net
+        .api(1)
+        .transfer(
+            net.token(),
+            net.address(0),
+            5,
+            json!({"secret": secret.0.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + WAIT;
+    let pkg = loop {
+        let p = package(&net, &id).await;
+        if p["punishes"].as_array().is_some_and(|e| e.len() == 1) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no punish evidence: {p}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let (status, body) = submit(&monitor.api, &pkg).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Both go away; A's key cheats: it closes with a proof of B's that still holds the lock
+    // (as the one B sent before the lock came back) and unlocks that lock on chain.
+    let (a_key, b_key) = (node_key(dir.path(), 0), node_key(dir.path(), 1));
+    net.kill_node(0).unwrap();
+    net.kill_node(1).unwrap();
+    let lockhash: H256 = pkg["punishes"][0]["lockhash"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = net.chain.block_number().await.unwrap();
+    let lock = (0..head + 10_000)
+        .map(|e| Lock {
+            expiration: BlockNumber(e),
+            amount: TokenAmount::from(5u64),
+            secrethash: secret.hash(),
+        })
+        .find(|l| l.lockhash() == lockhash)
+        .expect("the disposed lock's expiration");
+    let binding = ChannelBinding {
+        channel_identifier: ChannelId(id.parse().unwrap()),
+        open_block_number: BlockNumber(pkg["open_block_number"].as_u64().unwrap()),
+        chain_id: ChainId(net.deployment.chain_id),
+    };
+    let root = smartraiden::proofs::MerkleTree::new(vec![lockhash]).root();
+    let old = BalanceProofData {
+        transferred_amount: TokenAmount::ZERO,
+        locksroot: root,
+        nonce: Nonce(1),
+        additional_hash: H256([1; 32]),
+        binding,
+    };
+    let signer = |k: &smartraiden::crypto::PrivateKey| {
+        alloy::signers::local::PrivateKeySigner::from_bytes(&k.secret_bytes().into()).unwrap()
+    };
+    let cheater = net.chain.client(signer(&a_key)).await.unwrap();
+    let tn = TokenNetwork::new(net.deployment.token_network.unwrap(), cheater.provider());
+    let b: alloy::primitives::Address = net.address(1).parse().unwrap();
+    cheater
+        .send(tn.closeChannel(
+            b,
+            alloy::primitives::U256::ZERO,
+            root.0.0.into(),
+            1,
+            old.additional_hash.0.into(),
+            old.sign(&b_key).0.to_vec().into(),
+        ))
+        .await
+        .unwrap();
+    let registry = SecretRegistry::new(net.deployment.secret_registry, cheater.provider());
+    cheater
+        .send(registry.registerSecret(secret.0.0.into()))
+        .await
+        .unwrap();
+    cheater
+        .send(tn.unlock(
+            b,
+            alloy::primitives::U256::ZERO,
+            alloy::primitives::U256::from(lock.expiration.0),
+            alloy::primitives::U256::from(5u64),
+            lock.secrethash.0.0.into(),
+            Default::default(),
+        ))
+        .await
+        .unwrap();
+
+    // The monitor punishes at once, in B's favour.
+    net.chain.mine(1).await.unwrap();
+    let st = wait_delegation(&monitor.api, &id, "the monitor punishes", |_, v| {
+        v["punish"]["state"] == "done"
+    })
+    .await;
+    assert!(st["punish"]["tx"].is_string(), "{st}");
+    let a: alloy::primitives::Address = net.address(0).parse().unwrap();
+    assert_eq!(
+        tn.getPunishedBeneficiary(a, b).call().await.unwrap(),
+        b,
+        "B is the beneficiary"
+    );
+
+    // Anyone settles after the windows: B takes both deposits.
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
+    cheater
+        .send(tn.settleChannel(
+            a,
+            alloy::primitives::U256::ZERO,
+            Default::default(),
+            b,
+            alloy::primitives::U256::ZERO,
+            Default::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        onchain_via_chain(&net, 1).await,
+        b0 + 150,
+        "B takes both deposits"
+    );
+}
+
+async fn onchain_via_chain(net: &Testnet, i: usize) -> u128 {
+    let token = smartraiden::chain::bindings::StandardToken::new(
+        net.deployment.token,
+        net.chain.provider(),
+    );
+    let who: alloy::primitives::Address = net.address(i).parse().unwrap();
+    token.balanceOf(who).call().await.unwrap().to::<u128>()
+}
