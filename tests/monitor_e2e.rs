@@ -444,6 +444,33 @@ async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_i
     })
     .await;
     assert_eq!(ch["monitor"]["last_error"], Value::Null, "{ch}");
+
+    // The monitor lost it (B withdrew it, signed); on its way into no-internet mode B hands
+    // every channel over again.
+    let bytes = smartraiden::monitor::api::withdraw_bytes(
+        smartraiden::primitives::Address(monitor_key().1.into_array()),
+        smartraiden::primitives::ChainId(net.deployment.chain_id),
+        smartraiden::primitives::ChannelId(id.parse().unwrap()),
+        smartraiden::primitives::Nonce(3),
+    );
+    let signature = node_key(dir.path(), 1).sign_eip191(&bytes);
+    monitor
+        .api
+        .expect(
+            200,
+            reqwest::Method::POST,
+            &format!("monitor/delegations/{id}/withdraw"),
+            Some(json!({"signature": signature.to_string()})),
+        )
+        .await
+        .unwrap();
+    wait_delegation(&monitor.api, &id, "withdrawn", |s, _| s == 404).await;
+    let (status, body) = net.api(1).get("switch/true").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_delegation(&monitor.api, &id, "handed over again", |s, v| {
+        s == 200 && v["nonce"] == json!(3)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

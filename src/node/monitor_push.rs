@@ -1,6 +1,7 @@
 //! `smartraiden run --monitor URL`: hands a fresh delegation package of every channel to a
 //! monitoring service whenever what it would carry changes (a new balance proof from the
-//! partner, a secret learned for one of its locks, a lock it gave back). A failed push is
+//! partner, a secret learned for one of its locks, a lock it gave back) and again for every
+//! channel on the way into no-internet mode. A failed push is
 //! retried with backoff and shown in the channel's JSON (`"monitor"`), never dropped.
 
 use std::collections::BTreeMap;
@@ -72,10 +73,24 @@ pub async fn run(
         .expect("a default HTTP client");
     let mut backoff = Duration::from_millis(200);
     let mut delegate: Option<Address> = None;
+    let mut offline = false;
     loop {
         if delegate.is_none() {
             delegate = monitor_address(&http, &push.url).await;
         }
+        // On the way into no-internet mode every channel is handed over again, so the monitor
+        // is known to hold the latest of each (a package it holds already answers 409).
+        let now_offline = node
+            .query_core(|c| c.no_internet().is_some())
+            .await
+            .unwrap_or(false);
+        if now_offline && !offline {
+            info!("entering no-internet mode: handing every channel to the monitor again");
+            for p in push.channels.lock().expect("not poisoned").values_mut() {
+                p.pushed = None;
+            }
+        }
+        offline = now_offline;
         let failed = match delegate {
             Some(d) => !push_changed(&push, &node, &http, d).await,
             None => true,
@@ -89,7 +104,7 @@ pub async fn run(
         let wait = if failed {
             backoff
         } else {
-            Duration::from_secs(5)
+            Duration::from_secs(1)
         };
         match tokio::time::timeout(wait, notes.recv()).await {
             Err(_) | Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
