@@ -31,6 +31,32 @@ enum Command {
     /// Channels of a running node, through its REST API.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// The XMPP server's login verifier for key-bound passwords (SPEC §4): ejabberd extauth
+    /// on stdin/stdout, or a local HTTP endpoint for Prosody's mod_auth_smartraiden.
+    XmppAuth(XmppAuthArgs),
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "xmpp_auth_mode")]
+struct XmppAuthMode {
+    /// Speak ejabberd's extauth protocol on stdin/stdout (`extauth_program`).
+    #[arg(long)]
+    extauth: bool,
+    /// Serve `POST /auth` on this address for Prosody's mod_auth_smartraiden.
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct XmppAuthArgs {
+    #[command(flatten)]
+    mode: XmppAuthMode,
+    /// Seconds a key-bound password stays valid after the node made it.
+    #[arg(long, default_value_t = 300)]
+    validity_secs: u64,
+    /// Seconds a node's clock may run ahead of the verifier's.
+    #[arg(long, default_value_t = 60)]
+    max_future_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -183,9 +209,17 @@ struct RunArgs {
     /// XMPP domain the node logs in to as <lowercase address>@<domain>.
     #[arg(long, default_value = "localhost")]
     xmpp_domain: String,
-    /// File holding the XMPP account password (first line).
+    /// File holding a stored XMPP account password (first line); without it the node logs in
+    /// with key-bound passwords (signatures by its key; the server runs `xmpp-auth`).
     #[arg(long)]
-    xmpp_password_file: PathBuf,
+    xmpp_password_file: Option<PathBuf>,
+    /// Plain TCP to the XMPP server, unencrypted (loopback tests and the local testnet only).
+    #[arg(long, conflicts_with = "xmpp_ca_file")]
+    xmpp_plaintext: bool,
+    /// Verify the XMPP server's certificate against the CA certificates in this PEM file
+    /// instead of the system's roots.
+    #[arg(long)]
+    xmpp_ca_file: Option<PathBuf>,
     /// REST API address.
     #[arg(long, default_value = "127.0.0.1:5001")]
     api_address: std::net::SocketAddr,
@@ -301,7 +335,17 @@ async fn run_node(args: RunArgs) -> Result<()> {
         deployment,
         xmpp_server: args.xmpp_server,
         xmpp_domain: args.xmpp_domain,
-        xmpp_password: first_line(&args.xmpp_password_file, "XMPP password")?,
+        xmpp_password: match &args.xmpp_password_file {
+            Some(file) => Some(first_line(file, "XMPP password")?),
+            None => None,
+        },
+        xmpp_tls: if args.xmpp_plaintext {
+            smartraiden::transport::xmpp::tls::XmppTls::Plaintext
+        } else {
+            smartraiden::transport::xmpp::tls::XmppTls::Verify {
+                ca_file: args.xmpp_ca_file,
+            }
+        },
         api_address: args.api_address,
         fee: smartraiden::primitives::TokenAmount::from(args.fee),
         confirmations: args.confirmations,
@@ -655,6 +699,30 @@ fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
+/// `smartraiden xmpp-auth`: serves login checks until stdin ends (extauth) or forever (HTTP).
+async fn run_xmpp_auth(args: XmppAuthArgs) -> Result<()> {
+    use smartraiden::transport::xmpp::{auth::LoginPolicy, verifier};
+    let policy = LoginPolicy {
+        validity_ms: args.validity_secs * 1000,
+        max_future_ms: args.max_future_secs * 1000,
+    };
+    let verifier = std::sync::Arc::new(verifier::Verifier::new(policy));
+    if let Some(addr) = args.mode.http {
+        let listener = verifier::bind_http(addr)
+            .await
+            .with_context(|| format!("binding the verifier on {addr}"))?;
+        log::info!("xmpp-auth: verifying logins on http://{addr}/auth");
+        verifier::serve_http(verifier, listener).await?;
+        return Ok(());
+    }
+    // ejabberd talks to us over blocking pipes: one request at a time, in order.
+    tokio::task::spawn_blocking(move || {
+        verifier::serve_extauth(&verifier, std::io::stdin().lock(), std::io::stdout().lock())
+    })
+    .await??;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -666,6 +734,7 @@ async fn main() -> std::process::ExitCode {
         Command::Account(cmd) => run_account(cmd),
         Command::Testnet(cmd) => run_testnet(cmd).await,
         Command::Channel(cmd) => run_channel(cmd).await,
+        Command::XmppAuth(args) => run_xmpp_auth(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -68,6 +68,7 @@ pub(super) fn add_channel_offline_fields(
 pub(super) async fn status_fields(st: &ApiState) -> Result<Value, ApiError> {
     let now = unix_ms();
     let mut v = st.node.query_core(move |c| offline_json(c, now)).await?;
+    v["xmpp_login_error"] = json!(st.xmpp_login_error.get());
     if let Some(lan) = &st.lan {
         v["lan"] = json!({
             "listen": lan.listen_address().to_string(),

@@ -62,6 +62,8 @@ pub struct ApiState {
     pub default_settle_timeout: u64,
     /// The LAN transport's peers, when it runs.
     pub lan: Option<Arc<dyn super::offline::LanPeers>>,
+    /// The XMPP transport's last login refusal (key-bound logins, TLS), shown by the status.
+    pub xmpp_login_error: crate::transport::xmpp::LoginErrorSlot,
 }
 
 /// The router of every SPEC §6 path.

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod network;
 pub mod rpc_gate;
 pub mod seed;
+pub mod xmpp_security;
 
 pub use client::ApiClient;
 pub use info::{NodeInfo, TestnetInfo};

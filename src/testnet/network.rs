@@ -52,6 +52,10 @@ pub struct TestnetOptions {
     /// Put an [`RpcGate`] between the nodes and anvil (tests that take the RPC down); only
     /// for in-process testnets, the gate lives as long as the [`Testnet`].
     pub rpc_gate: bool,
+    /// Key-bound logins (the verifier runs beside Prosody) and TLS with a private CA, instead
+    /// of stored passwords over plain TCP; only for in-process testnets (the verifier lives as
+    /// long as the [`Testnet`]).
+    pub secure_xmpp: bool,
 }
 
 impl TestnetOptions {
@@ -70,6 +74,7 @@ impl TestnetOptions {
             xmpp_stanza_log: false,
             node_log: "info".into(),
             rpc_gate: false,
+            secure_xmpp: false,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Testnet {
     pub deployment: Deployment,
     /// The gate between the nodes and anvil, when asked for.
     pub rpc_gate: Option<RpcGate>,
+    /// The key-bound login verifier, with [`TestnetOptions::secure_xmpp`].
+    pub verifier: Option<super::xmpp_security::VerifierProcess>,
     nodes: Vec<NodeProcess>,
     options: TestnetOptions,
     info: TestnetInfo,
@@ -122,13 +129,20 @@ impl Testnet {
         info!("starting prosody");
         let prosody_dir = dir.join("prosody");
         std::fs::create_dir_all(&prosody_dir).map_err(io("creating", &prosody_dir))?;
+        let (verifier, secure) = if options.secure_xmpp {
+            let (verifier, secure) =
+                super::xmpp_security::secure_options(&dir, &options.binary, "smartraiden.test")?;
+            (Some(verifier), secure)
+        } else {
+            (None, ProsodyOptions::default())
+        };
         let prosody = ProsodyServer::start_with(
             "smartraiden.test",
             ProsodyOptions {
                 dir: Some(prosody_dir),
                 own_process_group: options.detached,
                 stanza_log: options.xmpp_stanza_log,
-                ..ProsodyOptions::default()
+                ..secure
             },
         )?;
 
@@ -230,6 +244,7 @@ impl Testnet {
             prosody,
             deployment,
             rpc_gate,
+            verifier,
             nodes,
             options: TestnetOptions { dir, ..options },
             info,
@@ -510,7 +525,9 @@ pub(super) async fn provision_node(
 ) -> Result<Address, TestnetError> {
     let NodeCredentials { key, xmpp_password } = write_node_credentials(node_dir)?;
     let address = key.address();
-    prosody.register(&address.to_lower_hex(), &xmpp_password)?;
+    if !prosody.key_bound() {
+        prosody.register(&address.to_lower_hex(), &xmpp_password)?;
+    }
     let alloy_address = crate::chain::convert::eth_address(address);
     chain
         .set_balance(alloy_address, U256::from(10u64).pow(U256::from(21u64)))
@@ -551,10 +568,17 @@ pub(super) fn node_args(a: &NodeArgs<'_>) -> Vec<OsString> {
     args.extend(["--deployment".into(), a.deployment_file.into()]);
     args.extend(["--xmpp-server".into(), a.prosody.addr().to_string().into()]);
     args.extend(["--xmpp-domain".into(), a.prosody.domain().into()]);
-    args.extend([
-        "--xmpp-password-file".into(),
-        a.node_dir.join("xmpp-password").into(),
-    ]);
+    if !a.prosody.key_bound() {
+        args.extend([
+            "--xmpp-password-file".into(),
+            a.node_dir.join("xmpp-password").into(),
+        ]);
+    }
+    match a.prosody.tls_ca() {
+        Some(ca) => args.extend(["--xmpp-ca-file".into(), ca.into()]),
+        // The local testnet's Prosody listens on loopback only.
+        None => args.push("--xmpp-plaintext".into()),
+    }
     args.extend(["--api-address".into(), a.api_address.into()]);
     // anvil does not reorganise: act on a log as soon as it is mined.
     args.extend(["--confirmations".into(), "0".into()]);

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 pub const CONFIG_TEMPLATE: &str =
     include_str!("../../../xmpp-server-config/prosody.cfg.lua.template");
 
+/// Prosody's key-bound login provider (SPEC §4), written next to each rendered config.
+pub const AUTH_MODULE: &str =
+    include_str!("../../../xmpp-server-config/modules/mod_auth_smartraiden.lua");
+
 /// The federation (s2s) variant, with `@NAME@` placeholders (adds `S2S_PORT`).
 pub const FEDERATION_TEMPLATE: &str =
     include_str!("../../../xmpp-server-config/prosody-federation.cfg.lua.template");
@@ -143,6 +147,22 @@ pub struct ProsodyOptions {
     /// `None`: a TCP connection from this process. Set it when this process has no route to
     /// [`ProsodyOptions::interface`] (Prosody in another namespace).
     pub ready_probe: Option<ReadyProbe>,
+    /// Key-bound logins (SPEC §4): `mod_auth_smartraiden` asks the verifier at this URL
+    /// (`smartraiden xmpp-auth --http`) instead of stored passwords.
+    pub key_bound_auth: Option<String>,
+    /// STARTTLS with this certificate, and no client login without it.
+    pub tls: Option<ServerCert>,
+}
+
+/// A server certificate (PEM) and its private key, for STARTTLS.
+#[derive(Debug, Clone)]
+pub struct ServerCert {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA certificate clients verify it with (`--xmpp-ca-file`), when it is a private one.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for ProsodyOptions {
@@ -157,6 +177,8 @@ impl Default for ProsodyOptions {
             netns: None,
             interface: Ipv4Addr::LOCALHOST,
             ready_probe: None,
+            key_bound_auth: None,
+            tls: None,
         }
     }
 }
@@ -256,6 +278,21 @@ impl ProsodyServer {
     /// The server's private base directory.
     pub fn base_dir(&self) -> &Path {
         &self.base
+    }
+
+    /// Whether logins are key-bound (no accounts to register).
+    pub fn key_bound(&self) -> bool {
+        self.options.key_bound_auth.is_some()
+    }
+
+    /// The private CA clients verify this server's certificate with, if it speaks TLS with one.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.options.tls.as_ref().and_then(|t| t.ca.as_deref())
+    }
+
+    /// Whether clients must use TLS.
+    pub fn tls(&self) -> bool {
+        self.options.tls.is_some()
     }
 
     /// The process id, while this handle owns a running process.
@@ -429,6 +466,7 @@ impl ProsodyServer {
                 ("LOG_LEVEL", level.as_str().into()),
             ],
         );
+        let config = self.secure_config(config);
         if self.options.stanza_log {
             config.replacen(
                 "modules_enabled = {",
@@ -438,6 +476,50 @@ impl ProsodyServer {
         } else {
             config
         }
+    }
+
+    /// Switches the rendered config to key-bound logins and STARTTLS when asked for.
+    fn secure_config(&self, mut config: String) -> String {
+        if let Some(url) = &self.options.key_bound_auth {
+            let modules = self.base.join("modules");
+            let written = fs::create_dir_all(&modules)
+                .and_then(|()| fs::write(modules.join("mod_auth_smartraiden.lua"), AUTH_MODULE));
+            if let Err(e) = written {
+                log::error!("prosody harness: writing the auth module: {e}");
+            }
+            config = config.replacen(
+                "authentication = \"internal_plain\"",
+                &format!(
+                    "plugin_paths = {{ \"{}\" }}\nauthentication = \"smartraiden\"\nsmartraiden_verifier_url = \"{}\"",
+                    lua_path(&modules),
+                    url.replace('"', "")
+                ),
+                1,
+            );
+        }
+        if let Some(tls) = &self.options.tls {
+            config = config
+                .replacen(
+                    "c2s_require_encryption = false",
+                    &format!(
+                        "c2s_require_encryption = true\nssl = {{ certificate = \"{}\"; key = \"{}\" }}",
+                        lua_path(&tls.cert),
+                        lua_path(&tls.key)
+                    ),
+                    1,
+                )
+                .replacen(
+                    "allow_unencrypted_plain_auth = true",
+                    "allow_unencrypted_plain_auth = false",
+                    1,
+                )
+                .replacen(
+                    "modules_enabled = {",
+                    "modules_enabled = {\n    \"tls\"; -- STARTTLS",
+                    1,
+                );
+        }
+        config
     }
 
     /// The last few kilobytes of the log and console output, for error messages.
