@@ -630,6 +630,13 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         .spawn(move || runtime.run(work_rx))
         .map_err(|e| RunError::Startup(e.to_string()))?;
 
+    // Our JID in the Discovery contract, and every peer's domain from its events.
+    tokio::spawn(super::discovery::run(
+        executor.clone(),
+        transport.clone(),
+        us,
+        opts.xmpp_domain.clone(),
+    ));
     tokio::spawn(serve_chain_requests(
         chain_rx,
         executor.clone(),

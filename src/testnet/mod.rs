@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod compose;
 mod credentials;
+pub mod ejabberd;
 pub mod info;
 pub mod lan_net;
 pub mod limits;

@@ -56,6 +56,10 @@ pub struct TestnetOptions {
     /// of stored passwords over plain TCP; only for in-process testnets (the verifier lives as
     /// long as the [`Testnet`]).
     pub secure_xmpp: bool,
+    /// XMPP servers: 1, or 2 federating servers (`xmpp-a.test` on 127.0.0.2 and `xmpp-b.test`
+    /// on 127.0.0.3, names from a private hosts file) with the later half of the nodes on the
+    /// second; only for in-process testnets.
+    pub servers: usize,
 }
 
 impl TestnetOptions {
@@ -75,6 +79,7 @@ impl TestnetOptions {
             node_log: "info".into(),
             rpc_gate: false,
             secure_xmpp: false,
+            servers: 1,
         }
     }
 }
@@ -93,8 +98,10 @@ struct NodeProcess {
 pub struct Testnet {
     /// The chain (mine blocks, read balances).
     pub chain: DevChain,
-    /// The XMPP server (kill and restart it).
+    /// The XMPP server (kill and restart it); server A with [`TestnetOptions::servers`] = 2.
     pub prosody: ProsodyServer,
+    /// Server B, federating with A, with [`TestnetOptions::servers`] = 2.
+    pub prosody_b: Option<ProsodyServer>,
     /// The deployed contracts.
     pub deployment: Deployment,
     /// The gate between the nodes and anvil, when asked for.
@@ -129,22 +136,45 @@ impl Testnet {
         info!("starting prosody");
         let prosody_dir = dir.join("prosody");
         std::fs::create_dir_all(&prosody_dir).map_err(io("creating", &prosody_dir))?;
-        let (verifier, secure) = if options.secure_xmpp {
+        let federated = options.servers == 2;
+        let domains: &[&str] = if federated {
+            &["xmpp-a.test", "xmpp-b.test"]
+        } else {
+            &["smartraiden.test"]
+        };
+        let (verifier, mut secure) = if options.secure_xmpp {
             let (verifier, secure) =
-                super::xmpp_security::secure_options(&dir, &options.binary, "smartraiden.test")?;
+                super::xmpp_security::secure_options(&dir, &options.binary, domains)?;
             (Some(verifier), secure)
         } else {
-            (None, ProsodyOptions::default())
+            (None, vec![ProsodyOptions::default(); domains.len()])
         };
-        let prosody = ProsodyServer::start_with(
-            "smartraiden.test",
-            ProsodyOptions {
-                dir: Some(prosody_dir),
-                own_process_group: options.detached,
-                stanza_log: options.xmpp_stanza_log,
-                ..secure
-            },
-        )?;
+        if federated {
+            let hosts = super::xmpp_security::write_federation_hosts(&dir)?;
+            for (o, ip) in secure.iter_mut().zip([[127, 0, 0, 2], [127, 0, 0, 3]]) {
+                o.federation_hosts = Some(hosts.clone());
+                o.interface = ip.into();
+            }
+        }
+        let mut started = Vec::new();
+        for (i, (domain, secure)) in domains.iter().zip(secure).enumerate() {
+            let server_dir = if i == 0 {
+                prosody_dir.clone()
+            } else {
+                dir.join("prosody-b")
+            };
+            started.push(ProsodyServer::start_with(
+                domain,
+                ProsodyOptions {
+                    dir: Some(server_dir),
+                    own_process_group: options.detached,
+                    stanza_log: options.xmpp_stanza_log,
+                    ..secure
+                },
+            )?);
+        }
+        let prosody_b = if federated { started.pop() } else { None };
+        let prosody = started.pop().expect("one server");
 
         let rpc_gate = if options.rpc_gate {
             let upstream = chain
@@ -170,11 +200,16 @@ impl Testnet {
         let mut nodes = Vec::with_capacity(options.nodes);
         for n in 1..=options.nodes {
             let node_dir = dir.join("nodes").join(n.to_string());
+            // With two servers, the later half of the nodes log in to server B.
+            let server = match &prosody_b {
+                Some(b) if n > options.nodes.div_ceil(2) => b,
+                _ => &prosody,
+            };
             let address = provision_node(
                 &chain,
                 &deployer,
                 &deployment,
-                &prosody,
+                server,
                 &node_dir,
                 options.tokens_per_node,
             )
@@ -189,7 +224,7 @@ impl Testnet {
                 node_dir: &node_dir,
                 eth_rpc: &node_rpc,
                 deployment_file: &deployment_file,
-                prosody: &prosody,
+                prosody: server,
                 api_address: &format!("127.0.0.1:{port}"),
             });
             // The LAN transport listens on loopback; peers are given by hand (mDNS off: the
@@ -242,6 +277,7 @@ impl Testnet {
         let mut testnet = Testnet {
             chain,
             prosody,
+            prosody_b,
             deployment,
             rpc_gate,
             verifier,

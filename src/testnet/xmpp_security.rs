@@ -228,20 +228,32 @@ impl Drop for VerifierProcess {
     }
 }
 
-/// A private CA with a certificate for `domain` and a running verifier under `dir`: the
-/// Prosody options for key-bound logins over TLS, and the verifier to keep alive.
+/// A private CA with a certificate for each of `domains` and one running verifier under
+/// `dir`: the Prosody options (one per domain) for key-bound logins over TLS, and the verifier
+/// to keep alive.
 pub fn secure_options(
     dir: &Path,
     binary: &Path,
-    domain: &str,
-) -> Result<(VerifierProcess, ProsodyOptions), TestnetError> {
+    domains: &[&str],
+) -> Result<(VerifierProcess, Vec<ProsodyOptions>), TestnetError> {
     let ca = PrivateCa::create(&dir.join("ca"))?;
-    let cert = ca.issue(domain)?;
     let verifier = VerifierProcess::start(binary, &dir.join("xmpp-auth.log"))?;
-    let options = ProsodyOptions {
-        key_bound_auth: Some(verifier.url()),
-        tls: Some(cert),
-        ..ProsodyOptions::default()
-    };
+    let mut options = Vec::new();
+    for domain in domains {
+        options.push(ProsodyOptions {
+            key_bound_auth: Some(verifier.url()),
+            tls: Some(ca.issue(domain)?),
+            ..ProsodyOptions::default()
+        });
+    }
     Ok((verifier, options))
+}
+
+/// Writes `dir/hosts`: `xmpp-a.test` at 127.0.0.2 and `xmpp-b.test` at 127.0.0.3, the two
+/// federating servers of a testnet; its path.
+pub fn write_federation_hosts(dir: &Path) -> Result<PathBuf, TestnetError> {
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.2 xmpp-a.test\n127.0.0.3 xmpp-b.test\n")
+        .map_err(io("writing", &hosts))?;
+    Ok(hosts)
 }

@@ -152,6 +152,9 @@ pub struct ProsodyOptions {
     pub key_bound_auth: Option<String>,
     /// STARTTLS with this certificate, and no client login without it.
     pub tls: Option<ServerCert>,
+    /// Federate (s2s on port 5269, dialback) with the servers named in this hosts file
+    /// (`<ip> <domain>` lines, read by Prosody's lua-unbound resolver instead of DNS).
+    pub federation_hosts: Option<PathBuf>,
 }
 
 /// A server certificate (PEM) and its private key, for STARTTLS.
@@ -179,6 +182,7 @@ impl Default for ProsodyOptions {
             ready_probe: None,
             key_bound_auth: None,
             tls: None,
+            federation_hosts: None,
         }
     }
 }
@@ -210,6 +214,14 @@ impl ProsodyServer {
     /// default).
     pub fn start_with(domain: &str, options: ProsodyOptions) -> Result<Self, ServerError> {
         ensure_installed()?;
+        if options.federation_hosts.is_some() {
+            // Prosody reads hosts files only through lua-unbound.
+            install(
+                "lua-unbound",
+                Path::new("/usr/share/lua/5.4/lunbound.lua").exists()
+                    || Path::new("/usr/lib/x86_64-linux-gnu/lua/5.4/lunbound.so").exists(),
+            )?;
+        }
         let (base, temp) = match &options.dir {
             Some(dir) => (dir.clone(), None),
             None => {
@@ -453,9 +465,15 @@ impl ProsodyServer {
         } else {
             self.options.log_level
         };
+        let template = match self.options.federation_hosts {
+            Some(_) => FEDERATION_TEMPLATE,
+            None => CONFIG_TEMPLATE,
+        };
         let config = render_template(
-            CONFIG_TEMPLATE,
+            template,
             &[
+                // Peers find each other on the default s2s port (no SRV records here).
+                ("S2S_PORT", "5269".into()),
                 ("INTERFACE", self.options.interface.to_string()),
                 ("C2S_PORT", self.port.to_string()),
                 ("DOMAIN", self.domain.clone()),
@@ -493,6 +511,18 @@ impl ProsodyServer {
                     "plugin_paths = {{ \"{}\" }}\nauthentication = \"smartraiden\"\nsmartraiden_verifier_url = \"{}\"",
                     lua_path(&modules),
                     url.replace('"', "")
+                ),
+                1,
+            );
+        }
+        if let Some(hosts) = &self.options.federation_hosts {
+            config = config.replacen(
+                "\nVirtualHost",
+                &format!(
+                    "\n-- Peer servers from a private hosts file (lua-unbound), not DNS.\n\
+                     unbound = {{ resolvconf = false; hoststxt = \"{}\"; \
+                     options = {{ [\"local-zone\"] = \"test. static\" }} }}\n\nVirtualHost",
+                    lua_path(hosts)
                 ),
                 1,
             );
@@ -558,18 +588,23 @@ fn lua_path(p: &Path) -> String {
 
 /// Runs the installer when `prosody` is not on the PATH.
 fn ensure_installed() -> Result<(), ServerError> {
-    if on_path("prosody") && on_path("prosodyctl") {
+    install("prosody", on_path("prosody") && on_path("prosodyctl"))
+}
+
+/// Runs `integration/deps.sh <dep>` unless `present`.
+fn install(dep: &str, present: bool) -> Result<(), ServerError> {
+    if present {
         return Ok(());
     }
     let out = Command::new("bash")
-        .args([DEPS_SCRIPT, "prosody"])
+        .args([DEPS_SCRIPT, dep])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| ServerError::Install {
             script: DEPS_SCRIPT.into(),
             detail: e.to_string(),
         })?;
-    if out.status.success() && on_path("prosody") {
+    if out.status.success() {
         return Ok(());
     }
     Err(ServerError::Install {

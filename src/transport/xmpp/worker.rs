@@ -271,7 +271,11 @@ impl Worker {
                 Ok(Some(self.subscribe(peer)?))
             }
             Some(Command::PeerDomain(peer, domain)) => {
-                self.domains.insert(peer, domain);
+                let moved = self.domains.insert(peer, domain.clone()) != Some(domain);
+                // A watched peer on another server: ask for its presence there.
+                if moved && self.presence.watched().any(|p| *p == peer) {
+                    return Ok(Some(self.subscribe(peer)?));
+                }
                 Ok(None)
             }
             Some(Command::Shutdown) | None => Err(()),
