@@ -127,6 +127,10 @@ enum TestnetCommand {
         /// temporary one; set RUST_LOG for the nodes' log level.
         #[arg(long)]
         keep_dir: Option<PathBuf>,
+        /// 2: two federating Prosody servers (xmpp-a.test on 127.0.0.2, xmpp-b.test on
+        /// 127.0.0.3) with A, C on one and B, D on the other, so every hop crosses servers.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        servers: u8,
     },
     /// The docker-compose testnet's one-shot setup (docker-compose.yml): deploy the contracts
     /// on the compose chain, make and fund one account per node in <nodes-dir>/<i>, write
@@ -521,6 +525,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             out,
             only,
             keep_dir,
+            servers,
         } => {
             let mut bench = if quick {
                 testnet::bench::BenchOptions::quick()
@@ -549,6 +554,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             };
             let mut options = TestnetOptions::new(4, &dir, std::env::current_exe()?);
             options.node_log = "warn".into();
+            options.servers = usize::from(servers);
+            options.alternate_servers = true;
             let mut net = Testnet::start(options).await?;
             let report = testnet::bench::run(&mut net, &bench).await?;
             print!("{}", report.table());

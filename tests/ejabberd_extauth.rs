@@ -48,9 +48,8 @@ async fn ejabberd_with_extauth_admits_only_the_keys_fresh_password() {
         "key-bound login via ejabberd extauth took {:?}",
         started.elapsed()
     );
-    // B never logged in: isuser says it exists, so the message waits for it.
-    ta.send(b.address(), b"waiting for b".to_vec()).unwrap();
     let (_tb, mut b_rx) = XmppTransport::connect(node(&b)).await.expect("B logs in");
+    ta.send(b.address(), b"hello b".to_vec()).unwrap();
     let got = timeout(Duration::from_secs(30), async {
         loop {
             match b_rx.recv().await {
@@ -61,8 +60,13 @@ async fn ejabberd_with_extauth_admits_only_the_keys_fresh_password() {
         }
     })
     .await
-    .expect("the offline message arrives");
-    assert_eq!(got, b"waiting for b");
+    .unwrap_or_else(|_| {
+        panic!(
+            "A's message did not arrive; ejabberd log:\n{}",
+            std::fs::read_to_string(server.dir().join("logs/ejabberd.log")).unwrap_or_default()
+        )
+    });
+    assert_eq!(got, b"hello b");
 
     let now = unix_ms();
     refused(stored(

@@ -92,8 +92,47 @@ async fn the_seed_payment_crosses_two_servers_and_survives_a_server_restart_mid_
     assert!(views.iter().all(|v| v.agrees()), "{views:?}");
     assert_eq!(
         views[3].at_b.0,
-        150 + 5 * u128::from(succeeded as u32),
+        150 + 5 * u128::from(succeeded),
         "{views:?}"
     );
     assert!(succeeded > 0, "no transfer succeeded after the restart");
+    println!("{succeeded} of 10 transfers succeeded across the restart of server B");
+
+    // A second route 1→2→3→5 (3 on A, 5 on B). Node 4 (on B) goes offline: node 2 hears it
+    // through the federated presence and the payment takes the route through 3.
+    let five = net.address(4).to_owned();
+    let ch = nodes[2]
+        .open_channel(&token, &five, 100, 100)
+        .await
+        .expect("channel 3–5");
+    let id35 = ch["channel_identifier"].as_str().unwrap().to_owned();
+    let seen = nodes[4]
+        .wait_channel(&id35, WAIT, |c| c["channel_identifier"].is_string())
+        .await
+        .unwrap();
+    assert!(seen["channel_identifier"].is_string(), "{seen}");
+    let (_, before24) = nodes[1].get(&format!("channels/{}", ids[2])).await.unwrap();
+    net.kill_node(3).unwrap();
+    let (code, body) = nodes[0]
+        .transfer(&token, &target, 7, json!({ "sync": true }))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let at5 = nodes[4]
+        .wait_channel(&id35, WAIT, |c| {
+            smartraiden::testnet::client::balances(c) == Some((7, 93))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        smartraiden::testnet::client::balances(&at5),
+        Some((7, 93)),
+        "node 5 got the payment over 3–5: {at5}"
+    );
+    let (_, after24) = nodes[1].get(&format!("channels/{}", ids[2])).await.unwrap();
+    assert_eq!(
+        smartraiden::testnet::client::balances(&before24),
+        smartraiden::testnet::client::balances(&after24),
+        "the offline mediator's channel 2–4 was not used"
+    );
 }

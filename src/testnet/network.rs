@@ -60,6 +60,9 @@ pub struct TestnetOptions {
     /// on 127.0.0.3, names from a private hosts file) with the later half of the nodes on the
     /// second; only for in-process testnets.
     pub servers: usize,
+    /// With two servers: even-numbered nodes on server B instead of the later half (every
+    /// channel of a chain of nodes then crosses between the servers, as in the bench).
+    pub alternate_servers: bool,
 }
 
 impl TestnetOptions {
@@ -80,6 +83,7 @@ impl TestnetOptions {
             rpc_gate: false,
             secure_xmpp: false,
             servers: 1,
+            alternate_servers: false,
         }
     }
 }
@@ -201,8 +205,13 @@ impl Testnet {
         for n in 1..=options.nodes {
             let node_dir = dir.join("nodes").join(n.to_string());
             // With two servers, the later half of the nodes log in to server B.
+            let on_b = if options.alternate_servers {
+                n % 2 == 0
+            } else {
+                n > options.nodes.div_ceil(2)
+            };
             let server = match &prosody_b {
-                Some(b) if n > options.nodes.div_ceil(2) => b,
+                Some(b) if on_b => b,
                 _ => &prosody,
             };
             let address = provision_node(
