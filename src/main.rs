@@ -100,6 +100,14 @@ enum TestnetCommand {
         /// Seconds between empty blocks (transactions are mined at once either way); 0: none.
         #[arg(long, default_value_t = 1)]
         block_time: u64,
+        /// 2: two federating Prosody servers (xmpp-a.test on 127.0.0.2, xmpp-b.test on
+        /// 127.0.0.3), the later half of the nodes on the second; implies --secure-xmpp.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        servers: u8,
+        /// Key-bound logins (a verifier beside Prosody) over TLS with a private CA the testnet
+        /// makes (<dir>/ca/ca.pem), instead of stored passwords over plain TCP.
+        #[arg(long)]
+        secure_xmpp: bool,
     },
     /// Stop every process of the testnet in <dir> (also nodes restarted by hand).
     Down {
@@ -462,6 +470,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             api_port,
             fee,
             block_time,
+            servers,
+            secure_xmpp,
         } => {
             if let Ok(old) = TestnetInfo::read(&dir)
                 && (ApiClient::new(
@@ -489,6 +499,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             options.api_base_port = Some(api_port);
             options.fee = fee;
             options.block_time = (block_time > 0).then_some(block_time);
+            options.servers = usize::from(servers);
+            options.secure_xmpp = secure_xmpp || servers == 2;
             let info = Testnet::start(options).await?.detach()?;
             println!("testnet up: {} nodes", info.nodes.len());
             println!("  chain   {} (anvil pid {})", info.eth_rpc, info.anvil_pid);

@@ -53,12 +53,12 @@ pub struct TestnetOptions {
     /// for in-process testnets, the gate lives as long as the [`Testnet`].
     pub rpc_gate: bool,
     /// Key-bound logins (the verifier runs beside Prosody) and TLS with a private CA, instead
-    /// of stored passwords over plain TCP; only for in-process testnets (the verifier lives as
-    /// long as the [`Testnet`]).
+    /// of stored passwords over plain TCP (the verifier lives as
+    /// long as the [`Testnet`] unless it is detached).
     pub secure_xmpp: bool,
     /// XMPP servers: 1, or 2 federating servers (`xmpp-a.test` on 127.0.0.2 and `xmpp-b.test`
     /// on 127.0.0.3, names from a private hosts file) with the later half of the nodes on the
-    /// second; only for in-process testnets.
+    /// second.
     pub servers: usize,
     /// With two servers: even-numbered nodes on server B instead of the later half (every
     /// channel of a chain of nodes then crosses between the servers, as in the bench).
@@ -147,8 +147,12 @@ impl Testnet {
             &["smartraiden.test"]
         };
         let (verifier, mut secure) = if options.secure_xmpp {
-            let (verifier, secure) =
-                super::xmpp_security::secure_options(&dir, &options.binary, domains)?;
+            let (verifier, secure) = super::xmpp_security::secure_options(
+                &dir,
+                &options.binary,
+                domains,
+                options.detached,
+            )?;
             (Some(verifier), secure)
         } else {
             (None, vec![ProsodyOptions::default(); domains.len()])
@@ -281,6 +285,11 @@ impl Testnet {
             deployment: deployment_file,
             anvil_pid: chain.pid().unwrap_or(0),
             prosody_pid: prosody.pid().unwrap_or(0),
+            server_pids: prosody_b
+                .iter()
+                .filter_map(ProsodyServer::pid)
+                .chain(verifier.iter().filter_map(|v| v.pid()))
+                .collect(),
             nodes: nodes.iter().map(|n| n.info.clone()).collect(),
         };
         let mut testnet = Testnet {
@@ -422,6 +431,12 @@ impl Testnet {
     pub fn detach(mut self) -> Result<TestnetInfo, TestnetError> {
         self.chain.detach();
         self.prosody.detach();
+        if let Some(b) = &mut self.prosody_b {
+            b.detach();
+        }
+        if let Some(v) = &mut self.verifier {
+            v.detach();
+        }
         for n in &mut self.nodes {
             n.child = None;
         }
@@ -654,6 +669,12 @@ pub fn down(dir: &Path) -> Result<Vec<String>, TestnetError> {
     if cmdline(info.prosody_pid).is_some_and(|c| c.contains("prosody")) {
         servers.push(info.prosody_pid);
         stopped.push(format!("prosody (pid {})", info.prosody_pid));
+    }
+    for pid in &info.server_pids {
+        if cmdline(*pid).is_some_and(|c| c.contains("prosody") || c.contains("xmpp-auth")) {
+            servers.push(*pid);
+            stopped.push(format!("server (pid {pid})"));
+        }
     }
     if cmdline(info.anvil_pid).is_some_and(|c| c.contains("anvil")) {
         servers.push(info.anvil_pid);

@@ -143,11 +143,22 @@ pub struct VerifierProcess {
     addr: SocketAddr,
     log: PathBuf,
     child: Option<Child>,
+    own_process_group: bool,
 }
 
 impl VerifierProcess {
     /// Starts the verifier of `binary` on a free loopback port, logging to `log`.
     pub fn start(binary: &Path, log: &Path) -> Result<Self, TestnetError> {
+        Self::start_with(binary, log, false)
+    }
+
+    /// As [`VerifierProcess::start`]; `own_process_group`: out of reach of a terminal's Ctrl-C
+    /// (a detached testnet).
+    pub fn start_with(
+        binary: &Path,
+        log: &Path,
+        own_process_group: bool,
+    ) -> Result<Self, TestnetError> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(|e| TestnetError::Setup(format!("finding a free port: {e}")))?
@@ -157,6 +168,7 @@ impl VerifierProcess {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             log: log.to_path_buf(),
             child: None,
+            own_process_group,
         };
         v.spawn()?;
         Ok(v)
@@ -165,6 +177,16 @@ impl VerifierProcess {
     /// The URL Prosody's `mod_auth_smartraiden` asks.
     pub fn url(&self) -> String {
         format!("http://{}/auth", self.addr)
+    }
+
+    /// Its process id, while this handle owns it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Leaves it running after this handle is dropped.
+    pub fn detach(&mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// Kills the verifier (a crash, or an operator stopping it).
@@ -188,13 +210,16 @@ impl VerifierProcess {
             .open(&self.log)
             .map_err(io("opening", &self.log))?;
         let log_err = log.try_clone().map_err(io("opening", &self.log))?;
-        let child = Command::new(&self.binary)
-            .args(["xmpp-auth", "--http", &self.addr.to_string()])
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["xmpp-auth", "--http", &self.addr.to_string()])
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(io("starting", &self.binary))?;
+            .stderr(log_err);
+        if self.own_process_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().map_err(io("starting", &self.binary))?;
         self.child = Some(child);
         let deadline = Instant::now() + VERIFIER_START_TIMEOUT;
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
@@ -235,9 +260,10 @@ pub fn secure_options(
     dir: &Path,
     binary: &Path,
     domains: &[&str],
+    detached: bool,
 ) -> Result<(VerifierProcess, Vec<ProsodyOptions>), TestnetError> {
     let ca = PrivateCa::create(&dir.join("ca"))?;
-    let verifier = VerifierProcess::start(binary, &dir.join("xmpp-auth.log"))?;
+    let verifier = VerifierProcess::start_with(binary, &dir.join("xmpp-auth.log"), detached)?;
     let mut options = Vec::new();
     for domain in domains {
         options.push(ProsodyOptions {
