@@ -113,6 +113,15 @@ async fn the_seed_payment_crosses_two_servers_and_survives_a_server_restart_mid_
     assert!(seen["channel_identifier"].is_string(), "{seen}");
     let (_, before24) = nodes[1].get(&format!("channels/{}", ids[2])).await.unwrap();
     net.kill_node(3).unwrap();
+    // Node 2 hears of it through the servers' presence (from B across s2s to A).
+    let at2 = nodes[1]
+        .wait_channel(&ids[2], WAIT, |c| c["partner_reachable"] == false)
+        .await
+        .unwrap();
+    assert_eq!(
+        at2["partner_reachable"], false,
+        "node 2 still sees 4 online: {at2}"
+    );
     let (code, body) = nodes[0]
         .transfer(&token, &target, 7, json!({ "sync": true }))
         .await

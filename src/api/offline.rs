@@ -62,6 +62,11 @@ pub(super) fn add_channel_offline_fields(
     }
     v["offline_receive_limit_s"] =
         json!(core.offline_receive_limit_ms(*channel).map(|ms| ms / 1000));
+    // Whether routing counts the partner as reachable (presence, possibly across federated
+    // servers; unknown counts as reachable).
+    if let Some(ch) = core.state.channel(channel) {
+        v["partner_reachable"] = json!(core.state.is_reachable(&ch.partner.address));
+    }
 }
 
 /// `GET /api/1/status` fields about the links.
