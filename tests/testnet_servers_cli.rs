@@ -4,28 +4,17 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use smartraiden::testnet::{ApiClient, TestnetInfo};
 
 fn smartraiden(args: &[&str], dir: &Path) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_smartraiden"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run smartraiden");
-    eprintln!(
-        "smartraiden {}: {}\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    smartraiden::testnet::harness::run_on_dir(
+        Path::new(env!("CARGO_BIN_EXE_smartraiden")),
+        args,
+        dir,
+    )
 }
 
 fn alive(pid: u32) -> bool {

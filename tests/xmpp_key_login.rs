@@ -17,7 +17,6 @@ use smartraiden::transport::xmpp::{
 };
 use smartraiden::transport::{Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{Instant, timeout};
 
 const DOMAIN: &str = "xmpp-a.test";
 /// Generous: a loaded 2-core CI machine must not flake, a hang must still fail.
@@ -72,16 +71,7 @@ async fn expect_event(
     what: &str,
     pred: impl Fn(&TransportEvent) -> bool,
 ) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, rx.recv()).await {
-            Ok(Some(ev)) if pred(&ev) => return,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("event channel closed while waiting for {what}"),
-            Err(_) => panic!("no {what} within {DEADLINE:?}"),
-        }
-    }
+    smartraiden::testnet::harness::expect_event(rx, what, DEADLINE, pred).await;
 }
 
 #[tokio::test]

@@ -172,7 +172,7 @@ impl EjabberdServer {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let node = format!("srtest{}@localhost", self.addr.port());
-            for pid in pids_with_arg(&node) {
+            for pid in super::network::processes_with_arg(Path::new(&node)) {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .stderr(Stdio::null())
@@ -192,18 +192,4 @@ impl Drop for EjabberdServer {
 
 fn ctl_path(base: &Path) -> PathBuf {
     base.join("ejabberdctl.cfg")
-}
-
-/// Processes whose command line has `arg` as one argument.
-fn pids_with_arg(arg: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
-        })
-        .collect()
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod compose;
 mod credentials;
 pub mod ejabberd;
+pub mod harness;
 pub mod info;
 pub mod lan_net;
 pub mod limits;

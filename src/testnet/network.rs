@@ -738,7 +738,7 @@ fn cmdline(pid: u32) -> Option<String> {
 }
 
 /// Processes whose arguments include `path` exactly (a node's `--datadir`).
-fn processes_with_arg(path: &Path) -> Vec<u32> {
+pub(super) fn processes_with_arg(path: &Path) -> Vec<u32> {
     let want = path.as_os_str().as_encoded_bytes();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
