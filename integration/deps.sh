@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent installer of the external programs the tests and scripts need.
-# Usage: integration/deps.sh prosody|libclang|anvil|solc|all ...
+# Usage: integration/deps.sh prosody|lua-unbound|ejabberd|libclang|anvil|solc|all ...
 # Each dependency is one function; a dependency already installed is left alone.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +26,27 @@ dep_prosody() {
     echo "deps.sh: installing prosody (apt)" >&2
     apt_install prosody
     command -v prosody >/dev/null 2>&1 || { echo "deps.sh: prosody missing after install" >&2; exit 1; }
+}
+
+# lua-unbound: Prosody's resolver, which reads a private hosts file (two federating servers on
+# loopback without DNS or a change to /etc). Without it Prosody ignores hosts files.
+dep_lua_unbound() {
+    dep_prosody
+    if dpkg-query -W -f='${Status}' lua-unbound 2>/dev/null | grep -q "install ok installed"; then
+        return 0
+    fi
+    echo "deps.sh: installing lua-unbound (apt)" >&2
+    apt_install lua-unbound
+}
+
+# ejabberd 23.01 (Debian; ~44 packages with Erlang): the extauth login checks. Its service is
+# not started here (tests run a private instance).
+dep_ejabberd() {
+    if command -v ejabberdctl >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "deps.sh: installing ejabberd (apt)" >&2
+    apt_install ejabberd
 }
 
 # libclang for bindgen, needed to build the rocksdb crate. bindgen's loader (clang-sys) looks for
@@ -73,16 +94,18 @@ dep_solc() {
 }
 
 if [ $# -eq 0 ]; then
-    echo "usage: $0 prosody|libclang|anvil|solc|all ..." >&2
+    echo "usage: $0 prosody|lua-unbound|ejabberd|libclang|anvil|solc|all ..." >&2
     exit 2
 fi
 for dep in "$@"; do
     case "$dep" in
         prosody) dep_prosody ;;
+        lua-unbound) dep_lua_unbound ;;
+        ejabberd) dep_ejabberd ;;
         libclang) dep_libclang ;;
         anvil) dep_anvil ;;
         solc) dep_solc ;;
-        all) dep_prosody; dep_libclang; dep_anvil; dep_solc ;;
-        *) echo "deps.sh: unknown dependency '$dep' (known: prosody libclang anvil solc all)" >&2; exit 2 ;;
+        all) dep_prosody; dep_lua_unbound; dep_libclang; dep_anvil; dep_solc ;;
+        *) echo "deps.sh: unknown dependency '$dep' (known: prosody lua-unbound ejabberd libclang anvil solc all)" >&2; exit 2 ;;
     esac
 done

@@ -33,6 +33,32 @@ enum Command {
     Channel(ChannelCommand),
     /// A monitoring service: defends delegated channels of nodes that are away (SPEC §8).
     Monitor(Box<MonitorArgs>),
+    /// The XMPP server's login verifier for key-bound passwords (SPEC §4): ejabberd extauth
+    /// on stdin/stdout, or a local HTTP endpoint for Prosody's mod_auth_smartraiden.
+    XmppAuth(XmppAuthArgs),
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "xmpp_auth_mode")]
+struct XmppAuthMode {
+    /// Speak ejabberd's extauth protocol on stdin/stdout (`extauth_program`).
+    #[arg(long)]
+    extauth: bool,
+    /// Serve `POST /auth` on this address for Prosody's mod_auth_smartraiden.
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct XmppAuthArgs {
+    #[command(flatten)]
+    mode: XmppAuthMode,
+    /// Seconds a key-bound password stays valid after the node made it.
+    #[arg(long, default_value_t = 300)]
+    validity_secs: u64,
+    /// Seconds a node's clock may run ahead of the verifier's.
+    #[arg(long, default_value_t = 60)]
+    max_future_secs: u64,
 }
 
 #[derive(Args)]
@@ -103,6 +129,14 @@ enum TestnetCommand {
         /// Seconds between empty blocks (transactions are mined at once either way); 0: none.
         #[arg(long, default_value_t = 1)]
         block_time: u64,
+        /// 2: two federating Prosody servers (xmpp-a.test on 127.0.0.2, xmpp-b.test on
+        /// 127.0.0.3), the later half of the nodes on the second; implies --secure-xmpp.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        servers: u8,
+        /// Key-bound logins (a verifier beside Prosody) over TLS with a private CA the testnet
+        /// makes (<dir>/ca/ca.pem), instead of stored passwords over plain TCP.
+        #[arg(long)]
+        secure_xmpp: bool,
     },
     /// Stop every process of the testnet in <dir> (also nodes restarted by hand).
     Down {
@@ -130,6 +164,10 @@ enum TestnetCommand {
         /// temporary one; set RUST_LOG for the nodes' log level.
         #[arg(long)]
         keep_dir: Option<PathBuf>,
+        /// 2: two federating Prosody servers (xmpp-a.test on 127.0.0.2, xmpp-b.test on
+        /// 127.0.0.3) with A, C on one and B, D on the other, so every hop crosses servers.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        servers: u8,
     },
     /// The docker-compose testnet's one-shot setup (docker-compose.yml): deploy the contracts
     /// on the compose chain, make and fund one account per node in <nodes-dir>/<i>, write
@@ -212,9 +250,17 @@ struct RunArgs {
     /// XMPP domain the node logs in to as <lowercase address>@<domain>.
     #[arg(long, default_value = "localhost")]
     xmpp_domain: String,
-    /// File holding the XMPP account password (first line).
+    /// File holding a stored XMPP account password (first line); without it the node logs in
+    /// with key-bound passwords (signatures by its key; the server runs `xmpp-auth`).
     #[arg(long)]
-    xmpp_password_file: PathBuf,
+    xmpp_password_file: Option<PathBuf>,
+    /// Plain TCP to the XMPP server, unencrypted (loopback tests and the local testnet only).
+    #[arg(long, conflicts_with = "xmpp_ca_file")]
+    xmpp_plaintext: bool,
+    /// Verify the XMPP server's certificate against the CA certificates in this PEM file
+    /// instead of the system's roots.
+    #[arg(long)]
+    xmpp_ca_file: Option<PathBuf>,
     /// REST API address.
     #[arg(long, default_value = "127.0.0.1:5001")]
     api_address: std::net::SocketAddr,
@@ -334,7 +380,17 @@ async fn run_node(args: RunArgs) -> Result<()> {
         deployment,
         xmpp_server: args.xmpp_server,
         xmpp_domain: args.xmpp_domain,
-        xmpp_password: first_line(&args.xmpp_password_file, "XMPP password")?,
+        xmpp_password: match &args.xmpp_password_file {
+            Some(file) => Some(first_line(file, "XMPP password")?),
+            None => None,
+        },
+        xmpp_tls: if args.xmpp_plaintext {
+            smartraiden::transport::xmpp::tls::XmppTls::Plaintext
+        } else {
+            smartraiden::transport::xmpp::tls::XmppTls::Verify {
+                ca_file: args.xmpp_ca_file,
+            }
+        },
         api_address: args.api_address,
         fee: smartraiden::primitives::TokenAmount::from(args.fee),
         confirmations: args.confirmations,
@@ -467,6 +523,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             api_port,
             fee,
             block_time,
+            servers,
+            secure_xmpp,
         } => {
             if let Ok(old) = TestnetInfo::read(&dir)
                 && (ApiClient::new(
@@ -494,6 +552,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             options.api_base_port = Some(api_port);
             options.fee = fee;
             options.block_time = (block_time > 0).then_some(block_time);
+            options.servers = usize::from(servers);
+            options.secure_xmpp = secure_xmpp || servers == 2;
             let info = Testnet::start(options).await?.detach()?;
             println!("testnet up: {} nodes", info.nodes.len());
             println!("  chain   {} (anvil pid {})", info.eth_rpc, info.anvil_pid);
@@ -530,6 +590,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             out,
             only,
             keep_dir,
+            servers,
         } => {
             let mut bench = if quick {
                 testnet::bench::BenchOptions::quick()
@@ -558,6 +619,8 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             };
             let mut options = TestnetOptions::new(4, &dir, std::env::current_exe()?);
             options.node_log = "warn".into();
+            options.servers = usize::from(servers);
+            options.alternate_servers = true;
             let mut net = Testnet::start(options).await?;
             let report = testnet::bench::run(&mut net, &bench).await?;
             print!("{}", report.table());
@@ -708,6 +771,30 @@ fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
+/// `smartraiden xmpp-auth`: serves login checks until stdin ends (extauth) or forever (HTTP).
+async fn run_xmpp_auth(args: XmppAuthArgs) -> Result<()> {
+    use smartraiden::transport::xmpp::{auth::LoginPolicy, verifier};
+    let policy = LoginPolicy {
+        validity_ms: args.validity_secs * 1000,
+        max_future_ms: args.max_future_secs * 1000,
+    };
+    let verifier = std::sync::Arc::new(verifier::Verifier::new(policy));
+    if let Some(addr) = args.mode.http {
+        let listener = verifier::bind_http(addr)
+            .await
+            .with_context(|| format!("binding the verifier on {addr}"))?;
+        log::info!("xmpp-auth: verifying logins on http://{addr}/auth");
+        verifier::serve_http(verifier, listener).await?;
+        return Ok(());
+    }
+    // ejabberd talks to us over blocking pipes: one request at a time, in order.
+    tokio::task::spawn_blocking(move || {
+        verifier::serve_extauth(&verifier, std::io::stdin().lock(), std::io::stdout().lock())
+    })
+    .await??;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -720,6 +807,7 @@ async fn main() -> std::process::ExitCode {
         Command::Testnet(cmd) => run_testnet(cmd).await,
         Command::Channel(cmd) => run_channel(cmd).await,
         Command::Monitor(args) => run_monitor(*args).await,
+        Command::XmppAuth(args) => run_xmpp_auth(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -61,6 +61,7 @@ async fn start_node(
         ])
         .arg("--xmpp-password-file")
         .arg(&password_file)
+        .arg("--xmpp-plaintext")
         .args([
             "--api-address",
             &format!("127.0.0.1:{port}"),

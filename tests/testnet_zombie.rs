@@ -9,7 +9,6 @@
 //! This is the only test of its binary, since being a subreaper concerns the whole process.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use smartraiden::testnet::TestnetInfo;
@@ -33,21 +32,11 @@ fn state_and_parent(pid: u32) -> Option<(char, u32)> {
 }
 
 fn smartraiden(args: &[&str], dir: &Path) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_smartraiden"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run smartraiden");
-    eprintln!(
-        "smartraiden {}: {}\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    smartraiden::testnet::harness::run_on_dir(
+        Path::new(env!("CARGO_BIN_EXE_smartraiden")),
+        args,
+        dir,
+    )
 }
 
 fn free_port() -> u16 {

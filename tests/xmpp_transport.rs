@@ -50,16 +50,7 @@ async fn expect_event(
     what: &str,
     pred: impl Fn(&TransportEvent) -> bool,
 ) -> TransportEvent {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, rx.recv()).await {
-            Ok(Some(ev)) if pred(&ev) => return ev,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("event channel closed while waiting for {what}"),
-            Err(_) => panic!("no {what} within {DEADLINE:?}"),
-        }
-    }
+    smartraiden::testnet::harness::expect_event(rx, what, DEADLINE, pred).await
 }
 
 /// Distinct payload `i` of a stream: varied lengths and every byte value.

@@ -62,12 +62,18 @@ pub(super) fn add_channel_offline_fields(
     }
     v["offline_receive_limit_s"] =
         json!(core.offline_receive_limit_ms(*channel).map(|ms| ms / 1000));
+    // Whether routing counts the partner as reachable (presence, possibly across federated
+    // servers; unknown counts as reachable).
+    if let Some(ch) = core.state.channel(channel) {
+        v["partner_reachable"] = json!(core.state.is_reachable(&ch.partner.address));
+    }
 }
 
 /// `GET /api/1/status` fields about the links.
 pub(super) async fn status_fields(st: &ApiState) -> Result<Value, ApiError> {
     let now = unix_ms();
     let mut v = st.node.query_core(move |c| offline_json(c, now)).await?;
+    v["xmpp_login_error"] = json!(st.xmpp_login_error.get());
     if let Some(lan) = &st.lan {
         v["lan"] = json!({
             "listen": lan.listen_address().to_string(),

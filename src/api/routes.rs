@@ -64,6 +64,8 @@ pub struct ApiState {
     pub lan: Option<Arc<dyn super::offline::LanPeers>>,
     /// Pushes to a monitoring service (`--monitor`), shown in each channel's JSON.
     pub monitor: Option<Arc<crate::node::monitor_push::MonitorPush>>,
+    /// The XMPP transport's last login refusal (key-bound logins, TLS), shown by the status.
+    pub xmpp_login_error: crate::transport::xmpp::LoginErrorSlot,
 }
 
 /// The router of every SPEC §6 path.

@@ -110,6 +110,27 @@ impl ChainExecutor {
         .await
     }
 
+    /// Every endpoint published between two blocks (inclusive), in chain order, as
+    /// (address, endpoint): the Discovery contract's `AddressRegistered` events.
+    pub async fn discovery_published(
+        &self,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<(Address, String)>, ChainError> {
+        let events = self
+            .client()
+            .events::<Discovery::AddressRegistered>(
+                eth_address(self.contracts.discovery),
+                from_block,
+                to_block,
+            )
+            .await?;
+        Ok(events
+            .into_iter()
+            .map(|(e, _, _)| (address(e.eth_address), e.endpoint))
+            .collect())
+    }
+
     /// The endpoint `who` published, if any.
     pub async fn discovery_endpoint(&self, who: Address) -> Result<Option<String>, ChainError> {
         let discovery = Discovery::new(

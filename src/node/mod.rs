@@ -3,6 +3,7 @@
 //! releases its outputs: messages to the transport, transactions to the chain executor,
 //! notifications to whoever waits (the REST API). It makes no protocol decision of its own.
 
+mod discovery;
 pub mod faults;
 mod handle;
 mod links;

@@ -37,8 +37,10 @@ pub struct NodeOptions {
     pub xmpp_server: SocketAddr,
     /// XMPP domain.
     pub xmpp_domain: String,
-    /// XMPP account password.
-    pub xmpp_password: String,
+    /// A stored XMPP account password; `None`: key-bound logins (SPEC §4).
+    pub xmpp_password: Option<String>,
+    /// TLS on the XMPP link, or plain TCP when asked for.
+    pub xmpp_tls: crate::transport::xmpp::tls::XmppTls,
     /// REST API address.
     pub api_address: SocketAddr,
     /// Fixed mediation fee we charge (and assume others charge).
@@ -583,8 +585,16 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     // queue (they wait there until the loop starts below).
     let link_state = Arc::new(super::links::LinkState::default());
     let to_core = super::links::event_sink(Via::Xmpp, handle.clone(), link_state.clone());
-    let mut xmpp_config =
-        XmppConfig::new(us, &opts.xmpp_domain, opts.xmpp_server, &opts.xmpp_password);
+    let mut xmpp_config = XmppConfig::new(
+        us,
+        &opts.xmpp_domain,
+        opts.xmpp_server,
+        opts.xmpp_password.as_deref().unwrap_or(""),
+    );
+    if opts.xmpp_password.is_none() {
+        xmpp_config.login_key = Some(key.clone());
+    }
+    xmpp_config.tls = opts.xmpp_tls.clone();
     // A node with channels keeps working without the server (no-internet mode).
     xmpp_config.keep_trying = start_block > 0;
     xmpp_config.keepalive = xmpp_keepalive(opts.stale_after_ms, xmpp_config.keepalive);
@@ -622,6 +632,13 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         .spawn(move || runtime.run(work_rx))
         .map_err(|e| RunError::Startup(e.to_string()))?;
 
+    // Our JID in the Discovery contract, and every peer's domain from its events.
+    tokio::spawn(super::discovery::run(
+        executor.clone(),
+        transport.clone(),
+        us,
+        opts.xmpp_domain.clone(),
+    ));
     tokio::spawn(serve_chain_requests(
         chain_rx,
         executor.clone(),
@@ -723,6 +740,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         shutdown: shutdown.clone(),
         timeout: opts.api_timeout,
         default_settle_timeout: opts.default_settle_timeout,
+        xmpp_login_error: transport.login_error(),
         lan: lan.map(|lan| {
             Arc::new(super::links::LanAdmin {
                 lan,

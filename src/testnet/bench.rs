@@ -291,6 +291,11 @@ pub async fn run(net: &mut Testnet, options: &BenchOptions) -> Result<BenchRepor
 
     log::info!("bench: raw XMPP echo");
     rows.push(super::limits::xmpp_echo(&net.prosody, options.echo_round_trips).await?);
+    if let Some(b) = &net.prosody_b {
+        rows.push(
+            super::limits::xmpp_echo_between(&net.prosody, b, options.echo_round_trips).await?,
+        );
+    }
     log::info!("bench: fsync'd RocksDB commits");
     rows.push(super::limits::rocksdb_commits(options.commits)?);
 

@@ -156,6 +156,7 @@ pub async fn provision(options: &ProvisionOptions) -> Result<Provisioned, Testne
         deployment: PathBuf::from("deployment.json"),
         anvil_pid: 0,
         prosody_pid: 0,
+        server_pids: Vec::new(),
         nodes: infos,
     };
     info.write(&options.out)?;

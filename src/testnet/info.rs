@@ -43,6 +43,9 @@ pub struct TestnetInfo {
     pub anvil_pid: u32,
     /// Prosody's process id.
     pub prosody_pid: u32,
+    /// Further server processes (the second federating Prosody, the login verifier), for `down`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_pids: Vec<u32>,
     /// The nodes, in order (node 1 first).
     pub nodes: Vec<NodeInfo>,
 }

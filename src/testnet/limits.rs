@@ -21,16 +21,35 @@ pub async fn xmpp_echo(
     server: &ProsodyServer,
     round_trips: usize,
 ) -> Result<BenchRow, TestnetError> {
-    let login = |n: u8| async move {
-        let a = Address([n; 20]);
-        server.register(&a.to_lower_hex(), "echo")?;
-        XmppTransport::connect(XmppConfig::new(a, server.domain(), server.addr(), "echo"))
-            .await
-            .map_err(|e| TestnetError::Setup(format!("echo login: {e}")))
+    let mut row = xmpp_echo_between(server, server, round_trips).await?;
+    row.name = "limit: raw XMPP round trips through the same Prosody".into();
+    Ok(row)
+}
+
+/// As [`xmpp_echo`], the first account on `server_a` and the echoing one on `server_b`
+/// (federated servers: every message crosses both).
+pub async fn xmpp_echo_between(
+    server_a: &ProsodyServer,
+    server_b: &ProsodyServer,
+    round_trips: usize,
+) -> Result<BenchRow, TestnetError> {
+    let login = |n: u8, server: &ProsodyServer| {
+        let registered = server.register(&Address([n; 20]).to_lower_hex(), "echo");
+        let config = XmppConfig::new(Address([n; 20]), server.domain(), server.addr(), "echo");
+        async move {
+            registered?;
+            XmppTransport::connect(config)
+                .await
+                .map_err(|e| TestnetError::Setup(format!("echo login: {e}")))
+        }
     };
-    let (a, mut a_rx) = login(0xe1).await?;
-    let (b, mut b_rx) = login(0xe2).await?;
+    let (a, mut a_rx) = login(0xe1, server_a).await?;
+    let (b, mut b_rx) = login(0xe2, server_b).await?;
     let (to_a, to_b) = (Address([0xe1; 20]), Address([0xe2; 20]));
+    let peer_domains = a
+        .set_peer_domain(to_b, server_b.domain())
+        .and_then(|()| b.set_peer_domain(to_a, server_a.domain()));
+    peer_domains.map_err(|e| TestnetError::Setup(format!("echo: {e}")))?;
     let echo = tokio::spawn(async move {
         while let Some(ev) = b_rx.recv().await {
             if let TransportEvent::Received { bytes, .. } = ev
@@ -65,7 +84,11 @@ pub async fn xmpp_echo(
     echo.abort();
     lat.sort();
     Ok(BenchRow {
-        name: "limit: raw XMPP round trips through the same Prosody".into(),
+        name: format!(
+            "limit: raw XMPP round trips, {} → {}",
+            server_a.domain(),
+            server_b.domain()
+        ),
         count: round_trips,
         seconds,
         per_second: round_trips as f64 / seconds,

@@ -6,6 +6,8 @@ pub mod bench;
 pub mod client;
 pub mod compose;
 mod credentials;
+pub mod ejabberd;
+pub mod harness;
 pub mod info;
 pub mod lan_net;
 pub mod limits;
@@ -14,6 +16,7 @@ pub mod netns;
 pub mod network;
 pub mod rpc_gate;
 pub mod seed;
+pub mod xmpp_security;
 
 pub use client::ApiClient;
 pub use info::{NodeInfo, TestnetInfo};

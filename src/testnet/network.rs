@@ -52,6 +52,17 @@ pub struct TestnetOptions {
     /// Put an [`RpcGate`] between the nodes and anvil (tests that take the RPC down); only
     /// for in-process testnets, the gate lives as long as the [`Testnet`].
     pub rpc_gate: bool,
+    /// Key-bound logins (the verifier runs beside Prosody) and TLS with a private CA, instead
+    /// of stored passwords over plain TCP (the verifier lives as
+    /// long as the [`Testnet`] unless it is detached).
+    pub secure_xmpp: bool,
+    /// XMPP servers: 1, or 2 federating servers (`xmpp-a.test` on 127.0.0.2 and `xmpp-b.test`
+    /// on 127.0.0.3, names from a private hosts file) with the later half of the nodes on the
+    /// second.
+    pub servers: usize,
+    /// With two servers: even-numbered nodes on server B instead of the later half (every
+    /// channel of a chain of nodes then crosses between the servers, as in the bench).
+    pub alternate_servers: bool,
 }
 
 impl TestnetOptions {
@@ -70,6 +81,9 @@ impl TestnetOptions {
             xmpp_stanza_log: false,
             node_log: "info".into(),
             rpc_gate: false,
+            secure_xmpp: false,
+            servers: 1,
+            alternate_servers: false,
         }
     }
 }
@@ -88,12 +102,16 @@ struct NodeProcess {
 pub struct Testnet {
     /// The chain (mine blocks, read balances).
     pub chain: DevChain,
-    /// The XMPP server (kill and restart it).
+    /// The XMPP server (kill and restart it); server A with [`TestnetOptions::servers`] = 2.
     pub prosody: ProsodyServer,
+    /// Server B, federating with A, with [`TestnetOptions::servers`] = 2.
+    pub prosody_b: Option<ProsodyServer>,
     /// The deployed contracts.
     pub deployment: Deployment,
     /// The gate between the nodes and anvil, when asked for.
     pub rpc_gate: Option<RpcGate>,
+    /// The key-bound login verifier, with [`TestnetOptions::secure_xmpp`].
+    pub verifier: Option<super::xmpp_security::VerifierProcess>,
     nodes: Vec<NodeProcess>,
     options: TestnetOptions,
     info: TestnetInfo,
@@ -122,15 +140,49 @@ impl Testnet {
         info!("starting prosody");
         let prosody_dir = dir.join("prosody");
         std::fs::create_dir_all(&prosody_dir).map_err(io("creating", &prosody_dir))?;
-        let prosody = ProsodyServer::start_with(
-            "smartraiden.test",
-            ProsodyOptions {
-                dir: Some(prosody_dir),
-                own_process_group: options.detached,
-                stanza_log: options.xmpp_stanza_log,
-                ..ProsodyOptions::default()
-            },
-        )?;
+        let federated = options.servers == 2;
+        let domains: &[&str] = if federated {
+            &["xmpp-a.test", "xmpp-b.test"]
+        } else {
+            &["smartraiden.test"]
+        };
+        let (verifier, mut secure) = if options.secure_xmpp {
+            let (verifier, secure) = super::xmpp_security::secure_options(
+                &dir,
+                &options.binary,
+                domains,
+                options.detached,
+            )?;
+            (Some(verifier), secure)
+        } else {
+            (None, vec![ProsodyOptions::default(); domains.len()])
+        };
+        if federated {
+            let hosts = super::xmpp_security::write_federation_hosts(&dir)?;
+            for (o, ip) in secure.iter_mut().zip([[127, 0, 0, 2], [127, 0, 0, 3]]) {
+                o.federation_hosts = Some(hosts.clone());
+                o.interface = ip.into();
+            }
+        }
+        let mut started = Vec::new();
+        for (i, (domain, secure)) in domains.iter().zip(secure).enumerate() {
+            let server_dir = if i == 0 {
+                prosody_dir.clone()
+            } else {
+                dir.join("prosody-b")
+            };
+            started.push(ProsodyServer::start_with(
+                domain,
+                ProsodyOptions {
+                    dir: Some(server_dir),
+                    own_process_group: options.detached,
+                    stanza_log: options.xmpp_stanza_log,
+                    ..secure
+                },
+            )?);
+        }
+        let prosody_b = if federated { started.pop() } else { None };
+        let prosody = started.pop().expect("one server");
 
         let rpc_gate = if options.rpc_gate {
             let upstream = chain
@@ -156,11 +208,21 @@ impl Testnet {
         let mut nodes = Vec::with_capacity(options.nodes);
         for n in 1..=options.nodes {
             let node_dir = dir.join("nodes").join(n.to_string());
+            // With two servers, the later half of the nodes log in to server B.
+            let on_b = if options.alternate_servers {
+                n % 2 == 0
+            } else {
+                n > options.nodes.div_ceil(2)
+            };
+            let server = match &prosody_b {
+                Some(b) if on_b => b,
+                _ => &prosody,
+            };
             let address = provision_node(
                 &chain,
                 &deployer,
                 &deployment,
-                &prosody,
+                server,
                 &node_dir,
                 options.tokens_per_node,
             )
@@ -175,7 +237,7 @@ impl Testnet {
                 node_dir: &node_dir,
                 eth_rpc: &node_rpc,
                 deployment_file: &deployment_file,
-                prosody: &prosody,
+                prosody: server,
                 api_address: &format!("127.0.0.1:{port}"),
             });
             // The LAN transport listens on loopback; peers are given by hand (mDNS off: the
@@ -223,13 +285,20 @@ impl Testnet {
             deployment: deployment_file,
             anvil_pid: chain.pid().unwrap_or(0),
             prosody_pid: prosody.pid().unwrap_or(0),
+            server_pids: prosody_b
+                .iter()
+                .filter_map(ProsodyServer::pid)
+                .chain(verifier.iter().filter_map(|v| v.pid()))
+                .collect(),
             nodes: nodes.iter().map(|n| n.info.clone()).collect(),
         };
         let mut testnet = Testnet {
             chain,
             prosody,
+            prosody_b,
             deployment,
             rpc_gate,
+            verifier,
             nodes,
             options: TestnetOptions { dir, ..options },
             info,
@@ -362,6 +431,12 @@ impl Testnet {
     pub fn detach(mut self) -> Result<TestnetInfo, TestnetError> {
         self.chain.detach();
         self.prosody.detach();
+        if let Some(b) = &mut self.prosody_b {
+            b.detach();
+        }
+        if let Some(v) = &mut self.verifier {
+            v.detach();
+        }
         for n in &mut self.nodes {
             n.child = None;
         }
@@ -510,7 +585,9 @@ pub(super) async fn provision_node(
 ) -> Result<Address, TestnetError> {
     let NodeCredentials { key, xmpp_password } = write_node_credentials(node_dir)?;
     let address = key.address();
-    prosody.register(&address.to_lower_hex(), &xmpp_password)?;
+    if !prosody.key_bound() {
+        prosody.register(&address.to_lower_hex(), &xmpp_password)?;
+    }
     let alloy_address = crate::chain::convert::eth_address(address);
     chain
         .set_balance(alloy_address, U256::from(10u64).pow(U256::from(21u64)))
@@ -551,10 +628,17 @@ pub(super) fn node_args(a: &NodeArgs<'_>) -> Vec<OsString> {
     args.extend(["--deployment".into(), a.deployment_file.into()]);
     args.extend(["--xmpp-server".into(), a.prosody.addr().to_string().into()]);
     args.extend(["--xmpp-domain".into(), a.prosody.domain().into()]);
-    args.extend([
-        "--xmpp-password-file".into(),
-        a.node_dir.join("xmpp-password").into(),
-    ]);
+    if !a.prosody.key_bound() {
+        args.extend([
+            "--xmpp-password-file".into(),
+            a.node_dir.join("xmpp-password").into(),
+        ]);
+    }
+    match a.prosody.tls_ca() {
+        Some(ca) => args.extend(["--xmpp-ca-file".into(), ca.into()]),
+        // The local testnet's Prosody listens on loopback only.
+        None => args.push("--xmpp-plaintext".into()),
+    }
     args.extend(["--api-address".into(), a.api_address.into()]);
     // anvil does not reorganise: act on a log as soon as it is mined.
     args.extend(["--confirmations".into(), "0".into()]);
@@ -585,6 +669,12 @@ pub fn down(dir: &Path) -> Result<Vec<String>, TestnetError> {
     if cmdline(info.prosody_pid).is_some_and(|c| c.contains("prosody")) {
         servers.push(info.prosody_pid);
         stopped.push(format!("prosody (pid {})", info.prosody_pid));
+    }
+    for pid in &info.server_pids {
+        if cmdline(*pid).is_some_and(|c| c.contains("prosody") || c.contains("xmpp-auth")) {
+            servers.push(*pid);
+            stopped.push(format!("server (pid {pid})"));
+        }
     }
     if cmdline(info.anvil_pid).is_some_and(|c| c.contains("anvil")) {
         servers.push(info.anvil_pid);
@@ -648,7 +738,7 @@ fn cmdline(pid: u32) -> Option<String> {
 }
 
 /// Processes whose arguments include `path` exactly (a node's `--datadir`).
-fn processes_with_arg(path: &Path) -> Vec<u32> {
+pub(super) fn processes_with_arg(path: &Path) -> Vec<u32> {
     let want = path.as_os_str().as_encoded_bytes();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();

@@ -5,11 +5,14 @@
 //! [`XmppTransport`] is a cheap handle that enqueues without blocking. Messages queued while disconnected wait (up to
 //! [`XmppConfig::max_queued`]) and are sent after the reconnect.
 
+pub mod auth;
 mod link;
 mod presence;
 pub mod server;
 mod session;
 mod stanza;
+pub mod tls;
+pub mod verifier;
 mod worker;
 
 use std::net::SocketAddr;
@@ -25,7 +28,7 @@ use self::worker::{Command, Worker};
 use super::{EventSink, Transport, TransportError, TransportEvent};
 use crate::primitives::Address;
 
-pub use self::server::{ProsodyOptions, ProsodyServer, ServerError};
+pub use self::server::{ProsodyOptions, ProsodyServer, ServerCert, ServerError};
 pub use self::stanza::jid_for;
 
 /// How many events may wait for the node before the transport stops reading the socket.
@@ -55,6 +58,9 @@ pub enum XmppError {
         /// The last failure.
         reason: String,
     },
+    /// The TLS configuration could not be made (CA file, system roots).
+    #[error("XMPP TLS: {0}")]
+    Tls(#[from] tls::TlsSetupError),
     /// The worker thread could not be started or died.
     #[error("XMPP worker: {0}")]
     Worker(String),
@@ -69,8 +75,13 @@ pub struct XmppConfig {
     pub domain: String,
     /// Where the server's client port is.
     pub server: SocketAddr,
-    /// The account password (later: a signature by the node key, SPEC §4).
+    /// A stored account password; ignored when [`XmppConfig::login_key`] is set.
     pub password: String,
+    /// Log in with a fresh key-bound password made by this key for every attempt
+    /// ([`auth::login_password`], SPEC §4) instead of [`XmppConfig::password`].
+    pub login_key: Option<crate::crypto::PrivateKey>,
+    /// STARTTLS with certificate verification, or plain TCP when asked for explicitly.
+    pub tls: tls::XmppTls,
     /// Deadline for the first login; also the limit on each later login attempt.
     pub login_timeout: Duration,
     /// First wait after a failed reconnect attempt.
@@ -89,13 +100,16 @@ pub struct XmppConfig {
 
 impl XmppConfig {
     /// A configuration with default timings: login 10 s, backoff 100 ms doubling to 5 s,
-    /// keepalive 30 s, queue of 100,000 messages.
+    /// keepalive 30 s, queue of 100,000 messages; a stored password and plain TCP (loopback
+    /// tests; the node's command line asks for TLS and key-bound logins).
     pub fn new(address: Address, domain: &str, server: SocketAddr, password: &str) -> Self {
         XmppConfig {
             address,
             domain: domain.to_owned(),
             server,
             password: password.to_owned(),
+            login_key: None,
+            tls: tls::XmppTls::Plaintext,
             login_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
@@ -103,6 +117,23 @@ impl XmppConfig {
             max_queued: 100_000,
             keep_trying: false,
         }
+    }
+}
+
+/// The last login refusal of a running transport (cleared by a successful login), for the
+/// node's status: a rejected login is reported, not retried silently.
+#[derive(Debug, Clone, Default)]
+pub struct LoginErrorSlot(Arc<std::sync::Mutex<Option<String>>>);
+
+impl LoginErrorSlot {
+    /// The refusal, if the last login attempt was refused.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the outcome of a login attempt.
+    fn set(&self, error: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = error;
     }
 }
 
@@ -115,6 +146,7 @@ pub struct XmppTransport {
     queued: Arc<AtomicUsize>,
     capacity: usize,
     thread: Option<JoinHandle<()>>,
+    login_error: LoginErrorSlot,
 }
 
 impl XmppTransport {
@@ -137,7 +169,16 @@ impl XmppTransport {
         let queued = Arc::new(AtomicUsize::new(0));
         let (address, capacity, keep_trying) =
             (config.address, config.max_queued, config.keep_trying);
-        let worker = Worker::new(config, jid, cmd_rx, events, queued.clone());
+        let tls = tls::client_config(&config.tls)?;
+        if tls.is_none() {
+            log::warn!(
+                "xmpp: plain TCP to {} as asked: the link is not encrypted (use TLS outside loopback)",
+                config.server
+            );
+        }
+        let login_error = LoginErrorSlot::default();
+        let worker = Worker::new(config, jid, cmd_rx, events, queued.clone(), tls)
+            .with_login_error(login_error.clone());
         let thread = std::thread::Builder::new()
             .name(format!("xmpp-{}", address.short()))
             .spawn(move || {
@@ -171,6 +212,7 @@ impl XmppTransport {
             queued,
             capacity,
             thread: Some(thread),
+            login_error,
         })
     }
 
@@ -178,6 +220,11 @@ impl XmppTransport {
     /// started without one, see [`XmppConfig::keep_trying`]).
     pub fn bound_jid(&self) -> Option<&FullJid> {
         self.bound.as_ref()
+    }
+
+    /// Where the transport reports a refused login while it keeps trying.
+    pub fn login_error(&self) -> LoginErrorSlot {
+        self.login_error.clone()
     }
 
     /// Messages accepted by `send` and not yet written to the server.

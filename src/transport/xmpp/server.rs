@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 pub const CONFIG_TEMPLATE: &str =
     include_str!("../../../xmpp-server-config/prosody.cfg.lua.template");
 
+/// Prosody's key-bound login provider (SPEC §4), written next to each rendered config.
+pub const AUTH_MODULE: &str =
+    include_str!("../../../xmpp-server-config/modules/mod_auth_smartraiden.lua");
+
 /// The federation (s2s) variant, with `@NAME@` placeholders (adds `S2S_PORT`).
 pub const FEDERATION_TEMPLATE: &str =
     include_str!("../../../xmpp-server-config/prosody-federation.cfg.lua.template");
@@ -143,6 +147,25 @@ pub struct ProsodyOptions {
     /// `None`: a TCP connection from this process. Set it when this process has no route to
     /// [`ProsodyOptions::interface`] (Prosody in another namespace).
     pub ready_probe: Option<ReadyProbe>,
+    /// Key-bound logins (SPEC §4): `mod_auth_smartraiden` asks the verifier at this URL
+    /// (`smartraiden xmpp-auth --http`) instead of stored passwords.
+    pub key_bound_auth: Option<String>,
+    /// STARTTLS with this certificate, and no client login without it.
+    pub tls: Option<ServerCert>,
+    /// Federate (s2s on port 5269, dialback) with the servers named in this hosts file
+    /// (`<ip> <domain>` lines, read by Prosody's lua-unbound resolver instead of DNS).
+    pub federation_hosts: Option<PathBuf>,
+}
+
+/// A server certificate (PEM) and its private key, for STARTTLS.
+#[derive(Debug, Clone)]
+pub struct ServerCert {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA certificate clients verify it with (`--xmpp-ca-file`), when it is a private one.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for ProsodyOptions {
@@ -157,6 +180,9 @@ impl Default for ProsodyOptions {
             netns: None,
             interface: Ipv4Addr::LOCALHOST,
             ready_probe: None,
+            key_bound_auth: None,
+            tls: None,
+            federation_hosts: None,
         }
     }
 }
@@ -188,6 +214,14 @@ impl ProsodyServer {
     /// default).
     pub fn start_with(domain: &str, options: ProsodyOptions) -> Result<Self, ServerError> {
         ensure_installed()?;
+        if options.federation_hosts.is_some() {
+            // Prosody reads hosts files only through lua-unbound.
+            install(
+                "lua-unbound",
+                Path::new("/usr/share/lua/5.4/lunbound.lua").exists()
+                    || Path::new("/usr/lib/x86_64-linux-gnu/lua/5.4/lunbound.so").exists(),
+            )?;
+        }
         let (base, temp) = match &options.dir {
             Some(dir) => (dir.clone(), None),
             None => {
@@ -256,6 +290,21 @@ impl ProsodyServer {
     /// The server's private base directory.
     pub fn base_dir(&self) -> &Path {
         &self.base
+    }
+
+    /// Whether logins are key-bound (no accounts to register).
+    pub fn key_bound(&self) -> bool {
+        self.options.key_bound_auth.is_some()
+    }
+
+    /// The private CA clients verify this server's certificate with, if it speaks TLS with one.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.options.tls.as_ref().and_then(|t| t.ca.as_deref())
+    }
+
+    /// Whether clients must use TLS.
+    pub fn tls(&self) -> bool {
+        self.options.tls.is_some()
     }
 
     /// The process id, while this handle owns a running process.
@@ -416,9 +465,15 @@ impl ProsodyServer {
         } else {
             self.options.log_level
         };
+        let template = match self.options.federation_hosts {
+            Some(_) => FEDERATION_TEMPLATE,
+            None => CONFIG_TEMPLATE,
+        };
         let config = render_template(
-            CONFIG_TEMPLATE,
+            template,
             &[
+                // Peers find each other on the default s2s port (no SRV records here).
+                ("S2S_PORT", "5269".into()),
                 ("INTERFACE", self.options.interface.to_string()),
                 ("C2S_PORT", self.port.to_string()),
                 ("DOMAIN", self.domain.clone()),
@@ -429,6 +484,7 @@ impl ProsodyServer {
                 ("LOG_LEVEL", level.as_str().into()),
             ],
         );
+        let config = self.secure_config(config);
         if self.options.stanza_log {
             config.replacen(
                 "modules_enabled = {",
@@ -438,6 +494,62 @@ impl ProsodyServer {
         } else {
             config
         }
+    }
+
+    /// Switches the rendered config to key-bound logins and STARTTLS when asked for.
+    fn secure_config(&self, mut config: String) -> String {
+        if let Some(url) = &self.options.key_bound_auth {
+            let modules = self.base.join("modules");
+            let written = fs::create_dir_all(&modules)
+                .and_then(|()| fs::write(modules.join("mod_auth_smartraiden.lua"), AUTH_MODULE));
+            if let Err(e) = written {
+                log::error!("prosody harness: writing the auth module: {e}");
+            }
+            config = config.replacen(
+                "authentication = \"internal_plain\"",
+                &format!(
+                    "plugin_paths = {{ \"{}\" }}\nauthentication = \"smartraiden\"\nsmartraiden_verifier_url = \"{}\"",
+                    lua_path(&modules),
+                    url.replace('"', "")
+                ),
+                1,
+            );
+        }
+        if let Some(hosts) = &self.options.federation_hosts {
+            config = config.replacen(
+                "\nVirtualHost",
+                &format!(
+                    "\n-- Peer servers from a private hosts file (lua-unbound), not DNS.\n\
+                     unbound = {{ resolvconf = false; hoststxt = \"{}\"; \
+                     options = {{ [\"local-zone\"] = \"test. static\" }} }}\n\nVirtualHost",
+                    lua_path(hosts)
+                ),
+                1,
+            );
+        }
+        if let Some(tls) = &self.options.tls {
+            config = config
+                .replacen(
+                    "c2s_require_encryption = false",
+                    &format!(
+                        "c2s_require_encryption = true\nssl = {{ certificate = \"{}\"; key = \"{}\" }}",
+                        lua_path(&tls.cert),
+                        lua_path(&tls.key)
+                    ),
+                    1,
+                )
+                .replacen(
+                    "allow_unencrypted_plain_auth = true",
+                    "allow_unencrypted_plain_auth = false",
+                    1,
+                )
+                .replacen(
+                    "modules_enabled = {",
+                    "modules_enabled = {\n    \"tls\"; -- STARTTLS",
+                    1,
+                );
+        }
+        config
     }
 
     /// The last few kilobytes of the log and console output, for error messages.
@@ -476,18 +588,23 @@ fn lua_path(p: &Path) -> String {
 
 /// Runs the installer when `prosody` is not on the PATH.
 fn ensure_installed() -> Result<(), ServerError> {
-    if on_path("prosody") && on_path("prosodyctl") {
+    install("prosody", on_path("prosody") && on_path("prosodyctl"))
+}
+
+/// Runs `integration/deps.sh <dep>` unless `present`.
+fn install(dep: &str, present: bool) -> Result<(), ServerError> {
+    if present {
         return Ok(());
     }
     let out = Command::new("bash")
-        .args([DEPS_SCRIPT, "prosody"])
+        .args([DEPS_SCRIPT, dep])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| ServerError::Install {
             script: DEPS_SCRIPT.into(),
             detail: e.to_string(),
         })?;
-    if out.status.success() && on_path("prosody") {
+    if out.status.success() {
         return Ok(());
     }
     Err(ServerError::Install {

@@ -67,6 +67,10 @@ pub struct Worker {
     domains: HashMap<Address, String>,
     /// Events produced while applying commands, emitted after the batch.
     owed_events: Vec<TransportEvent>,
+    /// The TLS client configuration; `None`: plain TCP.
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// The last login refusal, for the node's status.
+    login_error: super::LoginErrorSlot,
 }
 
 impl Worker {
@@ -77,6 +81,7 @@ impl Worker {
         commands: mpsc::UnboundedReceiver<Command>,
         events: EventSink,
         queued: Arc<AtomicUsize>,
+        tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     ) -> Self {
         Worker {
             config,
@@ -87,7 +92,15 @@ impl Worker {
             presence: PresenceTracker::default(),
             domains: HashMap::new(),
             owed_events: Vec::new(),
+            tls,
+            login_error: super::LoginErrorSlot::default(),
         }
+    }
+
+    /// Reports login refusals to `slot`.
+    pub fn with_login_error(mut self, slot: super::LoginErrorSlot) -> Self {
+        self.login_error = slot;
+        self
     }
 
     /// Runs until shutdown; `ready` gets the outcome of the first login.
@@ -103,6 +116,7 @@ impl Worker {
             let reason = match attempt {
                 Ok(Ok((stream, bound))) => {
                     log::info!("xmpp: {} online at {}", bound, self.config.server);
+                    self.login_error.set(None);
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(bound));
                     }
@@ -136,6 +150,7 @@ impl Worker {
                     }
                 }
                 Ok(Err(OpenError::Rejected(reason))) => {
+                    self.login_error.set(Some(reason.clone()));
                     if let Some(r) = ready.take() {
                         let jid = self.jid.to_string();
                         let _ = r.send(Err(XmppError::LoginFailed { jid, reason }));
@@ -187,14 +202,22 @@ impl Worker {
     async fn attempt(
         &mut self,
     ) -> Option<Result<Result<(Stream, FullJid), OpenError>, tokio::time::error::Elapsed>> {
-        let (server, jid, password) = (
-            self.config.server,
-            self.jid.clone(),
-            self.config.password.clone(),
-        );
+        // A key-bound password is made afresh for every attempt: the verifier accepts each
+        // one once, and only for a few minutes.
+        let password = match &self.config.login_key {
+            Some(key) => super::auth::login_password(
+                key,
+                self.jid.domain().as_str(),
+                super::verifier::unix_ms(),
+            ),
+            None => self.config.password.clone(),
+        };
+        let (server, jid, tls) = (self.config.server, self.jid.clone(), self.tls.clone());
+        // A stored key-bound password (what a replay would use) takes the same PLAIN path.
+        let key_bound = self.config.login_key.is_some() || password.starts_with("sr1.");
         let timeouts = self.timeouts();
         let open = timeout(self.config.login_timeout, async move {
-            session::open(server, &jid, &password, timeouts).await
+            session::open(server, &jid, &password, timeouts, tls, key_bound).await
         });
         tokio::pin!(open);
         loop {
@@ -248,7 +271,11 @@ impl Worker {
                 Ok(Some(self.subscribe(peer)?))
             }
             Some(Command::PeerDomain(peer, domain)) => {
-                self.domains.insert(peer, domain);
+                let moved = self.domains.insert(peer, domain.clone()) != Some(domain);
+                // A watched peer on another server: ask for its presence there.
+                if moved && self.presence.watched().any(|p| *p == peer) {
+                    return Ok(Some(self.subscribe(peer)?));
+                }
                 Ok(None)
             }
             Some(Command::Shutdown) | None => Err(()),
