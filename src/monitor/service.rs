@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::decide::{
     CallResult, DutyKind, MonitorCall, MonitorInput, MonitorLimits, MonitorState, OnChainFacts,
-    Refusal, Watch,
+    Refusal, Watch, stored_balance_hash,
 };
 use super::store::{MonitorStore, StoreError};
 use crate::chain::convert::address;
@@ -331,6 +331,8 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
             partner,
             delegator,
             transferred_amount,
+            nonce,
+            locksroot,
             unlock,
             ..
         } => {
@@ -340,6 +342,19 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
                 .await?
             {
                 return Ok(CallResult::NotNeeded);
+            }
+            // Unlock only against the proof the chain actually holds.
+            let (held, hash) = executor
+                .participant_balance(*token_network, *partner, *delegator)
+                .await?;
+            if held > *nonce {
+                return Ok(CallResult::NotNeeded);
+            }
+            if held < *nonce || hash != stored_balance_hash(*transferred_amount, *locksroot) {
+                return Ok(CallResult::Failed(format!(
+                    "the chain holds nonce {held} with another balance hash than the delegated \
+                     proof's (nonce {nonce}, transferred {transferred_amount})"
+                )));
             }
             executor
                 .unlock_delegate(
@@ -384,8 +399,8 @@ pub(super) async fn chain_facts(
     let ch = e
         .channel(package.token_network, package.delegator, package.partner)
         .await?;
-    let partner_nonce = e
-        .participant_nonce(package.token_network, package.partner, package.delegator)
+    let (partner_nonce, partner_balance_hash) = e
+        .participant_balance(package.token_network, package.partner, package.delegator)
         .await?;
     let head = e.client().block_number().await?;
     Ok(OnChainFacts {
@@ -393,6 +408,7 @@ pub(super) async fn chain_facts(
         open_block_number: ch.open_block_number,
         settle_block_number: ch.settle_block_number,
         partner_nonce,
+        partner_balance_hash,
         head: BlockNumber(head),
     })
 }
