@@ -804,3 +804,31 @@ fn a_delegation_after_the_close_unlocks_once_its_update_is_found_done_on_chain()
     assert_eq!(unlock.secrethash, l1.secrethash);
     assert_eq!(*transferred_amount, proof.transferred_amount);
 }
+
+#[test]
+fn a_delegation_after_the_close_and_after_an_obsolete_unlock_still_punishes() {
+    let p = parties();
+    let disposed = lock(3, 90);
+    let pkg = package(&p, 5, 30, &[], &[disposed]);
+    let proof = pkg.balance_proof.unwrap();
+    let mut s = MonitorState::default();
+    // The delegator closed with the partner's latest proof, the partner unlocked the lock it
+    // had given back (that log went by before the delegation), then the delegation came.
+    s.submit(
+        pkg.clone(),
+        closed_facts(105, 5, proof.transferred_amount, proof.locksroot),
+        &[],
+        &limits(),
+    )
+    .unwrap();
+    let _ = s.take_changes();
+    s.obsolete_unlocks_found(&pkg.channel_identifier, &[H256([0xee; 32])]);
+    assert!(s.take_changes().watches.is_empty(), "not one of ours");
+    s.obsolete_unlocks_found(&pkg.channel_identifier, &[disposed.lockhash()]);
+    assert_eq!(s.take_changes().watches.len(), 1, "persisted");
+    let calls = block(&mut s, 106);
+    assert!(
+        matches!(&calls[..], [MonitorCall::Punish { evidence, .. }] if evidence.lockhash == disposed.lockhash()),
+        "{calls:?}"
+    );
+}

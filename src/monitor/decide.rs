@@ -479,6 +479,21 @@ impl MonitorState {
         Ok(())
     }
 
+    /// Records locks of the delegator's punish items that the partner had already unlocked on
+    /// chain when the delegation came in (their logs went by before it): punished at the next
+    /// block.
+    pub fn obsolete_unlocks_found(&mut self, channel: &ChannelId, lockhashes: &[H256]) {
+        let Some(w) = self.watches.get_mut(channel) else {
+            return;
+        };
+        for h in lockhashes {
+            if w.package.punishes.iter().any(|p| p.lockhash == *h) && w.obsolete_unlocks.insert(*h)
+            {
+                self.dirty.insert(*channel);
+            }
+        }
+    }
+
     /// Forgets a delegation at its delegator's request; false if there was none.
     pub fn withdraw(&mut self, channel: &ChannelId, delegator: Address) -> bool {
         match self.watches.get(channel) {

@@ -26,7 +26,7 @@ use crate::chain::{
 use crate::core::{ChainEvent, Input};
 use crate::crypto::PrivateKey;
 use crate::delegation::DelegationPackage;
-use crate::primitives::{Address, BlockNumber, ChainId, ChannelId, SecretHash};
+use crate::primitives::{Address, BlockNumber, ChainId, ChannelId, H256, SecretHash};
 
 /// How to run a monitor.
 #[derive(Clone, Debug)]
@@ -87,6 +87,7 @@ pub(super) enum Command {
         package: Box<DelegationPackage>,
         facts: OnChainFacts,
         registered: Vec<(SecretHash, BlockNumber)>,
+        obsolete: Vec<H256>,
         reply: oneshot::Sender<Result<Watch, Refusal>>,
     },
     /// A withdraw by the delegator.
@@ -255,12 +256,16 @@ pub async fn run(key: PrivateKey, opts: MonitorOptions) -> Result<(), MonitorErr
                 package,
                 facts,
                 registered,
+                obsolete,
                 reply,
             } => {
                 let channel = package.channel_identifier;
                 let result = state
                     .submit(*package, facts, &registered, &limits)
-                    .map(|()| state.watches[&channel].clone());
+                    .map(|()| {
+                        state.obsolete_unlocks_found(&channel, &obsolete);
+                        state.watches[&channel].clone()
+                    });
                 if result.is_ok() {
                     store.commit(&state.take_changes(), None)?;
                 }
@@ -411,6 +416,30 @@ pub(super) async fn chain_facts(
         partner_balance_hash,
         head: BlockNumber(head),
     })
+}
+
+/// The package's punish items whose lock the partner already unlocked on chain (before the
+/// delegation arrived, so the monitor saw no log of it).
+pub(super) async fn obsolete_unlocks(
+    ctx: &MonitorContext,
+    package: &DelegationPackage,
+) -> Result<Vec<H256>, ChainError> {
+    let mut out = Vec::new();
+    for e in &package.punishes {
+        if ctx
+            .executor
+            .lock_unlocked(
+                package.token_network,
+                package.delegator,
+                package.partner,
+                e.lockhash,
+            )
+            .await?
+        {
+            out.push(e.lockhash);
+        }
+    }
+    Ok(out)
 }
 
 /// The reveal blocks of the package's locks whose secrets are registered already.
