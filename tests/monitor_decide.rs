@@ -8,7 +8,7 @@ use smartraiden::delegation::{
 };
 use smartraiden::monitor::decide::{
     CallResult, Duty, DutyKind, MonitorCall, MonitorInput, MonitorLimits, MonitorState,
-    OnChainFacts, Refusal,
+    OnChainFacts, Refusal, stored_balance_hash,
 };
 use smartraiden::primitives::{
     Address, BlockCount, BlockNumber, ChainId, H256, Locksroot, Nonce, Secret, SecretHash,
@@ -143,6 +143,20 @@ fn open_facts(head: u64) -> OnChainFacts {
         open_block_number: OPEN,
         settle_block_number: BlockNumber(0),
         partner_nonce: Nonce(0),
+        partner_balance_hash: [0; 24],
+        head: BlockNumber(head),
+    }
+}
+
+/// The chain's facts after a close at block 100 (settle block 140), holding the partner's
+/// proof `nonce` with `(transferred, locksroot)`.
+fn closed_facts(head: u64, nonce: u64, transferred: TokenAmount, root: Locksroot) -> OnChainFacts {
+    OnChainFacts {
+        state: 2,
+        open_block_number: OPEN,
+        settle_block_number: BlockNumber(100 + SETTLE_TIMEOUT.0),
+        partner_nonce: Nonce(nonce),
+        partner_balance_hash: stored_balance_hash(transferred, root),
         head: BlockNumber(head),
     }
 }
@@ -679,4 +693,142 @@ fn a_delegator_that_closed_and_vanished_gets_its_registered_locks_unlocked_at_on
     let changes = s.take_changes();
     assert_eq!(changes.secrets, vec![(l1.secrethash, None)]);
     assert!(s.registered.is_empty());
+}
+
+#[test]
+fn a_delegation_after_the_delegators_own_close_with_that_proof_unlocks_without_an_update() {
+    let p = parties();
+    let l1 = lock(1, 90);
+    let pkg = package(&p, 5, 30, &[l1], &[]);
+    let proof = pkg.balance_proof.unwrap();
+    let registered = [(l1.secrethash, BlockNumber(60))];
+    let mut s = MonitorState::default();
+    // The chain holds nonce 5 but another proof (another balance hash): refused, nothing held.
+    let other = closed_facts(105, 5, TokenAmount::from(31u64), proof.locksroot);
+    assert_eq!(
+        s.submit(pkg.clone(), other, &registered, &limits()),
+        Err(Refusal::ChainHoldsNewer {
+            chain: Nonce(5),
+            offered: Nonce(5)
+        })
+    );
+    // Same nonce and nothing to unlock or punish: nothing to do, refused as before.
+    let bare = package(&p, 5, 30, &[], &[]);
+    let facts = closed_facts(105, 5, proof.transferred_amount, proof.locksroot);
+    assert!(matches!(
+        s.submit(bare, facts, &[], &limits()),
+        Err(Refusal::ChainHoldsNewer { .. })
+    ));
+    assert!(s.watches.is_empty());
+    // The delegator closed with this very proof and delegated afterwards (then vanished).
+    s.submit(pkg.clone(), facts, &registered, &limits())
+        .unwrap();
+    assert_eq!(
+        s.watches[&pkg.channel_identifier].update,
+        Duty::Done { tx: None }
+    );
+    let calls = block(&mut s, 106);
+    let [
+        MonitorCall::Unlock {
+            unlock,
+            transferred_amount,
+            nonce,
+            locksroot,
+            ..
+        },
+    ] = &calls[..]
+    else {
+        panic!("unlocked at once, in the first half: {calls:?}")
+    };
+    assert_eq!(unlock.secrethash, l1.secrethash);
+    assert_eq!(*transferred_amount, proof.transferred_amount);
+    assert_eq!((*nonce, *locksroot), (proof.nonce, proof.locksroot));
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Unlock(l1.secrethash),
+            result: CallResult::Mined(H256([4; 32])),
+        },
+        &limits(),
+    );
+    for n in 107..=140 {
+        let calls = block(&mut s, n);
+        assert!(calls.is_empty(), "no update, no second unlock: {calls:?}");
+    }
+}
+
+#[test]
+fn a_delegation_after_the_close_unlocks_once_its_update_is_found_done_on_chain() {
+    let p = parties();
+    let l1 = lock(1, 90);
+    let pkg = package(&p, 5, 30, &[l1], &[]);
+    let proof = pkg.balance_proof.unwrap();
+    let mut s = MonitorState::default();
+    // The partner closed at 100; the chain holds nonce 2 of the partner when B delegates.
+    s.submit(
+        pkg.clone(),
+        closed_facts(105, 2, TokenAmount::from(10u64), Locksroot::default()),
+        &[(l1.secrethash, BlockNumber(60))],
+        &limits(),
+    )
+    .unwrap();
+    for n in 106..=119 {
+        assert!(block(&mut s, n).is_empty(), "first half: nothing");
+    }
+    let calls = block(&mut s, 120);
+    assert!(
+        matches!(&calls[..], [MonitorCall::Update { .. }]),
+        "{calls:?}"
+    );
+    // The node updated itself meanwhile (its log came before the delegation): the sender's
+    // re-read finds the nonce on chain, no update log will follow.
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty: DutyKind::Update,
+            result: CallResult::NotNeeded,
+        },
+        &limits(),
+    );
+    let calls = block(&mut s, 121);
+    let [
+        MonitorCall::Unlock {
+            unlock,
+            transferred_amount,
+            ..
+        },
+    ] = &calls[..]
+    else {
+        panic!("the registered lock is unlocked against the proof the chain holds: {calls:?}")
+    };
+    assert_eq!(unlock.secrethash, l1.secrethash);
+    assert_eq!(*transferred_amount, proof.transferred_amount);
+}
+
+#[test]
+fn a_delegation_after_the_close_and_after_an_obsolete_unlock_still_punishes() {
+    let p = parties();
+    let disposed = lock(3, 90);
+    let pkg = package(&p, 5, 30, &[], &[disposed]);
+    let proof = pkg.balance_proof.unwrap();
+    let mut s = MonitorState::default();
+    // The delegator closed with the partner's latest proof, the partner unlocked the lock it
+    // had given back (that log went by before the delegation), then the delegation came.
+    s.submit(
+        pkg.clone(),
+        closed_facts(105, 5, proof.transferred_amount, proof.locksroot),
+        &[],
+        &limits(),
+    )
+    .unwrap();
+    let _ = s.take_changes();
+    s.obsolete_unlocks_found(&pkg.channel_identifier, &[H256([0xee; 32])]);
+    assert!(s.take_changes().watches.is_empty(), "not one of ours");
+    s.obsolete_unlocks_found(&pkg.channel_identifier, &[disposed.lockhash()]);
+    assert_eq!(s.take_changes().watches.len(), 1, "persisted");
+    let calls = block(&mut s, 106);
+    assert!(
+        matches!(&calls[..], [MonitorCall::Punish { evidence, .. }] if evidence.lockhash == disposed.lockhash()),
+        "{calls:?}"
+    );
 }

@@ -724,3 +724,109 @@ async fn onchain_via_chain(net: &Testnet, i: usize) -> u128 {
     let who: alloy::primitives::Address = net.address(i).parse().unwrap();
     token.balanceOf(who).call().await.unwrap().to::<u128>()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets_its_lock_unlocked()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+
+    // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
+    // registers the secret on chain.
+    let (_, fresh) = net.api(0).get("secret").await.unwrap();
+    let secret = fresh["secret"].as_str().unwrap().to_owned();
+    let (status, body) = net
+        .api(0)
+        .transfer(net.token(), net.address(1), 5, json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    net.api(1)
+        .wait_channel(&id, WAIT, |c| c["partner_locked_amount"] == json!(5))
+        .await
+        .unwrap();
+    net.prosody.stop().unwrap();
+    let (status, body) = net
+        .api(1)
+        .call(
+            reqwest::Method::POST,
+            "registersecret",
+            Some(json!({"secret": secret, "token_address": net.token()})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + WAIT;
+    let pkg = loop {
+        let p = package(&net, &id).await;
+        if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no unlock delegation: {p}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+
+    // B closes with A's latest proof (the one the package carries) and vanishes before it
+    // unlocks anything; its delegation reaches the monitor only after the close.
+    let b_key = node_key(dir.path(), 1);
+    net.kill_node(1).unwrap();
+    net.prosody.restart().unwrap();
+    let parsed: smartraiden::delegation::DelegationPackage =
+        serde_json::from_value(pkg.clone()).unwrap();
+    let proof = parsed.balance_proof.unwrap();
+    let b_chain = net
+        .chain
+        .client(
+            alloy::signers::local::PrivateKeySigner::from_bytes(&b_key.secret_bytes().into())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let tn = TokenNetwork::new(net.deployment.token_network.unwrap(), b_chain.provider());
+    let a: alloy::primitives::Address = net.address(0).parse().unwrap();
+    b_chain
+        .send(tn.closeChannel(
+            a,
+            proof.transferred_amount.0,
+            proof.locksroot.0.0.into(),
+            proof.nonce.0,
+            proof.additional_hash.0.into(),
+            proof.partner_signature.0.to_vec().into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(onchain_nonce(&net, 0).await, proof.nonce.0);
+    let (status, body) = submit(&monitor.api, &pkg).await;
+    assert_eq!(
+        status, 201,
+        "the chain holds this very proof, its lock is still to unlock: {body}"
+    );
+    net.chain.mine(1).await.unwrap();
+    let st = wait_delegation(&monitor.api, &id, "unlock in the first half", |_, v| {
+        v["unlocks"][0]["state"] == "done"
+    })
+    .await;
+    assert!(
+        st["unlocks"][0]["tx"].is_string(),
+        "the monitor's own: {st}"
+    );
+    assert!(st["update"]["tx"].is_null(), "no update needed: {st}");
+    assert_eq!(monitor_transactions(&net).await, 1, "only the unlock");
+
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
+    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
+    let deadline = Instant::now() + WAIT;
+    while onchain(&net, 1).await == b0 {
+        assert!(Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(onchain(&net, 0).await, a0 + 100 - 15, "A paid 10 and 5");
+    assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
+}

@@ -97,6 +97,22 @@ impl ChainExecutor {
         Ok(Nonce(info.nonce))
     }
 
+    /// The nonce and stored balance hash (24 bytes) of `participant`'s balance proof the
+    /// chain holds in its channel with `partner`.
+    pub async fn participant_balance(
+        &self,
+        token_network: Address,
+        participant: Address,
+        partner: Address,
+    ) -> Result<(Nonce, [u8; 24]), ChainError> {
+        let info = self
+            .tn(token_network)
+            .getParticipantInfo(eth_address(participant), eth_address(partner))
+            .call()
+            .await?;
+        Ok((Nonce(info.nonce), info.balance_hash.0))
+    }
+
     /// Whether `payer`'s lock `lockhash` was unlocked on chain in its channel with `partner`.
     pub async fn lock_unlocked(
         &self,

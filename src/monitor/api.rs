@@ -139,12 +139,16 @@ async fn submit(
     let registered = super::service::registered_secrets(&ctx, &package)
         .await
         .map_err(|e| ApiError::Internal(format!("reading the chain: {e}")))?;
+    let obsolete = super::service::obsolete_unlocks(&ctx, &package)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the chain: {e}")))?;
     let (reply, rx) = oneshot::channel();
     ctx.commands
         .send(Command::Submit {
             package: Box::new(package),
             facts,
             registered,
+            obsolete,
             reply,
         })
         .map_err(|_| stopped())?;

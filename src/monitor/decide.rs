@@ -108,8 +108,18 @@ pub struct OnChainFacts {
     pub settle_block_number: BlockNumber,
     /// The nonce of the partner's proof the chain holds.
     pub partner_nonce: Nonce,
+    /// The partner's balance hash the chain holds (see [`stored_balance_hash`]).
+    pub partner_balance_hash: [u8; 24],
     /// The confirmed head.
     pub head: BlockNumber,
+}
+
+/// The balance hash the contract stores for a proof: the first 24 bytes of
+/// `keccak256(locksroot ‖ transferred_amount)` (zero for the empty proof).
+pub fn stored_balance_hash(transferred_amount: TokenAmount, locksroot: Locksroot) -> [u8; 24] {
+    let mut prefix = [0u8; 24];
+    prefix.copy_from_slice(&crate::proofs::balance_hash(transferred_amount, locksroot).0[..24]);
+    prefix
 }
 
 /// Why a delegation is refused (nothing changes).
@@ -181,6 +191,10 @@ pub enum MonitorCall {
         delegator: Address,
         /// The partner's transferred amount as the chain holds it now.
         transferred_amount: TokenAmount,
+        /// The nonce of the delegated proof the lock belongs to.
+        nonce: Nonce,
+        /// Its locksroot.
+        locksroot: Locksroot,
         /// The lock, its Merkle proof and the delegation signature.
         unlock: DelegatedUnlock,
     },
@@ -379,7 +393,15 @@ impl MonitorState {
         if chain.state == 2 && chain.head >= chain.settle_block_number {
             return Err(Refusal::WindowOver(chain.settle_block_number));
         }
-        if proof.nonce <= chain.partner_nonce {
+        // After the close the chain may hold exactly this proof already (the delegator closed
+        // with it, or updated itself): nothing to update, but its registered locks are still to
+        // be unlocked and an obsolete unlock still punished.
+        let chain_holds_this = chain.state == 2
+            && proof.nonce == chain.partner_nonce
+            && chain.partner_balance_hash
+                == stored_balance_hash(proof.transferred_amount, proof.locksroot)
+            && !(package.unlocks.is_empty() && package.punishes.is_empty());
+        if proof.nonce <= chain.partner_nonce && !chain_holds_this {
             return Err(Refusal::ChainHoldsNewer {
                 chain: chain.partner_nonce,
                 offered: proof.nonce,
@@ -440,6 +462,10 @@ impl MonitorState {
                 by: None,
             });
         }
+        if chain_holds_this {
+            w.update = Duty::Done { tx: None };
+            w.partner_onchain = Some((proof.transferred_amount, proof.locksroot));
+        }
         for u in &w.package.unlocks {
             w.unlocks.entry(u.secrethash).or_default();
         }
@@ -451,6 +477,21 @@ impl MonitorState {
         self.watches.insert(channel, w);
         self.dirty.insert(channel);
         Ok(())
+    }
+
+    /// Records locks of the delegator's punish items that the partner had already unlocked on
+    /// chain when the delegation came in (their logs went by before it): punished at the next
+    /// block.
+    pub fn obsolete_unlocks_found(&mut self, channel: &ChannelId, lockhashes: &[H256]) {
+        let Some(w) = self.watches.get_mut(channel) else {
+            return;
+        };
+        for h in lockhashes {
+            if w.package.punishes.iter().any(|p| p.lockhash == *h) && w.obsolete_unlocks.insert(*h)
+            {
+                self.dirty.insert(*channel);
+            }
+        }
     }
 
     /// Forgets a delegation at its delegator's request; false if there was none.
@@ -569,15 +610,20 @@ impl MonitorState {
                     return;
                 };
                 if payer_participant == w.package.partner {
-                    if let Some((t, _)) = &mut w.partner_onchain {
-                        *t = transferred_amount;
-                    }
                     let unlocked = w
                         .package
                         .unlocks
                         .iter()
                         .find(|u| u.lock().lockhash() == lockhash)
                         .map(|u| u.secrethash);
+                    match (&mut w.partner_onchain, &w.package.balance_proof) {
+                        (Some((t, _)), _) => *t = transferred_amount,
+                        // One of our locks unlocked: the chain holds our proof.
+                        (None, Some(p)) if unlocked.is_some() => {
+                            w.partner_onchain = Some((transferred_amount, p.locksroot));
+                        }
+                        _ => {}
+                    }
                     if let Some(h) = unlocked
                         && let Some(d) = w.unlocks.get_mut(&h)
                         && !matches!(d, Duty::InFlight { .. })
@@ -674,9 +720,13 @@ impl MonitorState {
                 self.dirty.insert(*channel);
             };
             let in_window = next <= settle_block;
-            let holds_ours = w
-                .partner_onchain
-                .is_some_and(|(_, root)| root == proof.locksroot);
+            // The chain holds our proof: seen in a log, or (for a delegation that arrived after
+            // the close, whose logs came before it) known because the update is done; the
+            // shell compares the on-chain balance hash and nonce with the proof before sending.
+            let holds_ours = match w.partner_onchain {
+                Some((_, root)) => root == proof.locksroot,
+                None => w.update.is_done(),
+            };
             if in_window && next >= update_from && stale(&w.update) {
                 let call = MonitorCall::Update {
                     channel: *channel,
@@ -693,7 +743,9 @@ impl MonitorState {
                 .values()
                 .any(|d| matches!(d, Duty::InFlight { .. }) && !stale(d));
             if in_window && holds_ours && !unlocking {
-                let transferred = w.partner_onchain.map(|(t, _)| t).unwrap_or_default();
+                let transferred = w
+                    .partner_onchain
+                    .map_or(proof.transferred_amount, |(t, _)| t);
                 let ready = p.unlocks.iter().find(|u| {
                     w.unlocks.get(&u.secrethash).is_some_and(stale)
                         && self
@@ -708,6 +760,8 @@ impl MonitorState {
                         partner: p.partner,
                         delegator: p.delegator,
                         transferred_amount: transferred,
+                        nonce: proof.nonce,
+                        locksroot: proof.locksroot,
                         unlock: u.clone(),
                     };
                     let d = w.unlocks.get_mut(&u.secrethash).expect("checked above");

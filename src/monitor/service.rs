@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::decide::{
     CallResult, DutyKind, MonitorCall, MonitorInput, MonitorLimits, MonitorState, OnChainFacts,
-    Refusal, Watch,
+    Refusal, Watch, stored_balance_hash,
 };
 use super::store::{MonitorStore, StoreError};
 use crate::chain::convert::address;
@@ -26,7 +26,7 @@ use crate::chain::{
 use crate::core::{ChainEvent, Input};
 use crate::crypto::PrivateKey;
 use crate::delegation::DelegationPackage;
-use crate::primitives::{Address, BlockNumber, ChainId, ChannelId, SecretHash};
+use crate::primitives::{Address, BlockNumber, ChainId, ChannelId, H256, SecretHash};
 
 /// How to run a monitor.
 #[derive(Clone, Debug)]
@@ -87,6 +87,7 @@ pub(super) enum Command {
         package: Box<DelegationPackage>,
         facts: OnChainFacts,
         registered: Vec<(SecretHash, BlockNumber)>,
+        obsolete: Vec<H256>,
         reply: oneshot::Sender<Result<Watch, Refusal>>,
     },
     /// A withdraw by the delegator.
@@ -255,12 +256,16 @@ pub async fn run(key: PrivateKey, opts: MonitorOptions) -> Result<(), MonitorErr
                 package,
                 facts,
                 registered,
+                obsolete,
                 reply,
             } => {
                 let channel = package.channel_identifier;
                 let result = state
                     .submit(*package, facts, &registered, &limits)
-                    .map(|()| state.watches[&channel].clone());
+                    .map(|()| {
+                        state.obsolete_unlocks_found(&channel, &obsolete);
+                        state.watches[&channel].clone()
+                    });
                 if result.is_ok() {
                     store.commit(&state.take_changes(), None)?;
                 }
@@ -331,6 +336,8 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
             partner,
             delegator,
             transferred_amount,
+            nonce,
+            locksroot,
             unlock,
             ..
         } => {
@@ -340,6 +347,19 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
                 .await?
             {
                 return Ok(CallResult::NotNeeded);
+            }
+            // Unlock only against the proof the chain actually holds.
+            let (held, hash) = executor
+                .participant_balance(*token_network, *partner, *delegator)
+                .await?;
+            if held > *nonce {
+                return Ok(CallResult::NotNeeded);
+            }
+            if held < *nonce || hash != stored_balance_hash(*transferred_amount, *locksroot) {
+                return Ok(CallResult::Failed(format!(
+                    "the chain holds nonce {held} with another balance hash than the delegated \
+                     proof's (nonce {nonce}, transferred {transferred_amount})"
+                )));
             }
             executor
                 .unlock_delegate(
@@ -384,8 +404,8 @@ pub(super) async fn chain_facts(
     let ch = e
         .channel(package.token_network, package.delegator, package.partner)
         .await?;
-    let partner_nonce = e
-        .participant_nonce(package.token_network, package.partner, package.delegator)
+    let (partner_nonce, partner_balance_hash) = e
+        .participant_balance(package.token_network, package.partner, package.delegator)
         .await?;
     let head = e.client().block_number().await?;
     Ok(OnChainFacts {
@@ -393,8 +413,33 @@ pub(super) async fn chain_facts(
         open_block_number: ch.open_block_number,
         settle_block_number: ch.settle_block_number,
         partner_nonce,
+        partner_balance_hash,
         head: BlockNumber(head),
     })
+}
+
+/// The package's punish items whose lock the partner already unlocked on chain (before the
+/// delegation arrived, so the monitor saw no log of it).
+pub(super) async fn obsolete_unlocks(
+    ctx: &MonitorContext,
+    package: &DelegationPackage,
+) -> Result<Vec<H256>, ChainError> {
+    let mut out = Vec::new();
+    for e in &package.punishes {
+        if ctx
+            .executor
+            .lock_unlocked(
+                package.token_network,
+                package.delegator,
+                package.partner,
+                e.lockhash,
+            )
+            .await?
+        {
+            out.push(e.lockhash);
+        }
+    }
+    Ok(out)
 }
 
 /// The reveal blocks of the package's locks whose secrets are registered already.
