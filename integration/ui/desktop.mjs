@@ -165,15 +165,15 @@ async function main() {
       return e && Number(e.dataset.blocksLeft) <= before - 10;
     }, [`${card(cfg.node2)} .countdown[data-blocks-left]`, left], WAIT);
     check(await page.locator('.note.error:has-text("failed")').count() >= 1, 'the failure notification stays until dismissed');
-    await mine(left);
-    const settle = page.locator(`${card(cfg.node2)} button.settle`);
-    await settle.waitFor(WAIT);
-    await shot('7-settle-possible');
-    await settle.click();
+    const now = Number(await countdown.getAttribute('data-blocks-left'));
+    await mine(now - 1);
+    await page.waitForSelector(`${card(cfg.node2)} .countdown[data-blocks-left="1"]`, WAIT);
+    await shot('7-settle-window-ending');
+    log('past the window the node settles the channel by itself');
+    await mine(2);
     await page.waitForSelector(card(cfg.node2), { state: 'detached', ...WAIT });
-    await page.waitForSelector('.note.success:has-text("settle done")', WAIT);
+    await page.waitForSelector('.note.info:has-text("settled on chain")', WAIT);
     await page.locator('.note.error .dismiss').first().click();
-
     log('a payment request to show a payer');
     await page.selectOption('#receive-token', cfg.token);
     await page.fill('#receive-amount', '12345678901234567890123');

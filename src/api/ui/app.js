@@ -116,6 +116,13 @@ function groupOf(state) {
 
 function renderChannels() {
   const box = $('channels');
+  // What the user is typing into a card survives the re-render an event causes.
+  const typed = new Map();
+  for (const input of box.querySelectorAll('.channel input')) {
+    typed.set(`${input.closest('.channel').dataset.channel} ${input.className}`, input.value);
+  }
+  const focused = document.activeElement && box.contains(document.activeElement)
+    ? `${document.activeElement.closest('.channel')?.dataset.channel} ${document.activeElement.className}` : null;
   box.replaceChildren();
   if (view.channels.length === 0) box.append(el('p', {}, 'No channels yet.'));
   for (const [key, title] of GROUPS) {
@@ -123,6 +130,11 @@ function renderChannels() {
     if (list.length === 0) continue;
     box.append(el('h3', {}, `${title} (${list.length})`));
     for (const c of list) box.append(channelCard(c));
+  }
+  for (const input of box.querySelectorAll('.channel input')) {
+    const key = `${input.closest('.channel').dataset.channel} ${input.className}`;
+    if (typed.has(key)) input.value = typed.get(key);
+    if (key === focused) input.focus();
   }
 }
 
@@ -154,6 +166,8 @@ function channelCard(c) {
         actions.append(el('span', { class: 'countdown', 'data-blocks-left': left },
           `settle possible in ${left} block${left === 1 ? '' : 's'} (after block ${d.settle_after_block}; the partner may still submit proofs until block ${d.settle_block_number})`));
       } else {
+        // The node settles by itself once the window has passed; the button is for one that
+        // does not (or has not yet).
         actions.append(el('button', { class: 'settle', disabled: running, onclick: () => channelAction(id, 'settle') }, 'Settle'));
       }
     } else {
@@ -345,6 +359,9 @@ function onEvent(name, d) {
       soon('channels');
       break;
     case 'channel_changed':
+      if (['opened', 'closed', 'settled', 'punished', 'withdraw'].includes(d.what)) {
+        notify('info', `channel ${short(d.channel_identifier)}: ${d.what} on chain`);
+      }
       soon('channels', 'tokens');
       break;
     case 'transaction_failed':
