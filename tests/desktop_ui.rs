@@ -170,9 +170,11 @@ async fn an_api_fuzzer_driven_by_the_openapi_document_finds_no_server_error() {
         .args(["--url", &api])
         .args(["--checks", "not_a_server_error"])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "15", "--seed", "1", "--workers", "2"])
+        .args(["--max-examples", "40", "--seed", "1", "--workers", "1"])
         .args(["--request-timeout", "30", "--max-failures", "20"])
-        // Stopping the node ends the run; the event stream never ends by itself.
+        // One worker: CPython 3.11 compiling in several threads at once failed once here
+        // ("AST constructor recursion depth mismatch"). Stopping the node would end the run;
+        // the event stream never ends by itself.
         .args(["--exclude-path", "/api/1/stop", "--exclude-path", "/api/1/events"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&reports)

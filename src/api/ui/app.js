@@ -201,7 +201,10 @@ async function channelAction(id, what, amountText) {
   const done = await attempt(what, () => api(method, path, body));
   pending.remove();
   busy.delete(id);
-  if (done) notify('success', `${what} done on channel ${short(id)}`);
+  if (done) {
+    notify('success', `${what} done on channel ${short(id)}`);
+    for (const input of document.querySelectorAll(`.channel[data-channel="${id}"] input`)) input.value = '';
+  }
   await attempt('reading channels', loadChannels);
 }
 
