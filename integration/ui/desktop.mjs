@@ -50,6 +50,9 @@ function foreignServer() {
         ['PUT', '/api/1/channels', open, 'no-cors', 'text/plain'],
         ['POST', '/api/1/transfers/${cfg.token}/${cfg.node2}', pay, 'cors', 'application/json'],
         ['POST', '/api/1/transfers/${cfg.token}/${cfg.node2}', pay, 'no-cors', 'text/plain'],
+        // Requests a browser sends without asking (no preflight): only the node's guard stops them.
+        ['GET', '/api/1/switch/true', undefined, 'no-cors', 'text/plain'],
+        ['POST', '/api/1/stop', '', 'no-cors', 'text/plain'],
       ]) {
         try {
           const r = await fetch(api + path, { method, mode, body, headers: { 'Content-Type': type } });
@@ -121,6 +124,8 @@ async function main() {
     check(channels.length === 1, `the foreign page opened no channel: ${JSON.stringify(channels)}`);
     check(String(channels[0].balance) === '150', `the foreign page paid nothing: ${JSON.stringify(channels[0])}`);
     check((await rest('querysenttransfer')).length === 0, 'the foreign page sent no transfer');
+    const status = await rest('status');
+    check(status.no_internet === false, 'the foreign page did not switch the node to no-internet mode');
 
     log('pay node 3 through node 2: preview the route and fee, then confirm');
     await page.selectOption('#pay-token', cfg.token);
