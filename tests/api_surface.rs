@@ -250,10 +250,12 @@ async fn every_documented_operation_reaches_a_handler() {
         }
         let concrete: String = path
             .split('/')
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(p) => sample(p),
-                None => s.to_owned(),
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(p) => sample(p),
+                    None => s.to_owned(),
+                },
+            )
             .collect::<Vec<_>>()
             .join("/");
         let concrete = if path.starts_with("/api/1/paths/") {
@@ -277,7 +279,14 @@ async fn every_documented_operation_reaches_a_handler() {
     let (status, body) = raw(addr, "GET", "/api/1/nothing", &[("Host", &local(addr))], "").await;
     assert_eq!(status, 404);
     assert_eq!(body["error_code"], 404, "{body}");
-    let (status, body) = raw(addr, "DELETE", "/api/1/channels", &[("Host", &local(addr))], "").await;
+    let (status, body) = raw(
+        addr,
+        "DELETE",
+        "/api/1/channels",
+        &[("Host", &local(addr))],
+        "",
+    )
+    .await;
     assert_eq!(status, 405);
     assert_eq!(body["error_code"], 405, "{body}");
 }
@@ -289,7 +298,12 @@ async fn a_host_that_is_not_this_machine_is_refused_unless_allowed() {
         let (status, body) = raw(addr, "GET", "/api/1/address", &[("Host", host)], "").await;
         assert_eq!(status, 403, "{host}: {body}");
         assert_eq!(body["error_code"], 403);
-        assert!(body["error_message"].as_str().unwrap().contains("--api-allow-host"));
+        assert!(
+            body["error_message"]
+                .as_str()
+                .unwrap()
+                .contains("--api-allow-host")
+        );
         let (status, _) = raw(addr, "GET", "/ui/", &[("Host", host)], "").await;
         assert_eq!(status, 403, "the page too, for {host}");
     }
@@ -302,7 +316,14 @@ async fn a_host_that_is_not_this_machine_is_refused_unless_allowed() {
         ..Default::default()
     })
     .await;
-    let (status, _) = raw(compose, "GET", "/api/1/address", &[("Host", "node1:5001")], "").await;
+    let (status, _) = raw(
+        compose,
+        "GET",
+        "/api/1/address",
+        &[("Host", "node1:5001")],
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "an allowed service name");
 }
 
@@ -319,7 +340,10 @@ async fn a_page_of_another_origin_changes_nothing_and_the_own_page_and_curl_pass
     ];
     for (method, path) in [
         ("PUT", "/api/1/channels"),
-        ("POST", "/api/1/transfers/0x2222222222222222222222222222222222222222/0x1111111111111111111111111111111111111111"),
+        (
+            "POST",
+            "/api/1/transfers/0x2222222222222222222222222222222222222222/0x1111111111111111111111111111111111111111",
+        ),
         ("POST", "/api/1/stop"),
     ] {
         let (status, body) = raw(addr, method, path, &foreign, open).await;
@@ -349,7 +373,12 @@ async fn a_page_of_another_origin_changes_nothing_and_the_own_page_and_curl_pass
     ] {
         let (status, body) = raw(addr, "PUT", "/api/1/channels", &headers, open).await;
         assert_eq!(status, 500, "{headers:?}: {body}");
-        assert!(body["error_message"].as_str().unwrap().contains("shutting down"));
+        assert!(
+            body["error_message"]
+                .as_str()
+                .unwrap()
+                .contains("shutting down")
+        );
     }
 }
 
@@ -383,7 +412,10 @@ async fn with_a_token_every_api_request_needs_it_and_bodies_are_capped() {
     .await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = raw(addr, "GET", "/ui/", &[("Host", &host)], "").await;
-    assert_eq!(status, 200, "the page itself needs no token: it asks for one");
+    assert_eq!(
+        status, 200,
+        "the page itself needs no token: it asks for one"
+    );
 
     let big = format!("[{}]", vec!["{}"; 100_000].join(","));
     let (status, body) = raw(
@@ -419,7 +451,14 @@ async fn the_page_is_served_with_a_policy_that_forbids_framing_and_foreign_scrip
     assert!(lower.contains("x-frame-options: deny"));
     assert!(lower.contains("<script type=\"module\" src=\"app.js\">"));
     for file in ["app.js", "api.js", "amount.js", "qr.js", "style.css"] {
-        let (status, _) = raw(addr, "GET", &format!("/ui/{file}"), &[("Host", &local(addr))], "").await;
+        let (status, _) = raw(
+            addr,
+            "GET",
+            &format!("/ui/{file}"),
+            &[("Host", &local(addr))],
+            "",
+        )
+        .await;
         assert_eq!(status, 200, "{file}");
     }
 }

@@ -81,7 +81,9 @@ async fn the_desktop_page_opens_pays_shows_a_failure_closes_and_settles_in_chrom
         .unwrap();
     let id = ch["channel_identifier"].as_str().unwrap().to_owned();
     net.api(2)
-        .wait_channel(&id, Duration::from_secs(30), |c| c["channel_identifier"].is_string())
+        .wait_channel(&id, Duration::from_secs(30), |c| {
+            c["channel_identifier"].is_string()
+        })
         .await
         .unwrap();
     net.api(2).deposit(&id, 100).await.unwrap();
@@ -175,7 +177,12 @@ async fn an_api_fuzzer_driven_by_the_openapi_document_finds_no_server_error() {
         // One worker: CPython 3.11 compiling in several threads at once failed once here
         // ("AST constructor recursion depth mismatch"). Stopping the node would end the run;
         // the event stream never ends by itself.
-        .args(["--exclude-path", "/api/1/stop", "--exclude-path", "/api/1/events"])
+        .args([
+            "--exclude-path",
+            "/api/1/stop",
+            "--exclude-path",
+            "/api/1/events",
+        ])
         .args(["--report", "junit", "--report-dir"])
         .arg(&reports)
         .env("NO_COLOR", "1")

@@ -15,7 +15,12 @@ fn seed(fee: u64) -> (Simulation, Address) {
         c
     });
     let (token, _) = sim.register_token();
-    for (a, b, da, db) in [(1, 2, 200, 100), (2, 3, 100, 100), (2, 4, 200, 100), (4, 5, 100, 100)] {
+    for (a, b, da, db) in [
+        (1, 2, 200, 100),
+        (2, 3, 100, 100),
+        (2, 4, 200, 100),
+        (4, 5, 100, 100),
+    ] {
         sim.open_channel(token, a - 1, b - 1, da, db, 100);
     }
     (sim, token)
@@ -50,7 +55,10 @@ fn the_preview_shows_the_route_fee_and_lock_the_payment_then_takes() {
     let id = sim.pay(token, 0, 4, 50, false).unwrap();
     let started = sim.state(0).channel(&p.channel).unwrap();
     let lock = started.our.locks.iter().next().expect("the payment's lock");
-    assert_eq!(lock.amount, p.total, "the payment locks what the preview said");
+    assert_eq!(
+        lock.amount, p.total,
+        "the payment locks what the preview said"
+    );
     assert_eq!(started.partner.address, p.path[0]);
     assert_eq!(
         sim.count_notifications(0, |n| matches!(n, Notification::TransferStarted { id: i, fee, .. } if *i == id && *fee == p.fee)),
@@ -83,12 +91,17 @@ fn the_preview_refuses_what_the_payment_would_refuse_with_the_same_error() {
     cases.push(direct_far);
     for req in cases {
         let preview = sim.core(0).preview_transfer(&req).expect_err("refused");
-        let act = sim.act(0, Action::Transfer(req.clone())).expect_err("refused too");
+        let act = sim
+            .act(0, Action::Transfer(req.clone()))
+            .expect_err("refused too");
         assert_eq!(preview, act, "{req:?}");
     }
     let mut direct = request(&sim, token, 1, 10);
     direct.is_direct = true;
     let p = sim.core(0).preview_transfer(&direct).unwrap();
     assert!(p.direct);
-    assert_eq!((p.fee, p.total), (TokenAmount::ZERO, TokenAmount::from(10u64)));
+    assert_eq!(
+        (p.fee, p.total),
+        (TokenAmount::ZERO, TokenAmount::from(10u64))
+    );
 }

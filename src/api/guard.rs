@@ -171,10 +171,21 @@ mod tests {
     #[test]
     fn host_names_of_this_machine_pass_and_others_need_the_allowlist() {
         let open = ApiAccess::default();
-        for ok in ["127.0.0.1:5001", "localhost:5001", "[::1]:5001", "192.168.1.7", "LOCALHOST"] {
+        for ok in [
+            "127.0.0.1:5001",
+            "localhost:5001",
+            "[::1]:5001",
+            "192.168.1.7",
+            "LOCALHOST",
+        ] {
             assert!(open.host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.example:5001", "node1:5001", "127.0.0.1.evil.example", ""] {
+        for bad in [
+            "evil.example:5001",
+            "node1:5001",
+            "127.0.0.1.evil.example",
+            "",
+        ] {
             assert!(!open.host_allowed(bad), "{bad}");
         }
         let compose = ApiAccess {
@@ -205,7 +216,10 @@ mod tests {
             Err(ApiError::Forbidden(_))
         ));
         let cross_get = headers(&[("host", "127.0.0.1:5001"), ("sec-fetch-site", "cross-site")]);
-        assert!(a.check(&Method::GET, "/api/1/switch/true", &cross_get).is_err());
+        assert!(
+            a.check(&Method::GET, "/api/1/switch/true", &cross_get)
+                .is_err()
+        );
         let curl = headers(&[("host", "127.0.0.1:5001")]);
         assert!(a.check(&put, "/api/1/channels", &curl).is_ok());
         let allowed = ApiAccess {
@@ -227,9 +241,15 @@ mod tests {
             Err(ApiError::Unauthorized(_))
         ));
         assert!(a.check(&Method::GET, "/ui/", &bare).is_ok());
-        let with = headers(&[("host", "127.0.0.1:5001"), ("authorization", "Bearer s3cret")]);
+        let with = headers(&[
+            ("host", "127.0.0.1:5001"),
+            ("authorization", "Bearer s3cret"),
+        ]);
         assert!(a.check(&Method::GET, "/api/1/address", &with).is_ok());
-        let wrong = headers(&[("host", "127.0.0.1:5001"), ("authorization", "Bearer s3cre")]);
+        let wrong = headers(&[
+            ("host", "127.0.0.1:5001"),
+            ("authorization", "Bearer s3cre"),
+        ]);
         assert!(a.check(&Method::GET, "/api/1/address", &wrong).is_err());
     }
 }

@@ -42,7 +42,11 @@ pub(super) async fn preview(
             .as_deref()
             .ok_or_else(|| ApiError::BadRequest("give ?amount=N".into()))?,
     )?;
-    let fee = q.fee.as_deref().map(|f| amount_param("fee", f)).transpose()?;
+    let fee = q
+        .fee
+        .as_deref()
+        .map(|f| amount_param("fee", f))
+        .transpose()?;
     let is_direct = match q.is_direct.as_deref() {
         None | Some("false") => false,
         Some("true") => true,

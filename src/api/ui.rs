@@ -7,12 +7,36 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 /// The page's files: path under `/ui/`, content type, bytes.
 pub const FILES: &[(&str, &str, &str)] = &[
-    ("", "text/html; charset=utf-8", include_str!("ui/index.html")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("ui/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_str!("ui/api.js")),
-    ("amount.js", "text/javascript; charset=utf-8", include_str!("ui/amount.js")),
-    ("qr.js", "text/javascript; charset=utf-8", include_str!("ui/qr.js")),
-    ("style.css", "text/css; charset=utf-8", include_str!("ui/style.css")),
+    (
+        "",
+        "text/html; charset=utf-8",
+        include_str!("ui/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/api.js"),
+    ),
+    (
+        "amount.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/amount.js"),
+    ),
+    (
+        "qr.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/qr.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("ui/style.css"),
+    ),
 ];
 
 /// Only our own files, no framing by other pages (clickjacking), no inline script.
@@ -26,7 +50,10 @@ pub(super) async fn to_page() -> Redirect {
 
 /// `GET /ui/{file}` and `GET /ui/`.
 pub(super) async fn file(uri: axum::http::Uri) -> Response {
-    let name = uri.path().trim_start_matches("/ui/").trim_start_matches("/ui");
+    let name = uri
+        .path()
+        .trim_start_matches("/ui/")
+        .trim_start_matches("/ui");
     match FILES.iter().find(|(n, ..)| *n == name) {
         Some((_, kind, body)) => (
             [

@@ -30,7 +30,7 @@ function notify(kind, text) {
   const box = el('div', { class: `note ${kind}`, id, role: kind === 'error' ? 'alert' : 'status', 'data-kind': kind },
     el('span', { class: 'text' }, text),
     el('button', { class: 'secondary dismiss', title: 'dismiss', onclick: () => box.remove() }, '×'));
-  $('notifications').append(box);
+  $('notifications').prepend(box);
   return box;
 }
 

@@ -3,9 +3,9 @@
 //! came back, re-routes when a lock is disposed, and can be canceled before the reveal.
 
 use super::{Attempt, InitiatorState};
+use crate::core::routing::Route;
 use crate::core::{ActionError, Core, Notification, TransferRequest};
 use crate::messages::{MediatedTransfer, Message, RevealSecret, SecretRequest, SignedMessage};
-use crate::core::routing::Route;
 use crate::primitives::{Address, BlockCount, ChannelId, Secret, SecretHash, TokenAmount};
 use crate::proofs::Lock;
 use std::collections::BTreeSet;
