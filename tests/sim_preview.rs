@@ -54,7 +54,7 @@ fn the_preview_shows_the_route_fee_and_lock_the_payment_then_takes() {
 
     let id = sim.pay(token, 0, 4, 50, false).unwrap();
     let started = sim.state(0).channel(&p.channel).unwrap();
-    let lock = started.our.locks.iter().next().expect("the payment's lock");
+    let lock = started.our.locks.first().expect("the payment's lock");
     assert_eq!(
         lock.amount, p.total,
         "the payment locks what the preview said"
