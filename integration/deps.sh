@@ -91,21 +91,25 @@ dep_playwright() {
     (cd "$ROOT/integration" && npm ci --no-audit --no-fund --loglevel=error >&2)
 }
 
-# schemathesis (PyPI, pinned) in a virtual environment of its own, for the API fuzz test.
+# schemathesis and openapi-spec-validator (PyPI, pinned) in a virtual environment of their own,
+# for the API fuzz test and the OpenAPI document's validation.
 SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 dep_schemathesis() {
     local venv="$ROOT/integration/.venv"
-    if [ -x "$venv/bin/schemathesis" ] && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    if [ -x "$venv/bin/schemathesis" ] && [ -x "$venv/bin/openapi-spec-validator" ] \
+        && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
         return 0
     fi
     if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
         echo "deps.sh: installing python3-venv (apt)" >&2
         apt_install python3-venv
     fi
-    echo "deps.sh: installing schemathesis $SCHEMATHESIS_VERSION (pip) into integration/.venv" >&2
+    echo "deps.sh: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator (pip) into integration/.venv" >&2
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+        "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" >&2
     [ -x "$venv/bin/schemathesis" ] || { echo "deps.sh: schemathesis missing after install" >&2; exit 1; }
 }
 

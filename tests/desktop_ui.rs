@@ -8,8 +8,9 @@
 //!   watches the settle countdown follow the blocks until the node settles; a page of another origin
 //!   (a second local HTTP server) fails to open a channel or pay. Screenshots of each screen
 //!   are kept under the target directory (the path is printed).
-//! - schemathesis (PyPI, pinned), driven by `GET /api/1/openapi.json`, sends generated
-//!   requests to every documented operation of a running node and finds no 500 and no crash.
+//! - The served OpenAPI document validates (openapi-spec-validator), and schemathesis (PyPI,
+//!   pinned), driven by it, sends generated requests to every documented operation of a
+//!   running node and finds no 500 and no crash.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -165,6 +166,20 @@ async fn an_api_fuzzer_driven_by_the_openapi_document_finds_no_server_error() {
     options.extra_node_args = vec!["--api-timeout".into(), "5".into()];
     let net = Testnet::start(options).await.expect("the testnet starts");
     let api = net.api(0).base().to_owned();
+    // The document the node serves validates as OpenAPI 3.1.
+    let (status, doc) = net.api(0).get("openapi.json").await.unwrap();
+    assert_eq!(status, 200);
+    let served = dir.path().join("openapi.json");
+    std::fs::write(&served, doc.to_string()).unwrap();
+    let check = Command::new(Path::new(ROOT).join("integration/.venv/bin/openapi-spec-validator"))
+        .arg(&served)
+        .output()
+        .expect("openapi-spec-validator runs");
+    assert!(
+        check.status.success(),
+        "the OpenAPI document does not validate: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let reports = artifacts("desktop-api-fuzz");
     let started = Instant::now();
     let out = Command::new(Path::new(ROOT).join("integration/.venv/bin/schemathesis"))
