@@ -65,7 +65,7 @@ async fn the_desktop_page_opens_pays_shows_a_failure_closes_and_settles_in_chrom
     // Blocks only from transactions and the page test's own mining: the countdown is exact.
     options.block_time = None;
     options.extra_node_args = vec!["--api-timeout".into(), "60".into()];
-    let net = Testnet::start(options).await.expect("the testnet starts");
+    let mut net = Testnet::start(options).await.expect("the testnet starts");
     let addresses = [
         net.api(0).address().await.unwrap(),
         net.api(1).address().await.unwrap(),
@@ -156,6 +156,58 @@ async fn the_desktop_page_opens_pays_shows_a_failure_closes_and_settles_in_chrom
     assert_eq!(sent[1]["status"], "failed");
     assert!(sent[1]["reason"].as_str().is_some_and(|r| !r.is_empty()));
     assert!(net.api(0).channels().await.unwrap().is_empty());
+
+    // Node 1 again, now with an API token: the page asks for it and works with it.
+    net.kill_node(0).unwrap();
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, "desktop-test-token\n").unwrap();
+    let restart = net.info().nodes[0].restart.clone();
+    let command = restart
+        .strip_prefix("setsid -f ")
+        .expect("the testnet's restart command")
+        .replacen(
+            " >> ",
+            &format!(" --api-token-file {} >> ", token_file.display()),
+            1,
+        );
+    let mut node = Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec {command}"))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let host = net.api(0).base().trim_start_matches("http://").to_owned();
+    loop {
+        let reply = match tokio::net::TcpStream::connect(&host).await {
+            Ok(_) => with_host(net.api(0).base(), &host, "GET", "/api/1/address", "").await,
+            Err(_) => String::new(),
+        };
+        if reply.contains(" 401 ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 1 with a token never answered 401: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let login = json!({
+        "mode": "login",
+        "url": net.api(0).base(),
+        "apiToken": "desktop-test-token",
+        "address": addresses[0],
+        "shots": shots,
+    });
+    let out = Command::new("node")
+        .arg(Path::new(ROOT).join("integration/ui/desktop.mjs"))
+        .env("DESKTOP_TEST", login.to_string())
+        .output()
+        .expect("node runs");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(out.status.success(), "the login run failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

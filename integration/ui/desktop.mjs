@@ -5,7 +5,8 @@
 // with the settle countdown, settle. A screenshot per screen goes to cfg.shots.
 //
 // Input: the JSON in $DESKTOP_TEST: {url, rpc, token, node2, node3, fee, settleTimeout,
-// punishBlocks, shots}. Exit 0 when every step held; otherwise the failed step on stderr.
+// punishBlocks, shots}, or {mode: "login", url, apiToken, address, shots} for a node started
+// with --api-token-file. Exit 0 when every step held; otherwise the failed step on stderr.
 
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -193,7 +194,32 @@ async function main() {
   }
 }
 
-main().catch((e) => {
+/** A node started with --api-token-file: the page asks for the token, refuses a wrong one, works with it. */
+async function login() {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`${cfg.url}/ui/`);
+    await page.waitForSelector('#login:not([hidden])', WAIT);
+    check(await page.isHidden('#main'), 'nothing of the node shows before the token');
+    await page.fill('#login-token', 'not the token');
+    await page.click('#login-form button');
+    await page.waitForSelector('.note.error:has-text("API token")', WAIT);
+    check(await page.isHidden('#main'), 'a wrong token shows nothing');
+    await page.fill('#login-token', cfg.apiToken);
+    await page.click('#login-form button');
+    await page.waitForSelector('#main:not([hidden])', WAIT);
+    await page.waitForSelector(`#our-address:text-is("${cfg.address}")`, WAIT);
+    await page.waitForSelector('#link-events.ok', WAIT);
+    check(await page.locator('.note.error').count() === 0, 'the token notes went with the login');
+    await page.screenshot({ path: `${cfg.shots}/9-logged-in-with-token.png`, fullPage: true });
+    log('logged in with the API token; live updates on');
+  } finally {
+    await browser.close();
+  }
+}
+
+(cfg.mode === 'login' ? login() : main()).catch((e) => {
   console.error(e.stack || String(e));
   process.exit(1);
 });

@@ -38,8 +38,9 @@ async function attempt(what, fn) {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof ApiFailure && e.status === 401) showLogin();
-    notify('error', `${what} failed: ${e.message}`);
+    const note = notify('error', `${what} failed: ${e.message}`);
+    // A missing token is shown by the login form; its note goes once the token works.
+    if (e instanceof ApiFailure && e.status === 401) { showLogin(); note.dataset.auth = 'missing'; }
     return undefined;
   }
 }
@@ -90,6 +91,7 @@ async function loadAll() {
     view.address = a.our_address;
     $('our-address').textContent = view.address;
     $('login').hidden = true;
+    for (const n of document.querySelectorAll('.note[data-auth]')) n.remove();
     $('main').hidden = false;
     await Promise.all([loadStatus(), loadTokens(), loadChannels(), loadPayments()]);
   });
@@ -403,6 +405,8 @@ function start() {
   $('pay-confirm').addEventListener('click', confirmPay);
   $('pay-cancel').addEventListener('click', hideQuote);
   $('receive-form').addEventListener('submit', showRequest);
+  // Read the node at once: with a token and none given, this is what shows the login.
+  loadAll();
   followEvents(onEvent, onStream);
 }
 
