@@ -188,6 +188,14 @@ async function main() {
     const request = await page.textContent('#receive-text');
     check(request.endsWith('amount=12345678901234567890123'), `the request carries the exact amount: ${request}`);
     await shot('8-settled-and-payment-request');
+    // Pasted into a pay form, the request fills it exactly (here our own: the node refuses).
+    await page.fill('#pay-request', request);
+    await page.dispatchEvent('#pay-request', 'change');
+    check((await page.inputValue('#pay-amount')) === '12345678901234567890123', 'the pasted amount is exact');
+    check((await page.inputValue('#pay-target')).toLowerCase() === request.slice(12, 54).toLowerCase(), 'the pasted target');
+    await page.click('#pay-preview');
+    await page.waitForSelector('.note.error:has-text("cannot pay ourselves")', WAIT);
+    check(await page.isHidden('#pay-quote'), 'no route shown for a refused payment');
     log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await browser.close();
