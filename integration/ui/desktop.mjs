@@ -196,6 +196,13 @@ async function main() {
     await page.click('#pay-preview');
     await page.waitForSelector('.note.error:has-text("cannot pay ourselves")', WAIT);
     check(await page.isHidden('#pay-quote'), 'no route shown for a refused payment');
+    // The list built live from events is the one the node's history gives after a reload.
+    const live = await page.$$eval('#payments tbody tr', (rows) => rows.map((r) => `${r.dataset.id} ${r.dataset.status} ${r.querySelector('.reason').textContent}`));
+    await page.reload();
+    await page.waitForSelector('#link-events.ok', WAIT);
+    await page.waitForFunction((n) => document.querySelectorAll('#payments tbody tr').length === n, live.length, WAIT);
+    const stored = await page.$$eval('#payments tbody tr', (rows) => rows.map((r) => `${r.dataset.id} ${r.dataset.status} ${r.querySelector('.reason').textContent}`));
+    check(JSON.stringify([...live].sort()) === JSON.stringify([...stored].sort()), `live list ${JSON.stringify(live)} = stored ${JSON.stringify(stored)}`);
     log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await browser.close();

@@ -303,6 +303,40 @@ function renderPayments() {
     el('td', { class: 'reason' }, r.reason || ''))));
 }
 
+/**
+ * Applies a transfer event to the lists as the node's history applies it to its records
+ * (`storage::history::records_from`), so a long history is read once, not on every event;
+ * the lists are read again on every (re)connection and `resync`.
+ */
+function applyTransferEvent(name, d) {
+  const now = Date.now();
+  const upsert = (list, record) => {
+    const i = list.findIndex((r) => r.lock_secret_hash === record.lock_secret_hash);
+    if (i >= 0) list[i] = record; else list.push(record);
+  };
+  if (name === 'transfer_started') {
+    upsert(view.sent, {
+      lock_secret_hash: d.lock_secret_hash, direction: 'sent', token_address: d.token_address,
+      partner_address: d.target_address, amount: d.amount, fee: d.fee, status: 'pending',
+      reason: null, created_ms: now, updated_ms: now,
+    });
+  } else if (name === 'payment_received') {
+    upsert(view.received, {
+      lock_secret_hash: d.lock_secret_hash, direction: 'received', token_address: d.token_address,
+      partner_address: d.initiator_address, amount: d.amount, fee: 0n, status: 'success',
+      reason: null, created_ms: now, updated_ms: now,
+    });
+  } else {
+    const r = view.sent.find((x) => x.lock_secret_hash === d.lock_secret_hash);
+    if (!r) { soon('payments'); return; }
+    r.status = { transfer_succeeded: 'success', transfer_failed: 'failed', transfer_canceled: 'canceled' }[name];
+    if (d.fee !== undefined) r.fee = d.fee;
+    if (d.reason) r.reason = d.reason;
+    r.updated_ms = now;
+  }
+  renderPayments();
+}
+
 // ---- receive: a payment request to show the payer ---------------------------------------------
 function showRequest(ev) {
   ev.preventDefault();
@@ -342,23 +376,28 @@ function onEvent(name, d) {
       soon('status', ...(view.channels.some((c) => c.state !== 'opened') ? ['channels'] : []));
       break;
     case 'transfer_started':
-      soon('payments', 'channels');
+      applyTransferEvent(name, d);
+      soon('channels');
       break;
     case 'transfer_succeeded':
       notify('success', `payment ${short(d.lock_secret_hash)} succeeded (fee ${formatAmount(d.fee)})`);
-      soon('payments', 'channels');
+      applyTransferEvent(name, d);
+      soon('channels');
       break;
     case 'transfer_failed':
       notify('error', `payment ${short(d.lock_secret_hash)} failed: ${d.reason}`);
-      soon('payments', 'channels');
+      applyTransferEvent(name, d);
+      soon('channels');
       break;
     case 'transfer_canceled':
       notify('error', `payment ${short(d.lock_secret_hash)} canceled`);
-      soon('payments', 'channels');
+      applyTransferEvent(name, d);
+      soon('channels');
       break;
     case 'payment_received':
       notify('success', `received ${formatAmount(d.amount)} from ${short(d.initiator_address)}`);
-      soon('payments', 'channels');
+      applyTransferEvent(name, d);
+      soon('channels');
       break;
     case 'mediation_completed':
       soon('channels');
