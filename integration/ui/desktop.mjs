@@ -138,8 +138,16 @@ async function main() {
     check((await page.textContent('#quote-fee')) === String(cfg.fee), `the fee shown is node 2's fee (${await page.textContent('#quote-fee')})`);
     check((await page.textContent('#quote-total')) === String(30 + cfg.fee), 'the total is amount + fee');
     await shot('3-fee-preview');
+    await page.evaluate(() => {
+      window.__statuses = [];
+      new MutationObserver((records) => {
+        for (const r of records) for (const n of r.addedNodes) if (n.dataset && n.dataset.status) window.__statuses.push(n.dataset.status);
+      }).observe(document.querySelector('#payments tbody'), { childList: true });
+    });
     await page.click('#pay-confirm');
     await page.waitForSelector('#payments tr[data-direction="sent"][data-status="success"]', WAIT);
+    const seen = await page.evaluate(() => window.__statuses);
+    check(seen.indexOf('pending') >= 0 && seen.indexOf('pending') < seen.lastIndexOf('success'), `the payment showed pending, then success (${seen})`);
     await page.waitForSelector(`${card(cfg.node2)} .balance[data-value="${150 - 30 - cfg.fee}"]`, WAIT);
     check(await page.evaluate(() => window.__sameDocument === true), 'no reload: the success and the balance came live');
     await shot('4-payment-succeeded');
