@@ -205,9 +205,47 @@ async fn the_desktop_page_opens_pays_shows_a_failure_closes_and_settles_in_chrom
         .expect("node runs");
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let _ = node.kill();
-    let _ = node.wait();
     assert!(out.status.success(), "the login run failed");
+
+    // An open event stream does not hold the node's orderly shutdown.
+    let mut events = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let auth = "Authorization: Bearer desktop-test-token";
+    events
+        .write_all(
+            format!("GET /api/1/events HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 512];
+    let n = events.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    let mut stop = tokio::net::TcpStream::connect(&host).await.unwrap();
+    stop.write_all(
+        format!(
+            "POST /api/1/stop HTTP/1.1\r\nHost: {host}\r\n{auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if exited.is_none() {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "node 1 did not stop within 20 s of POST /api/1/stop with a page's event stream open: {exited:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
