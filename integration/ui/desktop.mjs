@@ -179,12 +179,16 @@ async function main() {
       return e && Number(e.dataset.blocksLeft) <= before - 10;
     }, [`${card(cfg.node2)} .countdown[data-blocks-left]`, left], WAIT);
     check(await page.locator('.note.error:has-text("failed")').count() >= 1, 'the failure notification stays until dismissed');
+    // Two blocks short of the end (the partner's balance-proof update may add one meanwhile).
     const now = Number(await countdown.getAttribute('data-blocks-left'));
-    await mine(now - 1);
-    await page.waitForSelector(`${card(cfg.node2)} .countdown[data-blocks-left="1"]`, WAIT);
+    await mine(now - 2);
+    await page.waitForFunction((sel) => {
+      const e = document.querySelector(sel);
+      return e && Number(e.dataset.blocksLeft) <= 2;
+    }, `${card(cfg.node2)} .countdown[data-blocks-left]`, WAIT);
     await shot('7-settle-window-ending');
     log('past the window the node settles the channel by itself');
-    await mine(2);
+    await mine(3);
     await page.waitForSelector(card(cfg.node2), { state: 'detached', ...WAIT });
     await page.waitForSelector('.note.info:has-text("settled on chain")', WAIT);
     await page.locator('.note.error .dismiss').first().click();
