@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent installer of the external programs the tests and scripts need.
-# Usage: integration/deps.sh prosody|lua-unbound|ejabberd|libclang|anvil|solc|all ...
+# Usage: integration/deps.sh prosody|lua-unbound|ejabberd|libclang|anvil|solc|chromium|playwright|schemathesis|all ...
 # Each dependency is one function; a dependency already installed is left alone.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -93,8 +93,49 @@ dep_solc() {
     (cd "$ROOT/contracts" && npm ci --no-audit --no-fund --loglevel=error >&2)
 }
 
+# Chromium for the desktop page's browser test (Debian's package; nothing downloads a browser)
+# and npm playwright-core to drive it, pinned by integration/package-lock.json.
+dep_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return 0
+    fi
+    echo "deps.sh: installing chromium (apt)" >&2
+    apt_install chromium
+    [ -x /usr/bin/chromium ] || { echo "deps.sh: /usr/bin/chromium missing after install" >&2; exit 1; }
+}
+
+dep_playwright() {
+    if [ -f "$ROOT/integration/node_modules/playwright-core/package.json" ]; then
+        return 0
+    fi
+    echo "deps.sh: installing playwright-core (npm, pinned) into integration/node_modules" >&2
+    (cd "$ROOT/integration" && npm ci --no-audit --no-fund --loglevel=error >&2)
+}
+
+# schemathesis and openapi-spec-validator (PyPI, pinned) in a virtual environment of their own,
+# for the API fuzz test and the OpenAPI document's validation.
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+dep_schemathesis() {
+    local venv="$ROOT/integration/.venv"
+    if [ -x "$venv/bin/schemathesis" ] && [ -x "$venv/bin/openapi-spec-validator" ] \
+        && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        return 0
+    fi
+    if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        echo "deps.sh: installing python3-venv (apt)" >&2
+        apt_install python3-venv
+    fi
+    echo "deps.sh: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator (pip) into integration/.venv" >&2
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+        "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" >&2
+    [ -x "$venv/bin/schemathesis" ] || { echo "deps.sh: schemathesis missing after install" >&2; exit 1; }
+}
+
 if [ $# -eq 0 ]; then
-    echo "usage: $0 prosody|lua-unbound|ejabberd|libclang|anvil|solc|all ..." >&2
+    echo "usage: $0 prosody|lua-unbound|ejabberd|libclang|anvil|solc|chromium|playwright|schemathesis|all ..." >&2
     exit 2
 fi
 for dep in "$@"; do
@@ -105,7 +146,10 @@ for dep in "$@"; do
         libclang) dep_libclang ;;
         anvil) dep_anvil ;;
         solc) dep_solc ;;
-        all) dep_prosody; dep_lua_unbound; dep_libclang; dep_anvil; dep_solc ;;
-        *) echo "deps.sh: unknown dependency '$dep' (known: prosody lua-unbound ejabberd libclang anvil solc all)" >&2; exit 2 ;;
+        chromium) dep_chromium ;;
+        playwright) dep_playwright ;;
+        schemathesis) dep_schemathesis ;;
+        all) dep_prosody; dep_lua_unbound; dep_libclang; dep_anvil; dep_solc; dep_chromium; dep_playwright; dep_schemathesis ;;
+        *) echo "deps.sh: unknown dependency '$dep' (known: prosody lua-unbound ejabberd libclang anvil solc chromium playwright schemathesis all)" >&2; exit 2 ;;
     esac
 done

@@ -298,6 +298,18 @@ struct RunArgs {
     /// no-internet mode.
     #[arg(long, default_value_t = 30_000)]
     stale_after_ms: u64,
+    /// Host names (besides IP addresses and localhost) the REST API answers to, e.g. a
+    /// docker-compose service name; `*` for any. Other names are refused (DNS rebinding).
+    #[arg(long, env = "SMARTRAIDEN_API_ALLOW_HOST", value_delimiter = ',')]
+    api_allow_host: Vec<String>,
+    /// Origins (http://host:port) whose web pages may change the node through the REST API
+    /// besides its own page at /ui/.
+    #[arg(long, value_delimiter = ',')]
+    api_allow_origin: Vec<String>,
+    /// File whose first line is a token every REST request must carry as
+    /// `Authorization: Bearer <token>` (the page at /ui/ asks for it).
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
     /// Testing only: exit at once, as `kill -9` would, when the node reaches this fault point
     /// (e.g. `send-before:Secret`, `receive:MediatedTransfer`, `chain-after:ChannelClosed`).
     #[arg(long, env = "SMARTRAIDEN_CRASH_AT", hide = true)]
@@ -406,6 +418,20 @@ async fn run_node(args: RunArgs) -> Result<()> {
         offline_share_percent: args.offline_share,
         stale_after_ms: args.stale_after_ms,
         monitor: args.monitor,
+        api_access: smartraiden::api::ApiAccess {
+            allow_hosts: args.api_allow_host,
+            allow_origins: args.api_allow_origin,
+            token: match &args.api_token_file {
+                Some(f) => {
+                    let token = first_line(f, "API token")?;
+                    if token.trim().is_empty() {
+                        bail!("the API token file {} is empty", f.display());
+                    }
+                    Some(token.trim().to_owned())
+                }
+                None => None,
+            },
+        },
     };
     smartraiden::node::run(key, opts).await?;
     Ok(())

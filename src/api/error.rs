@@ -24,6 +24,18 @@ pub enum ApiError {
     /// 500: something broke inside the node.
     #[error("{0}")]
     Internal(String),
+    /// 401: the node wants its API token (`--api-token-file`) and the request lacks it.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: refused by the local API's guard (a foreign `Host` or `Origin`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 413: the request body is larger than the API accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 405: the path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -34,6 +46,10 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, 409),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, 408),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 500),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, 401),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 403),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 413),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 405),
         }
     }
 }

@@ -589,6 +589,16 @@ async fn debug_balance(
     Path((token, who)): Path<(String, String)>,
 ) -> ApiResult {
     let (token, who) = (address(&token)?, address(&who)?);
+    // Only a registered token is known to be a contract (another address has no balanceOf).
+    if !st
+        .node
+        .query(move |s| s.tokens.contains_key(&token))
+        .await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "token {token} is not registered"
+        )));
+    }
     let balance = st
         .chain
         .token_balance(token, who)

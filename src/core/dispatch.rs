@@ -265,42 +265,10 @@ impl Core {
     ) -> Result<(), ActionError> {
         match action {
             Action::Transfer(req) => {
-                if req.amount.is_zero() {
-                    return Err(ActionError::Invalid("amount must be positive".into()));
-                }
-                if req.target == self.state.our_address {
-                    return Err(ActionError::Invalid("cannot pay ourselves".into()));
-                }
-                if !self.state.tokens.contains_key(&req.token) {
-                    return Err(ActionError::UnknownToken(req.token));
-                }
-                if let Some(n) = req.identifier
-                    && let Some((id, _)) = self
-                        .state
-                        .running_identifiers
-                        .iter()
-                        .find(|(_, v)| **v == (req.target, n))
-                {
-                    return Err(ActionError::DuplicateTransfer(*id));
-                }
+                self.check_transfer(&req)?;
                 let id = if req.is_direct {
                     self.send_direct(&req, rng)?
                 } else {
-                    if let Some(mode) = self.no_internet() {
-                        return Err(ActionError::NoInternet(mode.describe()));
-                    }
-                    // A lock's expiration is judged against our block: not while it trails.
-                    if let Some(why) = self.chain_behind() {
-                        return Err(ActionError::ChainBehind(why));
-                    }
-                    if let Some(secret) = req.secret
-                        && self.state.registered_secrets.contains_key(&secret.hash())
-                    {
-                        return Err(ActionError::Invalid(
-                            "this secret is already registered on chain: anyone could claim the lock"
-                                .into(),
-                        ));
-                    }
                     self.start_mediated(&req, rng)?.0
                 };
                 if let Some(n) = req.identifier {

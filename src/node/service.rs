@@ -5,7 +5,7 @@ use super::links::{Links, Via};
 use super::{
     ChainRequest, Durability, NodeHandle, Persist, PersistError, Runtime, RuntimeConfig, Work,
 };
-use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog, router};
+use crate::api::{ApiState, BoxFuture, ChainOps, TransferLog};
 use crate::chain::{
     ChainClient, ChainContracts, ChainExecutor, ChainFollower, Deployment, FollowerConfig,
     FollowerProgress,
@@ -63,6 +63,8 @@ pub struct NodeOptions {
     pub stale_after_ms: u64,
     /// A monitoring service to push delegation packages to (`--monitor URL`).
     pub monitor: Option<String>,
+    /// Who may use the REST API besides clients on this machine, and its token.
+    pub api_access: crate::api::ApiAccess,
 }
 
 /// How the LAN transport runs.
@@ -769,8 +771,13 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         }
     });
     let stop = shutdown.clone();
-    axum::serve(listener, router(api))
-        .with_graceful_shutdown(async move { stop.notified().await })
+    let (app, closing) = crate::api::app(api, opts.api_access.clone());
+    log::info!("desktop page: http://{}/ui/", opts.api_address);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            stop.notified().await;
+            closing.close();
+        })
         .await
         .map_err(|source| RunError::Api {
             addr: opts.api_address,

@@ -182,6 +182,11 @@ impl Simulation {
         &self.nodes[i].core.state
     }
 
+    /// Node `i`'s core (its read-only questions, such as a transfer preview).
+    pub fn core(&self, i: usize) -> &crate::core::Core {
+        &self.nodes[i].core
+    }
+
     /// Changes the network's behaviour from now on.
     pub fn set_conditions(&mut self, c: NetworkConditions) {
         self.conditions = c;

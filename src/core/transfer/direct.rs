@@ -12,23 +12,8 @@ impl Core {
         req: &TransferRequest,
         rng: &mut dyn rand_core::RngCore,
     ) -> Result<H256, ActionError> {
-        let ch = self
-            .state
-            .channel_with(&req.token, &req.target)
-            .ok_or_else(|| {
-                ActionError::Invalid(format!("no direct channel with {}", req.target))
-            })?;
-        if !ch.can_transfer() {
-            return Err(ActionError::ChannelState(ch.status.api_name()));
-        }
-        let available = ch.our_distributable();
-        if req.amount > available {
-            return Err(ActionError::InsufficientBalance {
-                available: available.to_string(),
-                requested: req.amount.to_string(),
-            });
-        }
-        let channel = ch.identifier;
+        let channel = self.direct_channel(req)?;
+        let ch = self.state.channel(&channel).expect("checked");
         let transferred = ch
             .our
             .transferred_amount

@@ -3,11 +3,24 @@
 //! came back, re-routes when a lock is disposed, and can be canceled before the reveal.
 
 use super::{Attempt, InitiatorState};
+use crate::core::routing::Route;
 use crate::core::{ActionError, Core, Notification, TransferRequest};
 use crate::messages::{MediatedTransfer, Message, RevealSecret, SecretRequest, SignedMessage};
-use crate::primitives::{BlockCount, Secret, SecretHash, TokenAmount};
+use crate::primitives::{Address, BlockCount, ChannelId, Secret, SecretHash, TokenAmount};
 use crate::proofs::Lock;
 use std::collections::BTreeSet;
+
+/// A route chosen for a lock, with the lock's amount (the payee's amount plus the fees) and
+/// how many blocks from now it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChosenRoute {
+    /// The route.
+    pub route: Route,
+    /// Amount plus the mediators' fees.
+    pub lock_amount: TokenAmount,
+    /// Blocks from now until the lock expires.
+    pub timeout: BlockCount,
+}
 
 impl Core {
     /// Starts a mediated transfer.
@@ -70,33 +83,85 @@ impl Core {
 
     /// Sends the lock over the best route not tried yet; returns the fee it pays.
     fn initiator_next_route(&mut self, h: SecretHash) -> Result<TokenAmount, ActionError> {
-        if let Some(mode) = self.no_internet() {
-            return Err(ActionError::NoInternet(mode.describe()));
-        }
         let init = self
             .state
             .initiators
             .get(&h)
             .expect("caller checked")
             .clone();
-        let routes = self.find_routes(
+        let chosen = self.choose_route(
             &init.token_network,
             init.target,
             init.amount,
+            init.max_fee,
             &h,
             &init.tried,
-            &BTreeSet::new(),
+        )?;
+        let ch = self
+            .state
+            .channel(&chosen.route.channel)
+            .expect("route over our channel");
+        let lock = Lock {
+            expiration: self.state.block.plus(chosen.timeout),
+            amount: chosen.lock_amount,
+            secrethash: h,
+        };
+        let mut locks = ch.our.locks.clone();
+        locks.push(lock);
+        let (transferred, partner, channel) = (
+            ch.our.transferred_amount,
+            ch.partner.address,
+            chosen.route.channel,
         );
-        if routes.is_empty() {
-            return Err(ActionError::NoRoute(init.target));
+        let (us, target, fee) = (self.state.our_address, init.target, chosen.route.fee);
+        log::info!(
+            "transfer {h:?}: locking {} toward {target:?} via {:?}",
+            chosen.lock_amount,
+            chosen.route.path
+        );
+        self.send_balance_proof(channel, transferred, locks, |bp| {
+            Message::MediatedTransfer(MediatedTransfer {
+                balance_proof: bp,
+                lock,
+                initiator: us,
+                target,
+                fee,
+            })
+        });
+        let init = self.state.initiators.get_mut(&h).expect("present");
+        init.current = Some(Attempt {
+            channel,
+            partner,
+            lock,
+        });
+        init.tried.insert(channel);
+        Ok(fee)
+    }
+
+    /// The route a lock of `amount` (plus fees) toward `target` takes now over a channel not
+    /// in `tried`, and what it locks: the one choice both a payment and its preview make.
+    pub(crate) fn choose_route(
+        &self,
+        token_network: &Address,
+        target: Address,
+        amount: TokenAmount,
+        max_fee: Option<TokenAmount>,
+        h: &SecretHash,
+        tried: &BTreeSet<ChannelId>,
+    ) -> Result<ChosenRoute, ActionError> {
+        if let Some(mode) = self.no_internet() {
+            return Err(ActionError::NoInternet(mode.describe()));
         }
-        let block = self.state.block;
+        let routes = self.find_routes(token_network, target, amount, h, tried, &BTreeSet::new());
+        if routes.is_empty() {
+            return Err(ActionError::NoRoute(target));
+        }
         let mut best_available = TokenAmount::ZERO;
         for r in routes {
-            if init.max_fee.is_some_and(|m| r.fee > m) {
+            if max_fee.is_some_and(|m| r.fee > m) {
                 continue;
             }
-            let Some(lock_amount) = init.amount.checked_add(r.fee) else {
+            let Some(lock_amount) = amount.checked_add(r.fee) else {
                 continue;
             };
             let ch = self
@@ -112,41 +177,15 @@ impl Core {
             if timeout.0 + ch.reveal_timeout.0 > ch.settle_timeout.0 {
                 continue;
             }
-            let lock = Lock {
-                expiration: block.plus(timeout),
-                amount: lock_amount,
-                secrethash: h,
-            };
-            let mut locks = ch.our.locks.clone();
-            locks.push(lock);
-            let (transferred, partner, channel) =
-                (ch.our.transferred_amount, ch.partner.address, r.channel);
-            let (us, target, fee) = (self.state.our_address, init.target, r.fee);
-            log::info!(
-                "transfer {h:?}: locking {lock_amount} toward {target:?} via {:?}",
-                r.path
-            );
-            self.send_balance_proof(channel, transferred, locks, |bp| {
-                Message::MediatedTransfer(MediatedTransfer {
-                    balance_proof: bp,
-                    lock,
-                    initiator: us,
-                    target,
-                    fee,
-                })
+            return Ok(ChosenRoute {
+                route: r,
+                lock_amount,
+                timeout,
             });
-            let init = self.state.initiators.get_mut(&h).expect("present");
-            init.current = Some(Attempt {
-                channel,
-                partner,
-                lock,
-            });
-            init.tried.insert(channel);
-            return Ok(fee);
         }
         Err(ActionError::InsufficientBalance {
             available: best_available.to_string(),
-            requested: init.amount.to_string(),
+            requested: amount.to_string(),
         })
     }
 

@@ -6,7 +6,11 @@ mod direct;
 mod initiator;
 mod locks;
 mod mediator;
+mod preview;
 mod target;
+
+pub use initiator::ChosenRoute;
+pub use preview::TransferPreview;
 
 use crate::primitives::{Address, ChannelId, Secret, TokenAmount};
 use crate::proofs::Lock;
