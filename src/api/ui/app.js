@@ -80,9 +80,26 @@ async function loadChannels() {
 
 async function loadPayments() {
   const [sent, received] = await Promise.all([api('GET', 'querysenttransfer'), api('GET', 'queryreceivedtransfer')]);
-  view.sent = sent;
-  view.received = received;
+  view.sent = mergeRecords(sent, view.sent);
+  view.received = mergeRecords(received, view.received);
   renderPayments();
+}
+
+const FINAL = new Set(['success', 'failed', 'canceled']);
+
+/**
+ * The records just read, merged with what events applied while the read was under way: a read
+ * answered before a payment ended must not turn it back to pending (no event would come to
+ * fix it), and a payment started after the read stays listed. A status never leaves a final one.
+ */
+function mergeRecords(fetched, local) {
+  const seen = new Map(local.map((r) => [r.lock_secret_hash, r]));
+  const out = fetched.map((r) => {
+    const l = seen.get(r.lock_secret_hash);
+    seen.delete(r.lock_secret_hash);
+    return l && FINAL.has(l.status) && !FINAL.has(r.status) ? l : r;
+  });
+  return out.concat([...seen.values()]);
 }
 
 async function loadAll() {
