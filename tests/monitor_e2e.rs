@@ -137,17 +137,7 @@ async fn monitor_transactions(net: &Testnet) -> u64 {
 }
 
 async fn close(net: &Testnet, i: usize, id: &str) {
-    let closed = net
-        .api(i)
-        .expect(
-            200,
-            reqwest::Method::PATCH,
-            &format!("channels/{id}"),
-            Some(json!({"state": "closed", "force": true})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(closed["state"], "closed", "{closed}");
+    net.api(i).force_close(id).await.unwrap();
 }
 
 /// The nonce of `participant`'s proof the chain holds.
