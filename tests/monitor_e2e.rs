@@ -463,16 +463,10 @@ async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_i
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut net = testnet(dir.path()).await;
-    let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
-
-    // A locks 5 for B under a secret A keeps to itself for now.
+/// A (node 1) locks 5 for B (node 2) under a secret A keeps to itself; then, with the XMPP
+/// server down so that A's off-chain unlock cannot reach B, B registers the secret on chain.
+/// B's delegation package for channel `id` once it delegates the unlock of that one lock.
+async fn lock_then_register_offline(net: &mut Testnet, id: &str) -> Value {
     let (_, fresh) = net.api(0).get("secret").await.unwrap();
     let secret = fresh["secret"].as_str().unwrap().to_owned();
     let (status, body) = net
@@ -482,12 +476,9 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
         .unwrap();
     assert_eq!(status, 200, "{body}");
     net.api(1)
-        .wait_channel(&id, WAIT, |c| c["partner_locked_amount"] == json!(5))
+        .wait_channel(id, WAIT, |c| c["partner_locked_amount"] == json!(5))
         .await
         .unwrap();
-
-    // With the XMPP server down A's off-chain unlock cannot reach B; B registers the secret on
-    // chain, and its package now delegates the unlock of that lock to the monitor.
     net.prosody.stop().unwrap();
     let (status, body) = net
         .api(1)
@@ -500,14 +491,28 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
         .unwrap();
     assert_eq!(status, 200, "{body}");
     let deadline = Instant::now() + WAIT;
-    let pkg = loop {
-        let p = package(&net, &id).await;
+    loop {
+        let p = package(net, id).await;
         if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
-            break p;
+            return p;
         }
         assert!(Instant::now() < deadline, "no unlock delegation: {p}");
         tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+
+    // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
+    // registers the secret on chain: its package now delegates the unlock of that lock.
+    let pkg = lock_then_register_offline(&mut net, &id).await;
     let (status, body) = submit(&monitor.api, &pkg).await;
     assert_eq!(status, 201, "{body}");
     net.kill_node(1).unwrap();
@@ -726,39 +731,8 @@ async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets
     pay(&net, 0, 1, 10).await;
 
     // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
-    // registers the secret on chain.
-    let (_, fresh) = net.api(0).get("secret").await.unwrap();
-    let secret = fresh["secret"].as_str().unwrap().to_owned();
-    let (status, body) = net
-        .api(0)
-        .transfer(net.token(), net.address(1), 5, json!({"secret": secret}))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    net.api(1)
-        .wait_channel(&id, WAIT, |c| c["partner_locked_amount"] == json!(5))
-        .await
-        .unwrap();
-    net.prosody.stop().unwrap();
-    let (status, body) = net
-        .api(1)
-        .call(
-            reqwest::Method::POST,
-            "registersecret",
-            Some(json!({"secret": secret, "token_address": net.token()})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    let pkg = loop {
-        let p = package(&net, &id).await;
-        if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no unlock delegation: {p}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    // registers the secret on chain: its package now delegates the unlock of that lock.
+    let pkg = lock_then_register_offline(&mut net, &id).await;
 
     // B closes with A's latest proof (the one the package carries) and vanishes before it
     // unlocks anything; its delegation reaches the monitor only after the close.
