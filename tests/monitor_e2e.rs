@@ -140,6 +140,21 @@ async fn close(net: &Testnet, i: usize, id: &str) {
     net.api(i).force_close(id).await.unwrap();
 }
 
+/// Mines past the settle and punish windows; waits until the monitor forgets channel `id`
+/// and B's on-chain balance moves from `b0` (the channel settled).
+async fn settled_and_forgotten(net: &Testnet, monitor: &ApiClient, id: &str, b0: u128) {
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
+        .await
+        .unwrap();
+    wait_delegation(monitor, id, "forgotten after settle", |s, _| s == 404).await;
+    let deadline = Instant::now() + WAIT;
+    while onchain(net, 1).await == b0 {
+        assert!(Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The nonce of `participant`'s proof the chain holds.
 async fn onchain_nonce(net: &Testnet, participant: usize) -> u64 {
     let tn = TokenNetwork::new(net.deployment.token_network.unwrap(), net.chain.provider());
@@ -284,16 +299,7 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     );
 
     // A settles after the window; the monitor forgets the channel.
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(
         onchain(&net, 0).await,
         a0 + 100 - 22,
@@ -361,16 +367,7 @@ async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
         "the monitor sent nothing"
     );
 
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(onchain(&net, 0).await, a0 + 100 - 13);
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 13);
     assert_eq!(monitor_transactions(&net).await, 0);
@@ -539,16 +536,7 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
         "one update, one unlock"
     );
 
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(
         onchain(&net, 0).await,
         a0 + 100 - 15,
@@ -781,16 +769,7 @@ async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets
     assert!(st["update"]["tx"].is_null(), "no update needed: {st}");
     assert_eq!(monitor_transactions(&net).await, 1, "only the unlock");
 
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(onchain(&net, 0).await, a0 + 100 - 15, "A paid 10 and 5");
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
 }
