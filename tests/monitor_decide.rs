@@ -179,6 +179,14 @@ fn block(s: &mut MonitorState, n: u64) -> Vec<MonitorCall> {
     s.step(MonitorInput::Block(BlockNumber(n)), &limits())
 }
 
+/// A fresh monitor that accepted `pkg` while the channel is open (head 50).
+fn watching(pkg: &DelegationPackage) -> MonitorState {
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
+    s
+}
+
 /// The shell's answer to the monitor's call for `duty` on `pkg`'s channel.
 fn call_done(s: &mut MonitorState, pkg: &DelegationPackage, duty: DutyKind, result: CallResult) {
     s.step(
@@ -308,9 +316,7 @@ fn a_package_signed_by_the_node_verifies_and_every_tampering_is_refused() {
 fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     assert!(block(&mut s, 99).is_empty());
     s.step(closed_by_partner(&pkg, 100), &limits());
     // settle block 140; the contract accepts from 140 - 20 + 1 = 121, mined one block later.
@@ -346,9 +352,7 @@ fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before()
 fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert_eq!(block(&mut s, 138).len(), 1);
     call_done(
@@ -378,9 +382,7 @@ fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
 fn the_node_updating_itself_leaves_the_monitor_nothing_to_send() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     let proof = pkg.balance_proof.unwrap();
     s.step(
@@ -490,9 +492,7 @@ fn a_delegator_over_its_quota_is_refused() {
 fn a_settle_or_a_withdraw_forgets_the_channel() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     let _ = s.take_changes();
     s.step(
         MonitorInput::Chain(ChainEvent::ChannelSettled {
@@ -519,9 +519,7 @@ fn a_settle_or_a_withdraw_forgets_the_channel() {
 fn after_a_restart_a_call_in_flight_is_issued_again_for_the_shell_to_recheck() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert_eq!(block(&mut s, 125).len(), 1);
     // What the store holds after the commit of block 125 (state and cursor together).
@@ -634,9 +632,7 @@ fn an_unlock_of_a_lock_the_partner_gave_back_is_punished() {
     let p = parties();
     let disposed = lock(3, 90);
     let pkg = package(&p, 5, 30, &[], &[disposed]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert!(block(&mut s, 101).is_empty());
     s.step(
