@@ -61,11 +61,9 @@ struct XmppAuthArgs {
     max_future_secs: u64,
 }
 
+/// The account and chain of a node or the monitor service.
 #[derive(Args)]
-struct MonitorArgs {
-    /// Data directory of the service (its own, not a node's).
-    #[arg(long, default_value = ".smartraiden-monitor")]
-    datadir: PathBuf,
+struct ChainArgs {
     #[command(flatten)]
     key: KeyArgs,
     /// File holding the keystore password (first line).
@@ -74,9 +72,33 @@ struct MonitorArgs {
     /// Ethereum JSON-RPC endpoint.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     eth_rpc: String,
-    /// Deployment JSON written by `smartraiden deploy`.
+    /// Deployment JSON written by `smartraiden deploy` (registry, secret registry, chain id).
     #[arg(long)]
     deployment: PathBuf,
+}
+
+impl ChainArgs {
+    /// The account's key and the deployment.
+    fn load(
+        &self,
+    ) -> Result<(
+        smartraiden::crypto::PrivateKey,
+        smartraiden::chain::Deployment,
+    )> {
+        let key = load_key(&self.key, self.password_file.as_ref())?;
+        let deployment = smartraiden::chain::Deployment::read(&self.deployment)
+            .with_context(|| format!("reading deployment {}", self.deployment.display()))?;
+        Ok((key, deployment))
+    }
+}
+
+#[derive(Args)]
+struct MonitorArgs {
+    /// Data directory of the service (its own, not a node's).
+    #[arg(long, default_value = ".smartraiden-monitor")]
+    datadir: PathBuf,
+    #[command(flatten)]
+    chain: ChainArgs,
     /// HTTP API address.
     #[arg(long, default_value = "127.0.0.1:5100")]
     api_address: std::net::SocketAddr,
@@ -234,16 +256,7 @@ struct RunArgs {
     #[arg(long, default_value = ".smartraiden")]
     datadir: PathBuf,
     #[command(flatten)]
-    key: KeyArgs,
-    /// File holding the keystore password (first line).
-    #[arg(long, requires = "keystore")]
-    password_file: Option<PathBuf>,
-    /// Ethereum JSON-RPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:8545")]
-    eth_rpc: String,
-    /// Deployment JSON written by `smartraiden deploy` (registry, secret registry, chain id).
-    #[arg(long)]
-    deployment: PathBuf,
+    chain: ChainArgs,
     /// XMPP server client port, host:port.
     #[arg(long, default_value = "127.0.0.1:5222")]
     xmpp_server: std::net::SocketAddr,
@@ -383,12 +396,10 @@ fn load_key(
 }
 
 async fn run_node(args: RunArgs) -> Result<()> {
-    let key = load_key(&args.key, args.password_file.as_ref())?;
-    let deployment = smartraiden::chain::Deployment::read(&args.deployment)
-        .with_context(|| format!("reading deployment {}", args.deployment.display()))?;
+    let (key, deployment) = args.chain.load()?;
     let opts = smartraiden::node::NodeOptions {
         datadir: args.datadir,
-        eth_rpc: args.eth_rpc,
+        eth_rpc: args.chain.eth_rpc,
         deployment,
         xmpp_server: args.xmpp_server,
         xmpp_domain: args.xmpp_domain,
@@ -438,12 +449,10 @@ async fn run_node(args: RunArgs) -> Result<()> {
 }
 
 async fn run_monitor(args: MonitorArgs) -> Result<()> {
-    let key = load_key(&args.key, args.password_file.as_ref())?;
-    let deployment = smartraiden::chain::Deployment::read(&args.deployment)
-        .with_context(|| format!("reading deployment {}", args.deployment.display()))?;
+    let (key, deployment) = args.chain.load()?;
     let opts = smartraiden::monitor::MonitorOptions {
         datadir: args.datadir,
-        eth_rpc: args.eth_rpc,
+        eth_rpc: args.chain.eth_rpc,
         deployment,
         api_address: args.api_address,
         confirmations: args.confirmations,

@@ -479,17 +479,7 @@ async fn nodes_found_by_mdns_pay_offline_survive_kill_9_and_settle_exactly_back_
     converged(&net, a, b, &ab, (937, 1063)).await;
 
     // Close and settle: each side paid exactly what the channel shows.
-    let closed = net
-        .api(a)
-        .expect(
-            200,
-            reqwest::Method::PATCH,
-            &format!("channels/{ab}"),
-            Some(json!({"state": "closed", "force": true})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(closed["state"], "closed", "{closed}");
+    net.api(a).force_close(&ab).await.unwrap();
     wait_channel_state(&net, b, &ab, "sees the close", |_, c| {
         c["state"] == "closed"
     })
@@ -552,17 +542,7 @@ async fn peers_given_by_hand_pay_offline_and_a_close_while_offline_is_answered_w
     // Node 1 comes back and closes; node 2 is still offline and sees nothing.
     net.lab.restore_internet_of(d).unwrap();
     back_online(&net, d).await;
-    let closed = net
-        .api(d)
-        .expect(
-            200,
-            reqwest::Method::PATCH,
-            &format!("channels/{de}"),
-            Some(json!({"state": "closed", "force": true})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(closed["state"], "closed", "{closed}");
+    net.api(d).force_close(&de).await.unwrap();
     net.chain.mine(SETTLE_TIMEOUT / 4).await.unwrap();
     let ch = channel(&net, e, &de).await;
     assert_eq!(

@@ -179,6 +179,53 @@ fn block(s: &mut MonitorState, n: u64) -> Vec<MonitorCall> {
     s.step(MonitorInput::Block(BlockNumber(n)), &limits())
 }
 
+/// A fresh monitor that accepted `pkg` while the channel is open (head 50).
+fn watching(pkg: &DelegationPackage) -> MonitorState {
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
+    s
+}
+
+/// The shell's answer to the monitor's call for `duty` on `pkg`'s channel.
+fn call_done(s: &mut MonitorState, pkg: &DelegationPackage, duty: DutyKind, result: CallResult) {
+    s.step(
+        MonitorInput::CallDone {
+            channel: pkg.channel_identifier,
+            duty,
+            result,
+        },
+        &limits(),
+    );
+}
+
+/// The one call in `calls`, which must be an unlock: the unlock, the transferred amount, the
+/// nonce and the locksroot it goes with.
+#[track_caller]
+fn sole_unlock<'a>(
+    calls: &'a [MonitorCall],
+    what: &str,
+) -> (
+    &'a DelegatedUnlock,
+    &'a TokenAmount,
+    &'a Nonce,
+    &'a Locksroot,
+) {
+    let [
+        MonitorCall::Unlock {
+            unlock,
+            transferred_amount,
+            nonce,
+            locksroot,
+            ..
+        },
+    ] = calls
+    else {
+        panic!("{what}: {calls:?}")
+    };
+    (unlock, transferred_amount, nonce, locksroot)
+}
+
 #[test]
 fn a_package_signed_by_the_node_verifies_and_every_tampering_is_refused() {
     let p = parties();
@@ -269,9 +316,7 @@ fn a_package_signed_by_the_node_verifies_and_every_tampering_is_refused() {
 fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     assert!(block(&mut s, 99).is_empty());
     s.step(closed_by_partner(&pkg, 100), &limits());
     // settle block 140; the contract accepts from 140 - 20 + 1 = 121, mined one block later.
@@ -288,13 +333,11 @@ fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before()
     );
     // In flight: not issued again at the next block.
     assert!(block(&mut s, 121).is_empty());
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Update,
-            result: CallResult::Mined(H256([1; 32])),
-        },
-        &limits(),
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Update,
+        CallResult::Mined(H256([1; 32])),
     );
     assert!(block(&mut s, 122).is_empty());
     assert_eq!(
@@ -309,31 +352,25 @@ fn the_update_is_issued_in_the_second_half_of_the_settle_window_and_not_before()
 fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert_eq!(block(&mut s, 138).len(), 1);
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Update,
-            result: CallResult::Failed("endpoint down".into()),
-        },
-        &limits(),
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Update,
+        CallResult::Failed("endpoint down".into()),
     );
     assert_eq!(
         block(&mut s, 139).len(),
         1,
         "retried while the window is open"
     );
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Update,
-            result: CallResult::Failed("endpoint down".into()),
-        },
-        &limits(),
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Update,
+        CallResult::Failed("endpoint down".into()),
     );
     assert!(
         block(&mut s, 140).is_empty(),
@@ -345,9 +382,7 @@ fn a_failed_update_is_retried_at_the_next_block_but_not_after_the_window() {
 fn the_node_updating_itself_leaves_the_monitor_nothing_to_send() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     let proof = pkg.balance_proof.unwrap();
     s.step(
@@ -457,9 +492,7 @@ fn a_delegator_over_its_quota_is_refused() {
 fn a_settle_or_a_withdraw_forgets_the_channel() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     let _ = s.take_changes();
     s.step(
         MonitorInput::Chain(ChainEvent::ChannelSettled {
@@ -486,9 +519,7 @@ fn a_settle_or_a_withdraw_forgets_the_channel() {
 fn after_a_restart_a_call_in_flight_is_issued_again_for_the_shell_to_recheck() {
     let p = parties();
     let pkg = package(&p, 5, 30, &[], &[]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert_eq!(block(&mut s, 125).len(), 1);
     // What the store holds after the commit of block 125 (state and cursor together).
@@ -505,14 +536,7 @@ fn after_a_restart_a_call_in_flight_is_issued_again_for_the_shell_to_recheck() {
     let calls = block(&mut r, 126);
     assert!(matches!(&calls[..], [MonitorCall::Update { .. }]));
     // The shell finds the chain already holds the proof: done, no second transaction.
-    r.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Update,
-            result: CallResult::NotNeeded,
-        },
-        &limits(),
-    );
+    call_done(&mut r, &pkg, DutyKind::Update, CallResult::NotNeeded);
     assert!(block(&mut r, 127).is_empty());
 }
 
@@ -561,16 +585,7 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
         &limits(),
     );
     let calls = block(&mut s, 102);
-    let [
-        MonitorCall::Unlock {
-            unlock,
-            transferred_amount,
-            ..
-        },
-    ] = &calls[..]
-    else {
-        panic!("{calls:?}")
-    };
+    let (unlock, transferred_amount, ..) = sole_unlock(&calls, "one unlock");
     assert_eq!(unlock.secrethash, l1.secrethash);
     assert_eq!(*transferred_amount, TokenAmount::from(30u64));
     assert!(block(&mut s, 103).is_empty(), "one at a time");
@@ -583,34 +598,21 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
         }),
         &limits(),
     );
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Unlock(l1.secrethash),
-            result: CallResult::Mined(H256([2; 32])),
-        },
-        &limits(),
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Unlock(l1.secrethash),
+        CallResult::Mined(H256([2; 32])),
     );
     let calls = block(&mut s, 104);
-    let [
-        MonitorCall::Unlock {
-            unlock,
-            transferred_amount,
-            ..
-        },
-    ] = &calls[..]
-    else {
-        panic!("{calls:?}")
-    };
+    let (unlock, transferred_amount, ..) = sole_unlock(&calls, "one unlock");
     assert_eq!(unlock.secrethash, l2.secrethash);
     assert_eq!(*transferred_amount, TokenAmount::from(35u64));
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Unlock(l2.secrethash),
-            result: CallResult::Mined(H256([3; 32])),
-        },
-        &limits(),
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Unlock(l2.secrethash),
+        CallResult::Mined(H256([3; 32])),
     );
     // The third secret was registered after its lock expired: never unlocked.
     for n in 105..=139 {
@@ -630,9 +632,7 @@ fn an_unlock_of_a_lock_the_partner_gave_back_is_punished() {
     let p = parties();
     let disposed = lock(3, 90);
     let pkg = package(&p, 5, 30, &[], &[disposed]);
-    let mut s = MonitorState::default();
-    s.submit(pkg.clone(), open_facts(50), &[], &limits())
-        .unwrap();
+    let mut s = watching(&pkg);
     s.step(closed_by_partner(&pkg, 100), &limits());
     assert!(block(&mut s, 101).is_empty());
     s.step(
@@ -728,28 +728,16 @@ fn a_delegation_after_the_delegators_own_close_with_that_proof_unlocks_without_a
         Duty::Done { tx: None }
     );
     let calls = block(&mut s, 106);
-    let [
-        MonitorCall::Unlock {
-            unlock,
-            transferred_amount,
-            nonce,
-            locksroot,
-            ..
-        },
-    ] = &calls[..]
-    else {
-        panic!("unlocked at once, in the first half: {calls:?}")
-    };
+    let (unlock, transferred_amount, nonce, locksroot) =
+        sole_unlock(&calls, "unlocked at once, in the first half");
     assert_eq!(unlock.secrethash, l1.secrethash);
     assert_eq!(*transferred_amount, proof.transferred_amount);
     assert_eq!((*nonce, *locksroot), (proof.nonce, proof.locksroot));
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Unlock(l1.secrethash),
-            result: CallResult::Mined(H256([4; 32])),
-        },
-        &limits(),
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Unlock(l1.secrethash),
+        CallResult::Mined(H256([4; 32])),
     );
     for n in 107..=140 {
         let calls = block(&mut s, n);
@@ -782,25 +770,12 @@ fn a_delegation_after_the_close_unlocks_once_its_update_is_found_done_on_chain()
     );
     // The node updated itself meanwhile (its log came before the delegation): the sender's
     // re-read finds the nonce on chain, no update log will follow.
-    s.step(
-        MonitorInput::CallDone {
-            channel: pkg.channel_identifier,
-            duty: DutyKind::Update,
-            result: CallResult::NotNeeded,
-        },
-        &limits(),
-    );
+    call_done(&mut s, &pkg, DutyKind::Update, CallResult::NotNeeded);
     let calls = block(&mut s, 121);
-    let [
-        MonitorCall::Unlock {
-            unlock,
-            transferred_amount,
-            ..
-        },
-    ] = &calls[..]
-    else {
-        panic!("the registered lock is unlocked against the proof the chain holds: {calls:?}")
-    };
+    let (unlock, transferred_amount, ..) = sole_unlock(
+        &calls,
+        "the registered lock is unlocked against the proof the chain holds",
+    );
     assert_eq!(unlock.secrethash, l1.secrethash);
     assert_eq!(*transferred_amount, proof.transferred_amount);
 }

@@ -137,17 +137,22 @@ async fn monitor_transactions(net: &Testnet) -> u64 {
 }
 
 async fn close(net: &Testnet, i: usize, id: &str) {
-    let closed = net
-        .api(i)
-        .expect(
-            200,
-            reqwest::Method::PATCH,
-            &format!("channels/{id}"),
-            Some(json!({"state": "closed", "force": true})),
-        )
+    net.api(i).force_close(id).await.unwrap();
+}
+
+/// Mines past the settle and punish windows; waits until the monitor forgets channel `id`
+/// and B's on-chain balance moves from `b0` (the channel settled).
+async fn settled_and_forgotten(net: &Testnet, monitor: &ApiClient, id: &str, b0: u128) {
+    net.chain
+        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
         .await
         .unwrap();
-    assert_eq!(closed["state"], "closed", "{closed}");
+    wait_delegation(monitor, id, "forgotten after settle", |s, _| s == 404).await;
+    let deadline = Instant::now() + WAIT;
+    while onchain(net, 1).await == b0 {
+        assert!(Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The nonce of `participant`'s proof the chain holds.
@@ -294,16 +299,7 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     );
 
     // A settles after the window; the monitor forgets the channel.
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(
         onchain(&net, 0).await,
         a0 + 100 - 22,
@@ -371,16 +367,7 @@ async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
         "the monitor sent nothing"
     );
 
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(onchain(&net, 0).await, a0 + 100 - 13);
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 13);
     assert_eq!(monitor_transactions(&net).await, 0);
@@ -473,16 +460,10 @@ async fn a_node_run_with_a_monitor_pushes_every_new_proof_and_retries_while_it_i
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut net = testnet(dir.path()).await;
-    let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
-
-    // A locks 5 for B under a secret A keeps to itself for now.
+/// A (node 1) locks 5 for B (node 2) under a secret A keeps to itself; then, with the XMPP
+/// server down so that A's off-chain unlock cannot reach B, B registers the secret on chain.
+/// B's delegation package for channel `id` once it delegates the unlock of that one lock.
+async fn lock_then_register_offline(net: &mut Testnet, id: &str) -> Value {
     let (_, fresh) = net.api(0).get("secret").await.unwrap();
     let secret = fresh["secret"].as_str().unwrap().to_owned();
     let (status, body) = net
@@ -492,12 +473,9 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
         .unwrap();
     assert_eq!(status, 200, "{body}");
     net.api(1)
-        .wait_channel(&id, WAIT, |c| c["partner_locked_amount"] == json!(5))
+        .wait_channel(id, WAIT, |c| c["partner_locked_amount"] == json!(5))
         .await
         .unwrap();
-
-    // With the XMPP server down A's off-chain unlock cannot reach B; B registers the secret on
-    // chain, and its package now delegates the unlock of that lock to the monitor.
     net.prosody.stop().unwrap();
     let (status, body) = net
         .api(1)
@@ -510,14 +488,28 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
         .unwrap();
     assert_eq!(status, 200, "{body}");
     let deadline = Instant::now() + WAIT;
-    let pkg = loop {
-        let p = package(&net, &id).await;
+    loop {
+        let p = package(net, id).await;
         if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
-            break p;
+            return p;
         }
         assert!(Instant::now() < deadline, "no unlock delegation: {p}");
         tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+
+    // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
+    // registers the secret on chain: its package now delegates the unlock of that lock.
+    let pkg = lock_then_register_offline(&mut net, &id).await;
     let (status, body) = submit(&monitor.api, &pkg).await;
     assert_eq!(status, 201, "{body}");
     net.kill_node(1).unwrap();
@@ -544,16 +536,7 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
         "one update, one unlock"
     );
 
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(
         onchain(&net, 0).await,
         a0 + 100 - 15,
@@ -736,39 +719,8 @@ async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets
     pay(&net, 0, 1, 10).await;
 
     // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
-    // registers the secret on chain.
-    let (_, fresh) = net.api(0).get("secret").await.unwrap();
-    let secret = fresh["secret"].as_str().unwrap().to_owned();
-    let (status, body) = net
-        .api(0)
-        .transfer(net.token(), net.address(1), 5, json!({"secret": secret}))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    net.api(1)
-        .wait_channel(&id, WAIT, |c| c["partner_locked_amount"] == json!(5))
-        .await
-        .unwrap();
-    net.prosody.stop().unwrap();
-    let (status, body) = net
-        .api(1)
-        .call(
-            reqwest::Method::POST,
-            "registersecret",
-            Some(json!({"secret": secret, "token_address": net.token()})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    let pkg = loop {
-        let p = package(&net, &id).await;
-        if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no unlock delegation: {p}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    // registers the secret on chain: its package now delegates the unlock of that lock.
+    let pkg = lock_then_register_offline(&mut net, &id).await;
 
     // B closes with A's latest proof (the one the package carries) and vanishes before it
     // unlocks anything; its delegation reaches the monitor only after the close.
@@ -817,16 +769,7 @@ async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets
     assert!(st["update"]["tx"].is_null(), "no update needed: {st}");
     assert_eq!(monitor_transactions(&net).await, 1, "only the unlock");
 
-    net.chain
-        .mine(SETTLE_TIMEOUT + PUNISH_BLOCKS + 2)
-        .await
-        .unwrap();
-    wait_delegation(&monitor.api, &id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(&net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(onchain(&net, 0).await, a0 + 100 - 15, "A paid 10 and 5");
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
 }

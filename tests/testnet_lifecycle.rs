@@ -144,17 +144,7 @@ async fn close_by_either_side_then_settle_pays_each_side_its_off_chain_balance_a
         converged(&net, 0, 1, &id, (75, 125)).await;
 
         // Unilateral close; the other side sees it and submits its partner's proof.
-        let closed = net
-            .api(closer)
-            .expect(
-                200,
-                reqwest::Method::PATCH,
-                &format!("channels/{id}"),
-                Some(json!({"state": "closed", "force": true})),
-            )
-            .await
-            .unwrap();
-        assert_eq!(closed["state"], "closed", "{closed}");
+        net.api(closer).force_close(&id).await.unwrap();
         let other = 1 - closer;
         wait_state(net.api(other), &id, "partner sees the close", |_, c| {
             c["state"] == "closed"
@@ -423,17 +413,7 @@ async fn a_close_with_an_outdated_proof_settles_what_each_side_holds_signed() {
     );
 
     // Node 1 closes with the proof it holds (nonce 1, 10 paid); node 2 comes back after.
-    let closed = net
-        .api(0)
-        .expect(
-            200,
-            reqwest::Method::PATCH,
-            &format!("channels/{id}"),
-            Some(json!({"state": "closed", "force": true})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(closed["state"], "closed", "{closed}");
+    net.api(0).force_close(&id).await.unwrap();
     net.start_node(1).await.unwrap();
     let (_, sent) = net.api(1).get("querysenttransfer").await.unwrap();
     let late = sent

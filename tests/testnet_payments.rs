@@ -71,17 +71,7 @@ async fn seed_payment_on_five_processes_ends_with_the_exact_table_on_both_ends()
         ]
     );
     // The seed's table: 1–2 150/150, 2–3 100/100, 2–4 150/150, 4–5 50/150, on both ends.
-    assert_eq!(
-        splits(&report.after),
-        vec![
-            ((150, 150), (150, 150)),
-            ((100, 100), (100, 100)),
-            ((150, 150), (150, 150)),
-            ((50, 150), (150, 50)),
-        ],
-        "{}",
-        report.table()
-    );
+    report.assert_seed_table();
 
     // The bytes that crossed the server are SPEC §3 messages: base64 of signed MessagePack,
     // each signed by the account that sent it.

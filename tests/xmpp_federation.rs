@@ -27,18 +27,7 @@ async fn the_seed_payment_crosses_two_servers_and_survives_a_server_restart_mid_
     let report = seed::run_seed_payment(&nodes, net.token())
         .await
         .expect("seed payment across two servers");
-    let after: Vec<_> = report.after.iter().map(|v| (v.at_a, v.at_b)).collect();
-    assert_eq!(
-        after,
-        vec![
-            ((150, 150), (150, 150)),
-            ((100, 100), (100, 100)),
-            ((150, 150), (150, 150)),
-            ((50, 150), (150, 50)),
-        ],
-        "{}",
-        report.table()
-    );
+    report.assert_seed_table();
     println!(
         "seed payment across two servers took {:?}\n{}",
         report.elapsed,

@@ -142,6 +142,23 @@ impl ApiClient {
         .await
     }
 
+    /// Closes channel `id` unilaterally (`force`); the channel as the API returns it, an
+    /// error unless its state is `closed`.
+    pub async fn force_close(&self, id: &str) -> Result<Value, TestnetError> {
+        let closed = self
+            .expect(
+                200,
+                reqwest::Method::PATCH,
+                &format!("channels/{id}"),
+                Some(json!({"state": "closed", "force": true})),
+            )
+            .await?;
+        if closed["state"] != "closed" {
+            return Err(TestnetError::Api(format!("{id} not closed: {closed}")));
+        }
+        Ok(closed)
+    }
+
     /// All our channels.
     pub async fn channels(&self) -> Result<Vec<Value>, TestnetError> {
         let v = self

@@ -20,6 +20,15 @@ pub const SEED_CHANNELS: [(usize, usize, u64, u64); 4] = [
 /// The seed's payment: node 1 pays node 5 this much.
 pub const SEED_AMOUNT: u64 = 50;
 
+/// The seed's table after the payment, per channel (at a, at b): 1–2 150/150, 2–3 100/100,
+/// 2–4 150/150, 4–5 50/150, on both ends.
+pub const SEED_AFTER: [((u128, u128), (u128, u128)); 4] = [
+    ((150, 150), (150, 150)),
+    ((100, 100), (100, 100)),
+    ((150, 150), (150, 150)),
+    ((50, 150), (150, 50)),
+];
+
 /// Settle timeout (blocks) of the seed's channels.
 const SETTLE_TIMEOUT: u64 = 100;
 
@@ -72,6 +81,13 @@ impl SeedReport {
             ));
         }
         out
+    }
+
+    /// Asserts that every channel after the payment shows the seed's table ([`SEED_AFTER`]).
+    #[track_caller]
+    pub fn assert_seed_table(&self) {
+        let after: Vec<_> = self.after.iter().map(|v| (v.at_a, v.at_b)).collect();
+        assert_eq!(after, SEED_AFTER, "{}", self.table());
     }
 }
 
