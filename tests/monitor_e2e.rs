@@ -114,18 +114,41 @@ async fn wait_delegation(
     what: &str,
     done: impl Fn(u16, &Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let done = &done;
+    poll(what, || async move {
         let (status, v) = monitor
             .get(&format!("monitor/delegations/{id}"))
             .await
             .unwrap();
         if done(status, &v) {
-            return v;
+            Ok(v)
+        } else {
+            Err(format!("{status} {v}"))
         }
-        assert!(Instant::now() < deadline, "{what}: {status} {v}");
+    })
+    .await
+}
+
+/// Asks `probe` every 25 ms until it answers `Ok`; fails after [`WAIT`] with `what` and the
+/// last answer.
+async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) => assert!(Instant::now() < deadline, "{what}: {last}"),
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// `Ok` when `cond` holds, else `Err` with what was seen.
+fn seen<T: std::fmt::Display>(cond: bool, v: T) -> Result<T, String> {
+    if cond { Ok(v) } else { Err(v.to_string()) }
 }
 
 async fn monitor_transactions(net: &Testnet) -> u64 {
@@ -148,11 +171,11 @@ async fn settled_and_forgotten(net: &Testnet, monitor: &ApiClient, id: &str, b0:
         .await
         .unwrap();
     wait_delegation(monitor, id, "forgotten after settle", |s, _| s == 404).await;
-    let deadline = Instant::now() + WAIT;
-    while onchain(net, 1).await == b0 {
-        assert!(Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll("never settled", || async move {
+        let b = onchain(net, 1).await;
+        seen(b != b0, b)
+    })
+    .await;
 }
 
 /// The nonce of `participant`'s proof the chain holds.
@@ -322,15 +345,11 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
 }
 
 async fn wait_until_block(monitor: &ApiClient, block: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    poll("the monitor stays behind", || async move {
         let (_, info) = monitor.get("monitor/info").await.unwrap();
-        if info["block"].as_u64().is_some_and(|b| b >= block) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the monitor stays at {info}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        seen(info["block"].as_u64().is_some_and(|b| b >= block), info)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -349,11 +368,12 @@ async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
     close(&net, 0, &id).await;
     net.start_node(1).await.unwrap();
     // B answers the close with A's latest proof on its own, in the first half.
-    let deadline = Instant::now() + WAIT;
-    while onchain_nonce(&net, 0).await != 2 {
-        assert!(Instant::now() < deadline, "B never updated");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let chain = &net;
+    poll("B never updated", || async move {
+        let nonce = onchain_nonce(chain, 0).await;
+        seen(nonce == 2, nonce)
+    })
+    .await;
     let st = wait_delegation(&monitor.api, &id, "the monitor sees B's update", |_, v| {
         v["update"]["state"] == "done_by_others"
     })
@@ -487,15 +507,12 @@ async fn lock_then_register_offline(net: &mut Testnet, id: &str) -> Value {
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let net = &*net;
+    poll("no unlock delegation", || async move {
         let p = package(net, id).await;
-        if p["unlocks"].as_array().is_some_and(|u| u.len() == 1) {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "no unlock delegation: {p}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        seen(p["unlocks"].as_array().is_some_and(|u| u.len() == 1), p)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -584,15 +601,12 @@ async fn a_partner_that_unlocks_a_lock_it_gave_back_is_punished_for_the_offline_
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    let pkg = loop {
-        let p = package(&net, &id).await;
-        if p["punishes"].as_array().is_some_and(|e| e.len() == 1) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no punish evidence: {p}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let (chain, channel) = (&net, id.as_str());
+    let pkg = poll("no punish evidence", || async move {
+        let p = package(chain, channel).await;
+        seen(p["punishes"].as_array().is_some_and(|e| e.len() == 1), p)
+    })
+    .await;
     let (status, body) = submit(&monitor.api, &pkg).await;
     assert_eq!(status, 201, "{body}");
 
