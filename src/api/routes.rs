@@ -236,13 +236,14 @@ async fn channel(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResul
         .query_core(move |c| {
             channel_json(&c.state, &id).map(|mut v| {
                 super::offline::add_channel_offline_fields(c, &id, &mut v);
-                v
+                (v, c.forwards_waiting_for_monitor(&id))
             })
         })
         .await?
-        .map(|mut v| {
+        .map(|(mut v, waiting)| {
             if let Some(m) = &st.monitor {
                 v["monitor"] = m.channel_json(&id);
+                v["monitor"]["forwards_waiting"] = waiting.into();
             }
             v
         })

@@ -36,6 +36,8 @@ pub enum Input {
     /// The node restarted from its persisted state and has followed the chain to the head:
     /// on-chain duties whose transactions may have died with the process are issued again.
     Resume,
+    /// What the shell learned from the monitoring service (`--monitor`).
+    Monitor(super::MonitorReport),
     /// A peer's reachability changed (presence).
     PeerReachability {
         /// The peer.
@@ -534,6 +536,15 @@ pub enum Output {
     /// before (the core keeps only registrations that concern its locks), feed that
     /// registration back as `ContractReceive(SecretRegistered)`; otherwise do nothing.
     WatchSecret(SecretHash),
+    /// Hand this delegation package to the monitoring service, and report
+    /// `Input::Monitor(MonitorReport::Holds)` with `print` once it holds it (or newer). A newer
+    /// package of the same channel replaces one not yet handed over.
+    Delegate {
+        /// What it carries, in brief.
+        print: super::DelegationPrint,
+        /// The signed package.
+        package: Box<crate::delegation::DelegationPackage>,
+    },
     /// Tell the user.
     Event(Notification),
 }

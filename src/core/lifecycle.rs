@@ -19,6 +19,7 @@ impl Core {
         let previous = self.state.block;
         self.state.block = block;
         self.sweep_locks();
+        self.expire_waiting_forwards();
         self.expire_cosigned_terms();
         self.retry_due_duties();
         self.prune_registered_secrets();

@@ -19,6 +19,7 @@ mod state;
 pub mod transfer;
 
 pub use chain_view::ChainView;
+pub use delegate::{DelegationPrint, MonitorReport};
 pub use io::{
     Action, ChainEvent, ContractCall, ContractFailure, Input, Notification, OnChainBalanceProof,
     Output, TransferRequest,
@@ -114,6 +115,8 @@ pub struct Core {
     links: offline::Links,
     /// The clock at this run's first step.
     started_ms: u64,
+    /// Delegation to a monitoring service (not persisted).
+    delegations: delegate::Delegations,
 }
 
 impl Core {
@@ -128,6 +131,7 @@ impl Core {
             chain: ChainView::default(),
             links: offline::Links::default(),
             started_ms: 0,
+            delegations: delegate::Delegations::default(),
         }
     }
 
@@ -140,6 +144,7 @@ impl Core {
             });
         }
         Ok(Core {
+            delegations: delegate::Delegations::restored(&state),
             state,
             key,
             out: Vec::new(),
@@ -184,7 +189,9 @@ impl Core {
                 self.state.reachability.insert(peer, online);
             }
             Input::Resume => self.resume_chain_duties(),
+            Input::Monitor(report) => self.on_monitor(report),
         }
+        self.hand_over_delegations();
         std::mem::take(&mut self.out)
     }
 
@@ -192,6 +199,9 @@ impl Core {
     pub fn act(&mut self, action: Action, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, ActionError> {
         self.set_clock(ctx.now_ms);
         let result = self.on_action(action, ctx.rng);
+        if result.is_ok() {
+            self.hand_over_delegations();
+        }
         let out = std::mem::take(&mut self.out);
         result.map(|_| out)
     }

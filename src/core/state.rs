@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// still accepts payments on it: a close by the partner must find us back in time.
     #[serde(default = "default_offline_share_percent")]
     pub offline_share_percent: u64,
+    /// Forward a mediated transfer only once the monitoring service holds the payer's proof
+    /// that carries its lock (on with `--monitor`).
+    #[serde(default)]
+    pub delegate_before_forwarding: bool,
 }
 
 fn default_block_time_ms() -> u64 {
@@ -73,6 +77,7 @@ impl NodeConfig {
             max_pending_locks: 160,
             block_time_ms: default_block_time_ms(),
             offline_share_percent: default_offline_share_percent(),
+            delegate_before_forwarding: false,
         }
     }
 }

@@ -1,8 +1,9 @@
-//! `smartraiden run --monitor URL`: hands a fresh delegation package of every channel to a
-//! monitoring service whenever what it would carry changes (a new balance proof from the
-//! partner, a secret learned for one of its locks, a lock it gave back) and again for every
-//! channel on the way into no-internet mode. A failed push is
-//! retried with backoff and shown in the channel's JSON (`"monitor"`), never dropped.
+//! `smartraiden run --monitor URL`: the shell's side of delegation, with no decision of its
+//! own. It asks the service for its address once (`MonitorReport::Ready`), then carries every
+//! package the core hands over (`Output::Delegate`) to the service and reports back the ones
+//! it holds (`MonitorReport::Holds`), on which the core forwards mediated transfers that
+//! waited for it. A failed push is retried with backoff until it lands or a newer package of
+//! the channel replaces it, and is shown in the channel's JSON (`"monitor"`), never dropped.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,22 +11,23 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::NodeHandle;
-use crate::core::Notification;
+use super::runtime::Delegation;
+use crate::core::{DelegationPrint, Input, MonitorReport};
 use crate::primitives::{Address, ChannelId};
 
-/// What a package would carry: pushed again whenever it changes.
-type Fingerprint = (u64, usize, usize);
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Where the pushes of one channel stand.
 #[derive(Clone, Debug, Default)]
 pub struct ChannelPush {
     /// What the monitor holds (as last acknowledged).
-    pushed: Option<Fingerprint>,
+    pushed: Option<DelegationPrint>,
     /// What is waiting to be pushed.
-    pending: Option<Fingerprint>,
+    pending: Option<DelegationPrint>,
     /// Failed attempts in a row.
     failures: u32,
     /// The last failure.
@@ -53,11 +55,30 @@ impl MonitorPush {
         let p = channels.get(channel).cloned().unwrap_or_default();
         json!({
             "url": self.url,
-            "pushed_nonce": p.pushed.map(|f| f.0),
-            "pending": p.pending.is_some() && p.pending != p.pushed,
+            "pushed_nonce": p.pushed.map(|f| f.nonce.0),
+            "pending": p.pending.is_some(),
             "failures": p.failures,
             "last_error": p.last_error,
         })
+    }
+
+    fn record(&self, channel: ChannelId, outcome: Result<DelegationPrint, String>) {
+        let mut channels = self.channels.lock().expect("not poisoned");
+        let p = channels.entry(channel).or_default();
+        match outcome {
+            Ok(print) => {
+                p.pushed = Some(print);
+                if p.pending == Some(print) {
+                    p.pending = None;
+                }
+                p.failures = 0;
+                p.last_error = None;
+            }
+            Err(e) => {
+                p.failures += 1;
+                p.last_error = Some(e);
+            }
+        }
     }
 }
 
@@ -65,155 +86,141 @@ impl MonitorPush {
 pub async fn run(
     push: Arc<MonitorPush>,
     node: NodeHandle,
-    mut notes: broadcast::Receiver<Notification>,
+    mut packages: UnboundedReceiver<Delegation>,
 ) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("a default HTTP client");
+    // The service's address first: the core binds every package to it.
     let mut backoff = Duration::from_millis(200);
-    let mut delegate: Option<Address> = None;
-    let mut offline = false;
     loop {
-        if delegate.is_none() {
-            delegate = monitor_address(&http, &push.url).await;
-        }
-        // On the way into no-internet mode every channel is handed over again, so the monitor
-        // is known to hold the latest of each (a package it holds already answers 409).
-        let now_offline = node
-            .query_core(|c| c.no_internet().is_some())
-            .await
-            .unwrap_or(false);
-        if now_offline && !offline {
-            info!("entering no-internet mode: handing every channel to the monitor again");
-            for p in push.channels.lock().expect("not poisoned").values_mut() {
-                p.pushed = None;
-            }
-        }
-        offline = now_offline;
-        let failed = match delegate {
-            Some(d) => !push_changed(&push, &node, &http, d).await,
-            None => true,
-        };
-        if failed {
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        } else {
-            backoff = Duration::from_millis(200);
-        }
-        // Wake on the node's next change, or to retry.
-        let wait = if failed {
-            backoff
-        } else {
-            Duration::from_secs(1)
-        };
-        match tokio::time::timeout(wait, notes.recv()).await {
-            Err(_) | Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) => return,
-        }
-    }
-}
-
-async fn monitor_address(http: &reqwest::Client, url: &str) -> Option<Address> {
-    let info: Value = match http.get(format!("{url}/api/1/monitor/info")).send().await {
-        Ok(r) => r.json().await.ok()?,
-        Err(e) => {
-            warn!("monitor {url}: {e}");
-            return None;
-        }
-    };
-    let address = info["address"].as_str()?.parse().ok()?;
-    info!("pushing delegations to monitor {address} at {url}");
-    Some(address)
-}
-
-/// Pushes every channel whose package changed; false if any push failed.
-async fn push_changed(
-    push: &MonitorPush,
-    node: &NodeHandle,
-    http: &reqwest::Client,
-    delegate: Address,
-) -> bool {
-    let Ok(prints) = node
-        .query(|s| {
-            s.channels()
-                .filter(|c| c.partner.latest_proof.is_some())
-                .map(|c| {
-                    let secrets = c
-                        .claimable_locks()
-                        .filter(|l| c.partner.secrets.contains_key(&l.secrethash))
-                        .count();
-                    (
-                        c.identifier,
-                        (c.partner.nonce.0, secrets, c.disposed_to_us.len()),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-    else {
-        return true;
-    };
-    let due: Vec<(ChannelId, Fingerprint)> = {
-        let mut channels = push.channels.lock().expect("not poisoned");
-        prints
-            .into_iter()
-            .filter(|(id, print)| {
-                let p = channels.entry(*id).or_default();
-                p.pending = Some(*print);
-                p.pushed != Some(*print)
-            })
-            .collect()
-    };
-    let mut ok = true;
-    for (id, print) in due {
-        let Ok(Some(package)) = node
-            .query_core(move |c| c.delegation_package(&id, delegate))
-            .await
-        else {
-            continue;
-        };
-        let result = http
-            .post(format!("{}/api/1/monitor/delegations", push.url))
-            .json(&package)
-            .send()
-            .await;
-        let outcome = match result {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
-                let body: Value = r.json().await.unwrap_or_default();
-                let message = body["error_message"].as_str().unwrap_or_default();
-                // Already held (the same package, or the chain holds a newer proof): nothing
-                // more to push. Any other conflict (quota, window over) is a failure to show.
-                if message.contains("not newer") {
-                    debug!("{id}: monitor holds it already: {message}");
-                    Ok(())
-                } else {
-                    Err(format!("409: {message}"))
+        match monitor_address(&http, &push.url).await {
+            Ok(address) => {
+                info!("delegating to monitor {address} at {}", push.url);
+                if node
+                    .input(Input::Monitor(MonitorReport::Ready(address)))
+                    .is_err()
+                {
+                    return;
                 }
-            }
-            Ok(r) => {
-                let status = r.status();
-                let body: Value = r.json().await.unwrap_or_default();
-                Err(format!("{status}: {}", body["error_message"]))
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        let mut channels = push.channels.lock().expect("not poisoned");
-        let p = channels.entry(id).or_default();
-        match outcome {
-            Ok(()) => {
-                debug!("{id}: delegation with nonce {} pushed", print.0);
-                p.pushed = Some(print);
-                p.failures = 0;
-                p.last_error = None;
+                break;
             }
             Err(e) => {
-                warn!("{id}: pushing the delegation failed: {e}");
-                p.failures += 1;
-                p.last_error = Some(e);
-                ok = false;
+                warn!("monitor {}: {e}; asking again in {backoff:?}", push.url);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
-    ok
+    // Packages not yet held by the service, newest per channel.
+    let mut due: BTreeMap<ChannelId, Delegation> = BTreeMap::new();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        // Everything handed over so far, then one round of pushes.
+        while let Ok((print, package)) = packages.try_recv() {
+            queue(&push, &mut due, print, package);
+        }
+        let mut failed = false;
+        for (channel, (print, package)) in std::mem::take(&mut due) {
+            match deliver(&http, &push.url, &package).await {
+                Ok(()) => {
+                    debug!("{channel}: delegation with nonce {} held", print.nonce);
+                    push.record(channel, Ok(print));
+                    let held = MonitorReport::Holds { channel, print };
+                    if node.input(Input::Monitor(held)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    warn!("{channel}: pushing the delegation failed: {e}");
+                    push.record(channel, Err(e));
+                    failed = true;
+                    // Unless a newer one arrived meanwhile, it is retried.
+                    due.entry(channel).or_insert((print, package));
+                }
+            }
+        }
+        backoff = if failed {
+            (backoff * 2).min(MAX_BACKOFF)
+        } else {
+            Duration::from_millis(200)
+        };
+        // Wait for the next package, or to retry.
+        let next = if due.is_empty() {
+            packages.recv().await
+        } else {
+            match tokio::time::timeout(backoff, packages.recv()).await {
+                Ok(next) => next,
+                Err(_) => continue,
+            }
+        };
+        match next {
+            Some((print, package)) => queue(&push, &mut due, print, package),
+            None => return,
+        }
+    }
+}
+
+/// Queues a package, replacing an older one of its channel.
+fn queue(
+    push: &MonitorPush,
+    due: &mut BTreeMap<ChannelId, Delegation>,
+    print: DelegationPrint,
+    package: Box<crate::delegation::DelegationPackage>,
+) {
+    let channel = package.channel_identifier;
+    push.channels
+        .lock()
+        .expect("not poisoned")
+        .entry(channel)
+        .or_default()
+        .pending = Some(print);
+    due.insert(channel, (print, package));
+}
+
+async fn monitor_address(http: &reqwest::Client, url: &str) -> Result<Address, String> {
+    let info: Value = http
+        .get(format!("{url}/api/1/monitor/info"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    info["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("no address in its info: {info}"))
+}
+
+/// Hands one package to the service: `Ok` once it holds it (or, answering "not newer", a
+/// package at least as new, or the chain holds a newer proof).
+async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    package: &crate::delegation::DelegationPackage,
+) -> Result<(), String> {
+    let r = http
+        .post(format!("{url}/api/1/monitor/delegations"))
+        .json(package)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body: Value = r.json().await.unwrap_or_default();
+    let message = body["error_message"].as_str().unwrap_or_default();
+    // Already held: nothing more to push. Any other conflict (quota, window over) is a
+    // failure to show.
+    if status == reqwest::StatusCode::CONFLICT && message.contains("not newer") {
+        debug!(
+            "{}: monitor holds it already: {message}",
+            package.channel_identifier
+        );
+        return Ok(());
+    }
+    Err(format!("{status}: {message}"))
 }

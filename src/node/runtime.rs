@@ -3,7 +3,8 @@
 use super::faults::FaultPoints;
 use super::handle::{TransferOutcome, Work};
 use crate::core::ContractCall;
-use crate::core::{Core, Ctx, Input, NodeState, Notification, Output};
+use crate::core::{Core, Ctx, DelegationPrint, Input, NodeState, Notification, Output};
+use crate::delegation::DelegationPackage;
 use crate::primitives::{Address, H256, SecretHash};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -104,7 +105,12 @@ pub struct Runtime<P: Persist, O: Outbound> {
     /// Unix time (ms) at `started`: the core's clock is Unix time advanced monotonically, so
     /// times an earlier run persisted (the last word from the chain) compare with this run's.
     started_unix_ms: u64,
+    /// Where delegation packages go (`--monitor`); dropped without one.
+    delegations: Option<tokio::sync::mpsc::UnboundedSender<Delegation>>,
 }
+
+/// A delegation package for the monitoring service, with what it carries in brief.
+pub type Delegation = (DelegationPrint, Box<DelegationPackage>);
 
 impl<P: Persist, O: Outbound> Runtime<P, O> {
     /// A runtime around `core`; contract calls go to `chain`.
@@ -133,7 +139,14 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             started_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            delegations: None,
         }
+    }
+
+    /// Hands the core's delegation packages (`Output::Delegate`) to `to`.
+    pub fn with_delegations(mut self, to: tokio::sync::mpsc::UnboundedSender<Delegation>) -> Self {
+        self.delegations = Some(to);
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -244,9 +257,12 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             }
         }
         let notes = events(&outputs);
-        let releases = outputs
-            .iter()
-            .any(|o| matches!(o, Output::Send { .. } | Output::ContractSend(_)));
+        let releases = outputs.iter().any(|o| {
+            matches!(
+                o,
+                Output::Send { .. } | Output::ContractSend(_) | Output::Delegate { .. }
+            )
+        });
         let durability = if acted || releases {
             Durability::Synced
         } else {
@@ -307,6 +323,15 @@ impl<P: Persist, O: Outbound> Runtime<P, O> {
             Output::WatchSecret(h) => {
                 let _ = self.chain.send(ChainRequest::WatchSecret(h));
             }
+            Output::Delegate { print, package } => match &self.delegations {
+                Some(to) => {
+                    let _ = to.send((print, package));
+                }
+                None => log::debug!(
+                    "{}: no monitoring service to hand the package to",
+                    package.channel_identifier
+                ),
+            },
             Output::Event(n) => {
                 let outcome = match &n {
                     Notification::TransferSucceeded { id, fee } => {

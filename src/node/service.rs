@@ -536,6 +536,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
     config.block_time_ms = opts.block_time_ms;
     config.offline_share_percent = opts.offline_share_percent;
     config.chain_stale_after_ms = opts.stale_after_ms;
+    config.delegate_before_forwarding = opts.monitor.is_some();
     let core = match state {
         Some(s) => {
             // The settings given now apply to a restarted node too.
@@ -629,6 +630,12 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
             ..RuntimeConfig::default()
         },
     );
+    // Delegation packages go from the event loop to the monitor pushes (`--monitor`).
+    let (delegation_tx, delegation_rx) = tokio::sync::mpsc::unbounded_channel();
+    let runtime = match opts.monitor {
+        Some(_) => runtime.with_delegations(delegation_tx),
+        None => runtime,
+    };
     let event_loop = std::thread::Builder::new()
         .name("smartraiden-core".into())
         .spawn(move || runtime.run(work_rx))
@@ -728,7 +735,7 @@ pub async fn run(key: PrivateKey, opts: NodeOptions) -> Result<(), RunError> {
         tokio::spawn(super::monitor_push::run(
             push.clone(),
             handle.clone(),
-            notes.subscribe(),
+            delegation_rx,
         ));
         push
     });

@@ -6,9 +6,11 @@
 
 mod chain;
 mod mesh;
+mod monitor;
 
 pub use chain::SimChain;
 pub use mesh::Mesh;
+pub use monitor::SimMonitor;
 
 use crate::core::{
     Action, ActionError, ChainEvent, ContractCall, ContractFailure, Core, Ctx, Input, NodeConfig,
@@ -80,6 +82,8 @@ pub struct SimNode {
     /// endpoint were down (`Some(n)`: the next `n` only).
     #[allow(clippy::type_complexity)]
     failing: Option<(Box<dyn Fn(&ContractCall) -> bool>, Option<u32>)>,
+    /// Its monitoring service, if it delegates (`Simulation::attach_monitor`).
+    pub monitor: Option<SimMonitor>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -146,6 +150,7 @@ impl Simulation {
                 internet_cut: false,
                 transactions: Vec::new(),
                 failing: None,
+                monitor: None,
             });
         }
         let mut sim = Simulation {
@@ -296,7 +301,11 @@ impl Simulation {
                     if self.withheld(i, &bytes) {
                         continue;
                     }
+                    self.check_forward(i, &bytes);
                     self.transmit(to, bytes)
+                }
+                Output::Delegate { print, package } => {
+                    replies.extend(self.delegate(i, print, package));
                 }
                 Output::ContractSend(call) => {
                     if self.fails(i, &call) {
@@ -507,6 +516,9 @@ impl Simulation {
                 self.describe(&input)
             );
         }
+        if let Input::Receive(bytes) = &input {
+            self.note_incoming_lock(i, bytes);
+        }
         let outputs = self.nodes[i].core.step(input, &mut ctx);
         if self.trace {
             for o in &outputs {
@@ -622,6 +634,10 @@ impl Simulation {
             eprintln!("[{} ms] node {i} CRASH", self.now_ms);
         }
         self.nodes[i].down = true;
+        if let Some(m) = &mut self.nodes[i].monitor {
+            // The shell's packages waiting to be pushed die with the process.
+            m.clear_backlog();
+        }
     }
 
     /// Restarts node `i` from its persisted state, replays missed chain events and resends its
@@ -635,6 +651,13 @@ impl Simulation {
         let up = !self.nodes[i].internet_cut;
         self.input(i, Input::XmppLink(up));
         self.catch_up(i);
+        // The shell asks its monitoring service for its address again.
+        if let Some(address) = self.nodes[i].monitor.as_ref().map(|m| m.address) {
+            self.input(
+                i,
+                Input::Monitor(crate::core::MonitorReport::Ready(address)),
+            );
+        }
         let resend = self.nodes[i].core.resend_pending();
         self.commit(i, resend);
     }

@@ -45,7 +45,23 @@ impl Core {
                 payee_paid: false,
             },
         );
+        if self.wait_for_delegation(h, channel) {
+            return;
+        }
         if !self.mediator_forward(h) {
+            self.mediator_give_up(h);
+        }
+    }
+
+    /// Forwards a transfer not forwarded yet (it waited for the monitor), or gives its lock
+    /// back when no route is left.
+    pub(crate) fn forward_or_give_up(&mut self, h: SecretHash) {
+        let pending = self
+            .state
+            .mediators
+            .get(&h)
+            .is_some_and(|m| m.payee.is_none() && m.secret.is_none());
+        if pending && !self.mediator_forward(h) {
             self.mediator_give_up(h);
         }
     }
@@ -146,7 +162,7 @@ impl Core {
     }
 
     /// No route onward: give the payer's lock back and forget the transfer.
-    fn mediator_give_up(&mut self, h: SecretHash) {
+    pub(crate) fn mediator_give_up(&mut self, h: SecretHash) {
         let med = self.state.mediators.remove(&h).expect("present");
         log::info!("{h:?}: no route onward to {:?}; disposing", med.target);
         self.dispose(med.payer_channel, med.payer_lock);
