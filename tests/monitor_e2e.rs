@@ -48,17 +48,24 @@ async fn start_monitor(net: &Testnet, dir: &std::path::Path) -> MonitorProcess {
 }
 
 async fn open(net: &Testnet, dx: u64, dy: u64) -> String {
+    open_between(net, 0, 1, dx, dy).await
+}
+
+/// Opens a channel from node `x` to node `y` with deposits `dx` and `dy`; its id.
+async fn open_between(net: &Testnet, x: usize, y: usize, dx: u64, dy: u64) -> String {
     let ch = net
-        .api(0)
-        .open_channel(net.token(), net.address(1), dx, SETTLE_TIMEOUT)
+        .api(x)
+        .open_channel(net.token(), net.address(y), dx, SETTLE_TIMEOUT)
         .await
         .expect("open");
     let id = ch["channel_identifier"].as_str().unwrap().to_owned();
-    net.api(1)
+    net.api(y)
         .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
         .await
         .unwrap();
-    net.api(1).deposit(&id, dy).await.expect("deposit");
+    if dy > 0 {
+        net.api(y).deposit(&id, dy).await.expect("deposit");
+    }
     id
 }
 
@@ -786,4 +793,125 @@ async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets
     settled_and_forgotten(&net, &monitor.api, &id, b0).await;
     assert_eq!(onchain(&net, 0).await, a0 + 100 - 15, "A paid 10 and 5");
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
+}
+
+/// Node `from` pays node `to` through a mediator (returns at once); the transfer's id.
+async fn pay_mediated(net: &Testnet, from: usize, to: usize, amount: u64) -> String {
+    let (status, body) = net
+        .api(from)
+        .transfer(net.token(), net.address(to), amount, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["lock_secret_hash"].as_str().unwrap().to_owned()
+}
+
+/// The end of node 0's transfer `id`; with `mine`, a block at every look (every 25 ms).
+async fn transfer_end(net: &Testnet, id: &str, mine: bool) -> String {
+    poll(&format!("transfer {id} ends"), || async move {
+        if mine {
+            net.chain.mine(1).await.unwrap();
+        }
+        let (_, t) = net
+            .api(0)
+            .get(&format!("transferstatus/{}/{id}", net.token()))
+            .await
+            .unwrap();
+        match t["status"].as_str() {
+            Some(s @ ("success" | "failed" | "canceled")) => Ok(s.to_owned()),
+            _ => Err(t.to_string()),
+        }
+    })
+    .await
+}
+
+/// A (node 0) pays C (node 2) through B (node 1), which runs with a monitor: B forwards the
+/// lock only once the monitor holds A's proof that carries it. While the monitor is down the
+/// payment waits at B; when it stays down too long, B gives the lock back and nothing moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mediator_run_with_a_monitor_forwards_a_lock_only_once_the_monitor_holds_the_payers_proof()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TestnetOptions::new(3, dir.path(), env!("CARGO_BIN_EXE_smartraiden"));
+    let mut net = Testnet::start(options).await.expect("the testnet starts");
+    let mut monitor = start_monitor(&net, dir.path()).await;
+    net.kill_node(1).unwrap();
+    net.start_node_with(1, &[("SMARTRAIDEN_MONITOR", monitor.api.base())])
+        .await
+        .unwrap();
+    let ab = open_between(&net, 0, 1, 100, 0).await;
+    let bc = open_between(&net, 1, 2, 100, 0).await;
+    let preview = format!("paths/{}/{}?amount=5", net.token(), net.address(2));
+    poll("A sees the route through B", || async {
+        let (status, v) = net.api(0).get(&preview).await.unwrap();
+        seen(status == 200, v)
+    })
+    .await;
+
+    // The monitor is down: the lock reaches B and waits there; C holds nothing.
+    monitor.kill();
+    let id = pay_mediated(&net, 0, 2, 5).await;
+    let ch = wait_push(&net, &ab, "the lock waits for the monitor", |m| {
+        m["forwards_waiting"] == json!(1) && m["failures"].as_u64() > Some(1)
+    })
+    .await;
+    assert_eq!(ch["partner_locked_amount"], json!(5), "{ch}");
+    let (_, at_c) = net.api(2).get(&format!("channels/{bc}")).await.unwrap();
+    assert_eq!(
+        at_c["partner_locked_amount"],
+        json!(0),
+        "forwarded early: {at_c}"
+    );
+    let (_, t) = net
+        .api(0)
+        .get(&format!("transferstatus/{}/{id}", net.token()))
+        .await
+        .unwrap();
+    assert_eq!(t["status"], json!("pending"), "{t}");
+
+    // Back: it takes A's proof with the lock, and only then does B forward.
+    monitor.restart(&monitor_key().0).await.unwrap();
+    assert_eq!(transfer_end(&net, &id, false).await, "success");
+    let held = wait_delegation(&monitor.api, &ab, "A's latest proof held", |s, v| {
+        s == 200 && v["nonce"] == json!(2)
+    })
+    .await;
+    assert_eq!(
+        held["delegator"].as_str().map(str::to_lowercase),
+        Some(net.address(1).to_lowercase()),
+        "{held}"
+    );
+    net.api(2)
+        .wait_channel(&bc, WAIT, |c| c["balance"] == json!(5))
+        .await
+        .unwrap();
+
+    // Down again, for longer than the lock allows: B gives it back, A's payment fails, and
+    // no token moved on either channel.
+    monitor.kill();
+    let id = pay_mediated(&net, 0, 2, 7).await;
+    wait_push(&net, &ab, "the second lock waits", |m| {
+        m["forwards_waiting"] == json!(1)
+    })
+    .await;
+    assert_eq!(transfer_end(&net, &id, true).await, "failed");
+    let ch = wait_push(&net, &ab, "nothing waits", |m| {
+        m["forwards_waiting"] == json!(0)
+    })
+    .await;
+    assert_eq!(
+        (
+            &ch["balance"],
+            &ch["partner_balance"],
+            &ch["partner_locked_amount"]
+        ),
+        (&json!(5), &json!(95), &json!(0)),
+        "{ch}"
+    );
+    let (_, at_c) = net.api(2).get(&format!("channels/{bc}")).await.unwrap();
+    assert_eq!(
+        (&at_c["balance"], &at_c["partner_locked_amount"]),
+        (&json!(5), &json!(0)),
+        "{at_c}"
+    );
 }
