@@ -33,6 +33,10 @@ struct Scenario {
     /// (before payment index, for how many payments, node): the node loses its route to the
     /// chain and the XMPP server, still reaching the others (a LAN).
     outages: Vec<(usize, usize, usize)>,
+    /// (before payment index, for how many payments, node): the node runs with a monitor
+    /// (it forwards a lock only once the monitor holds the payer's proof), which is down
+    /// for those payments.
+    monitor_outages: Vec<(usize, usize, usize)>,
     cancel: Vec<usize>,
     fee: u64,
     loss: f64,
@@ -103,6 +107,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
         } else {
             Just(vec![]).boxed()
         };
+        let monitor_outages = proptest::collection::vec((0usize..12, 1usize..6, 0..n), 0..3);
         let cancel = proptest::collection::vec(0usize..12, 0..2);
         let dishonest = if with_dishonest {
             dishonesty(n).prop_map(Some).boxed()
@@ -113,7 +118,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
             (tree, dishonest),
             extra,
             payments,
-            (crashes, outages),
+            (crashes, outages, monitor_outages),
             cancel,
             0u64..4,
             0.0f64..0.3,
@@ -126,7 +131,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
                     (tree, dishonest),
                     extra,
                     payments,
-                    (crashes, outages),
+                    (crashes, outages, monitor_outages),
                     cancel,
                     fee,
                     loss,
@@ -153,6 +158,7 @@ fn scenario_with(with_crashes: bool, with_dishonest: bool) -> impl Strategy<Valu
                         payments,
                         crashes,
                         outages,
+                        monitor_outages,
                         cancel,
                         fee,
                         loss,
@@ -298,6 +304,7 @@ fn check_channels(
 }
 
 fn run(s: &Scenario) -> Result<(), TestCaseError> {
+    let monitored: BTreeSet<usize> = s.monitor_outages.iter().map(|o| o.2).collect();
     let mut sim = Simulation::new(
         s.nodes,
         s.seed,
@@ -306,13 +313,17 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
             duplicate: s.duplicate,
             delay_ms: (1, s.max_delay),
         },
-        |_| {
+        |i| {
             let mut c = NodeConfig::new(ChainId(31337));
             c.fees = FeeSchedule::flat(TokenAmount::from(s.fee));
             c.reveal_timeout = BlockCount(REVEAL_TIMEOUT);
+            c.delegate_before_forwarding = monitored.contains(&i);
             c
         },
     );
+    for &i in &monitored {
+        sim.attach_monitor(i);
+    }
     let (token, _) = sim.register_token();
     for &(a, b, da, db) in &s.channels {
         sim.open_channel(token, a, b, da, db, 80);
@@ -348,6 +359,14 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
             }
         };
     for (k, &(from, to, amount, direct, pause)) in s.payments.iter().enumerate() {
+        for &(at, len, node) in &s.monitor_outages {
+            if at == k {
+                sim.set_monitor_up(node, false);
+            }
+            if at + len == k {
+                sim.set_monitor_up(node, true);
+            }
+        }
         for &(at, len, node) in &s.outages {
             if at + len == k {
                 back_online(&mut sim, node, &mut offline);
@@ -401,6 +420,9 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     }
     for node in offline.keys().copied().collect::<Vec<_>>() {
         back_online(&mut sim, node, &mut offline);
+    }
+    for &i in &monitored {
+        sim.set_monitor_up(i, true);
     }
     while !moves.is_empty() {
         run_with_moves(&mut sim, 1_000, d, &mut moves);
@@ -642,6 +664,7 @@ fn regression_mediator_restarts_while_the_secret_travels_back() {
         duplicate: 0.1050937483423782,
         max_delay: 16,
         seed: 5055224393211748376,
+        monitor_outages: vec![],
         dishonest: None,
     };
     run(&s).unwrap();
@@ -669,6 +692,7 @@ fn regression_payment_to_a_partner_with_an_unrelated_restart() {
         duplicate: 0.0325690851855284,
         max_delay: 58,
         seed: 16982285753415996219,
+        monitor_outages: vec![],
         dishonest: None,
     };
     run(&s).unwrap();
@@ -700,6 +724,7 @@ fn regression_every_payment_reports_an_outcome() {
         duplicate: 0.01939917811118222,
         max_delay: 34,
         seed: 12652900390130807072,
+        monitor_outages: vec![],
         dishonest: None,
     };
     run(&s).unwrap();
@@ -735,6 +760,7 @@ fn regression_dishonest_mediator_and_a_crashed_payee() {
         duplicate: 0.03893251149173343,
         max_delay: 62,
         seed: 2558879729004164125,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 2,
             withholds_unlocks: false,
@@ -775,6 +801,7 @@ fn regression_dishonest_payer_submits_cosigned_withdraw_terms() {
         duplicate: 0.03893251149173343,
         max_delay: 62,
         seed: 2558879729004164125,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 5,
             withholds_unlocks: false,
@@ -817,6 +844,7 @@ fn regression_dishonest_payer_registers_early_through_a_mediator() {
         duplicate: 0.03893251149173343,
         max_delay: 62,
         seed: 2558879729004164125,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 5,
             withholds_unlocks: false,
@@ -853,6 +881,7 @@ fn regression_dishonest_payer_never_unlocks_while_a_node_is_down() {
         duplicate: 0.09373151795901247,
         max_delay: 22,
         seed: 9223532199802299148,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 1,
             withholds_unlocks: true,
@@ -884,6 +913,7 @@ fn regression_dishonest_payer_registers_a_canceled_transfers_secret() {
         duplicate: 0.19124723510759162,
         max_delay: 47,
         seed: 16284206444228565476,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 0,
             withholds_unlocks: false,
@@ -923,6 +953,7 @@ fn regression_dishonest_node_cosigns_two_withdraws() {
         duplicate: 0.003356018008543384,
         max_delay: 11,
         seed: 8244033934115703023,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 0,
             withholds_unlocks: false,
@@ -966,6 +997,7 @@ fn regression_hostile_network_goes_quiet() {
         duplicate: 0.07347318203136728,
         max_delay: 34,
         seed: 14885337955493798744,
+        monitor_outages: vec![],
         dishonest: None,
     };
     run(&s).unwrap();
@@ -1001,6 +1033,7 @@ fn regression_dishonest_node_and_two_crashes() {
         duplicate: 0.0428833705349172,
         max_delay: 67,
         seed: 4831487913103986946,
+        monitor_outages: vec![],
         dishonest: Some(Dishonest {
             node: 4,
             withholds_unlocks: false,
@@ -1008,6 +1041,36 @@ fn regression_dishonest_node_and_two_crashes() {
             withdraws: vec![1, 2],
             submit_after_ms: 450,
         }),
+    };
+    run(&s).unwrap();
+}
+
+/// Found by the hostile-network property once monitors joined it: node 0 mediates with its
+/// monitor down, so the lock waits and is given back; a lock of the same payment then reaches
+/// node 0 again over another channel. (The simulation's check of "forwarded only once the
+/// monitor holds the payer's proof" must look at the channel the forwarded lock came over.)
+#[test]
+fn regression_a_monitored_mediator_gets_the_same_payment_over_a_second_channel() {
+    let s = Scenario {
+        nodes: 5,
+        channels: vec![
+            (1, 0, 10, 5),
+            (2, 0, 10, 0),
+            (3, 0, 10, 0),
+            (4, 2, 10, 9),
+            (4, 0, 10, 0),
+        ],
+        payments: vec![(2, 1, 1, false, 2258), (0, 1, 6, false, 2777)],
+        crashes: vec![],
+        outages: vec![],
+        monitor_outages: vec![(0, 2, 0)],
+        cancel: vec![],
+        fee: 0,
+        loss: 0.0,
+        duplicate: 0.023836788823382093,
+        max_delay: 1,
+        seed: 2312822597750944546,
+        dishonest: None,
     };
     run(&s).unwrap();
 }

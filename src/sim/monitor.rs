@@ -28,8 +28,9 @@ pub struct SimMonitor {
     backlog: BTreeMap<ChannelId, (DelegationPrint, Box<DelegationPackage>)>,
     /// Every package it accepted, in order: (sim time, channel, nonce).
     pub accepted: Vec<(u64, ChannelId, Nonce)>,
-    /// The nonce of the payer's proof each incoming lock arrived with.
-    lock_nonces: BTreeMap<SecretHash, (ChannelId, Nonce)>,
+    /// The nonce of the payer's proof each incoming lock arrived with, per channel (a lock
+    /// given back may come again over another route).
+    lock_nonces: BTreeMap<(ChannelId, SecretHash), Nonce>,
 }
 
 impl SimMonitor {
@@ -120,8 +121,8 @@ impl Simulation {
         {
             let bp = t.balance_proof;
             m.lock_nonces
-                .entry(t.lock.secrethash)
-                .or_insert((bp.channel_identifier, bp.nonce));
+                .entry((bp.channel_identifier, t.lock.secrethash))
+                .or_insert(bp.nonce);
         }
     }
 
@@ -142,10 +143,10 @@ impl Simulation {
             return;
         };
         let h = t.lock.secrethash;
-        if !node.core.state.mediators.contains_key(&h) {
+        let Some(channel) = node.core.state.mediators.get(&h).map(|m| m.payer_channel) else {
             return;
-        }
-        let (channel, nonce) = m.lock_nonces[&h];
+        };
+        let nonce = m.lock_nonces[&(channel, h)];
         let held = m.held.get(&channel).map(|p| p.nonce());
         assert!(
             held >= Some(nonce),
