@@ -807,3 +807,84 @@ fn a_delegation_after_the_close_and_after_an_obsolete_unlock_still_punishes() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn a_refresh_with_a_newly_known_secret_is_taken_after_a_partial_unlock_on_chain() {
+    let p = parties();
+    let (l1, l2) = (lock(1, 90), lock(2, 120));
+    let full = package(&p, 5, 30, &[l1, l2], &[]);
+    let proof = full.balance_proof.unwrap();
+    // First the node knows only l1's secret.
+    let mut first = full.clone();
+    first.unlocks.retain(|u| u.secrethash == l1.secrethash);
+    first.sign(&p.delegator);
+    let mut s = MonitorState::default();
+    s.submit(
+        first.clone(),
+        open_facts(50),
+        &[(l1.secrethash, BlockNumber(60))],
+        &limits(),
+    )
+    .unwrap();
+    s.step(closed_by_partner(&first, 100), &limits());
+    s.step(
+        MonitorInput::Chain(ChainEvent::BalanceProofUpdated {
+            channel_identifier: first.channel_identifier,
+            participant: p.partner.address(),
+            transferred_amount: proof.transferred_amount,
+            locksroot: proof.locksroot,
+        }),
+        &limits(),
+    );
+    let calls = block(&mut s, 102);
+    let (unlock, ..) = sole_unlock(&calls, "l1 unlocked");
+    assert_eq!(unlock.secrethash, l1.secrethash);
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
+            channel_identifier: first.channel_identifier,
+            payer_participant: p.partner.address(),
+            lockhash: l1.lockhash(),
+            transferred_amount: TokenAmount::from(35u64),
+        }),
+        &limits(),
+    );
+    call_done(
+        &mut s,
+        &first,
+        DutyKind::Unlock(l1.secrethash),
+        CallResult::Mined(H256([2; 32])),
+    );
+    // The node learns l2's secret: same proof, one more unlock. The chain's balance hash moved
+    // with l1's unlock (transferred 35), yet the refresh is taken.
+    let moved = closed_facts(103, 5, TokenAmount::from(35u64), proof.locksroot);
+    let without_l1 = {
+        let mut p2 = full.clone();
+        p2.unlocks.retain(|u| u.secrethash == l2.secrethash);
+        p2.sign(&p.delegator);
+        p2
+    };
+    assert!(
+        matches!(
+            s.submit(without_l1, moved, &[], &limits()),
+            Err(Refusal::ChainHoldsNewer { .. })
+        ),
+        "not a refresh: it drops an item held"
+    );
+    s.submit(
+        full.clone(),
+        moved,
+        &[(l2.secrethash, BlockNumber(101))],
+        &limits(),
+    )
+    .unwrap();
+    let calls = block(&mut s, 104);
+    let (unlock, transferred_amount, ..) = sole_unlock(&calls, "l2 unlocked");
+    assert_eq!(unlock.secrethash, l2.secrethash);
+    assert_eq!(*transferred_amount, TokenAmount::from(35u64));
+    assert!(
+        calls
+            .iter()
+            .all(|c| !matches!(c, MonitorCall::Update { .. })),
+        "the update stays done"
+    );
+}

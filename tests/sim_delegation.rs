@@ -251,3 +251,47 @@ fn new_proofs_secrets_and_given_back_locks_each_hand_over_a_fresh_package() {
     let accepted: Vec<u64> = sim.monitor(2).accepted.iter().map(|a| a.2.0).collect();
     assert_eq!(accepted, vec![1, 2, 2, 3, 3]);
 }
+
+#[test]
+fn after_a_withdraw_starts_a_new_epoch_a_lock_waits_for_the_new_epochs_proof() {
+    let (mut sim, token, ch01) = line(18);
+    // Nonces 1–4 of the payer's proofs on 0–1 held by the monitor.
+    for a in [1, 2] {
+        let id = sim.pay(token, 0, 2, a, false).unwrap();
+        assert!(sim.run_until_quiet(60_000));
+        assert!(succeeded(&sim, 0, id));
+    }
+    let old_epoch = sim.state(1).channel(&ch01).unwrap().open_block_number;
+    assert_eq!(sim.monitor(1).held[&ch01].nonce().0, 4);
+    // A co-signed withdraw: a new epoch, whose proofs start at nonce 1 again.
+    sim.mine(2);
+    sim.act(
+        0,
+        Action::Withdraw {
+            channel: ch01,
+            amount: t(10),
+        },
+    )
+    .unwrap();
+    assert!(sim.run_until(60_000, |s| {
+        s.state(1)
+            .channel(&ch01)
+            .is_some_and(|c| c.open_block_number > old_epoch)
+    }));
+    sim.set_monitor_up(1, false);
+    let id = sim.pay(token, 0, 2, 5, false).unwrap();
+    assert!(
+        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
+            == 1)
+    );
+    assert_eq!(sim.state(1).channel(&ch01).unwrap().partner.nonce.0, 1);
+    sim.run_for(2_000);
+    assert!(
+        ended(&sim, 0, id).is_none(),
+        "the old epoch's nonce 4 must not let nonce 1 through"
+    );
+    sim.set_monitor_up(1, true);
+    assert!(sim.run_until_quiet(60_000));
+    assert!(succeeded(&sim, 0, id));
+    assert_eq!(balances(&sim, token, 1, 2), (92, 8));
+}

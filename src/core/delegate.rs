@@ -15,7 +15,7 @@
 
 use super::{Core, Output};
 use crate::delegation::{DelegatedProof, DelegatedUnlock, DelegationPackage, PunishEvidence};
-use crate::primitives::{Address, ChannelId, Nonce, SecretHash, Signature};
+use crate::primitives::{Address, BlockNumber, ChannelId, Nonce, SecretHash, Signature};
 use crate::proofs::{DelegationData, Lock, SignedData, UnlockDelegationData};
 use std::collections::BTreeMap;
 
@@ -24,6 +24,8 @@ use super::channel::ChannelState;
 /// What a channel's package carries, in brief: a new package is handed over when it changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DelegationPrint {
+    /// The channel's epoch (a withdraw or a reopened channel starts nonces again).
+    pub open_block_number: BlockNumber,
     /// The partner's proof's nonce.
     pub nonce: Nonce,
     /// Unlock delegations (claimable locks of that proof whose secret we know).
@@ -55,11 +57,11 @@ pub(super) struct Delegations {
     monitor: Option<Address>,
     /// What was last handed to the shell, per channel.
     handed: BTreeMap<ChannelId, DelegationPrint>,
-    /// The newest nonce the service acknowledged holding, per channel.
-    held: BTreeMap<ChannelId, Nonce>,
+    /// The newest proof the service acknowledged holding, per channel.
+    held: BTreeMap<ChannelId, Position>,
     /// Mediated transfers waiting to be forwarded until the service holds the payer's proof
-    /// with their lock: its channel and nonce.
-    waiting: BTreeMap<SecretHash, (ChannelId, Nonce)>,
+    /// with their lock: its channel, and the proof's position.
+    waiting: BTreeMap<SecretHash, (ChannelId, Position)>,
     /// Whether the node was in no-internet mode at the end of the last step.
     was_offline: bool,
 }
@@ -74,7 +76,7 @@ impl Delegations {
             .filter(|(_, m)| m.payee.is_none())
             .filter_map(|(h, m)| {
                 let ch = state.channel(&m.payer_channel)?;
-                Some((*h, (m.payer_channel, ch.partner.nonce)))
+                Some((*h, (m.payer_channel, position(ch))))
             })
             .collect();
         Delegations {
@@ -95,10 +97,20 @@ fn delegated_locks(ch: &ChannelState) -> impl Iterator<Item = &Lock> {
         .filter(move |l| current && ch.partner.secrets.contains_key(&l.secrethash))
 }
 
+/// Where a proof stands: its channel's epoch, then its nonce (nonces start again in a new
+/// epoch).
+type Position = (BlockNumber, Nonce);
+
+/// The position of the partner's latest proof on `ch`.
+fn position(ch: &ChannelState) -> Position {
+    (ch.open_block_number, ch.partner.nonce)
+}
+
 /// What `ch`'s package would carry; `None` before the partner sent any proof.
 fn print_of(ch: &ChannelState) -> Option<DelegationPrint> {
     let proof = ch.partner.latest_proof?;
     Some(DelegationPrint {
+        open_block_number: ch.open_block_number,
         nonce: proof.balance_proof.nonce,
         unlocks: delegated_locks(ch).count(),
         punishes: ch.disposed_to_us.len(),
@@ -118,15 +130,20 @@ impl Core {
                 }
             }
             MonitorReport::Holds { channel, print } => {
-                let held = self.delegations.held.entry(channel).or_default();
-                *held = (*held).max(print.nonce);
+                let at = (print.open_block_number, print.nonce);
+                let held = self.delegations.held.entry(channel).or_insert(at);
+                *held = (*held).max(at);
                 let held = *held;
-                log::debug!("{channel}: the monitor holds our delegation up to nonce {held}");
+                log::debug!(
+                    "{channel}: the monitor holds our delegation up to nonce {} of epoch {}",
+                    held.1,
+                    held.0
+                );
                 let released: Vec<SecretHash> = self
                     .delegations
                     .waiting
                     .iter()
-                    .filter(|(_, (c, nonce))| *c == channel && *nonce <= held)
+                    .filter(|(_, (c, at))| *c == channel && *at <= held)
                     .map(|(h, _)| *h)
                     .collect();
                 for h in released {
@@ -144,21 +161,22 @@ impl Core {
         if !self.state.config.delegate_before_forwarding {
             return false;
         }
-        let Some(nonce) = self.state.channel(&channel).map(|c| c.partner.nonce) else {
+        let Some(at) = self.state.channel(&channel).map(position) else {
             return false;
         };
         if self
             .delegations
             .held
             .get(&channel)
-            .is_some_and(|held| *held >= nonce)
+            .is_some_and(|held| *held >= at)
         {
             return false;
         }
         log::info!(
-            "{h:?}: forwarding once the monitor holds the payer's proof {nonce} of {channel}"
+            "{h:?}: forwarding once the monitor holds the payer's proof {} of {channel}",
+            at.1
         );
-        self.delegations.waiting.insert(h, (channel, nonce));
+        self.delegations.waiting.insert(h, (channel, at));
         true
     }
 

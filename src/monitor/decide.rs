@@ -320,6 +320,22 @@ pub struct Changes {
     pub secrets: Vec<(SecretHash, Option<BlockNumber>)>,
 }
 
+/// Whether `package` carries the proof `w` holds with more items, and every item `w` has.
+fn is_refresh(w: &Watch, package: &DelegationPackage) -> bool {
+    w.package.balance_proof.is_some()
+        && w.package.balance_proof == package.balance_proof
+        && w.package
+            .unlocks
+            .iter()
+            .all(|u| package.unlocks.contains(u))
+        && w.package
+            .punishes
+            .iter()
+            .all(|p| package.punishes.contains(p))
+        && package.unlocks.len() + package.punishes.len()
+            > w.package.unlocks.len() + w.package.punishes.len()
+}
+
 impl MonitorState {
     /// A state restored from persisted watches and registrations at cursor `block`. Calls
     /// that were in flight when the previous run stopped are issued again (the shell's
@@ -401,7 +417,15 @@ impl MonitorState {
             && chain.partner_balance_hash
                 == stored_balance_hash(proof.transferred_amount, proof.locksroot)
             && !(package.unlocks.is_empty() && package.punishes.is_empty());
-        if proof.nonce <= chain.partner_nonce && !chain_holds_this {
+        // More unlocks or punish items for the proof we hold and the chain holds, whose balance
+        // hash has moved since with the locks already unlocked on chain.
+        let refresh_of_onchain = self.watches.get(&channel).is_some_and(|w| {
+            proof.nonce == chain.partner_nonce
+                && is_refresh(w, &package)
+                && w.partner_onchain
+                    .is_some_and(|(_, root)| root == proof.locksroot)
+        });
+        if proof.nonce <= chain.partner_nonce && !chain_holds_this && !refresh_of_onchain {
             return Err(Refusal::ChainHoldsNewer {
                 chain: chain.partner_nonce,
                 offered: proof.nonce,
@@ -410,19 +434,7 @@ impl MonitorState {
         match self.watches.get(&channel) {
             Some(w) => {
                 let stored = w.package.nonce();
-                let refresh = proof.nonce == stored
-                    && w.package.balance_proof == Some(proof)
-                    && w.package
-                        .unlocks
-                        .iter()
-                        .all(|u| package.unlocks.contains(u))
-                    && w.package
-                        .punishes
-                        .iter()
-                        .all(|p| package.punishes.contains(p))
-                    && package.unlocks.len() + package.punishes.len()
-                        > w.package.unlocks.len() + w.package.punishes.len();
-                if proof.nonce < stored || (proof.nonce == stored && !refresh) {
+                if proof.nonce < stored || (proof.nonce == stored && !is_refresh(w, &package)) {
                     return Err(Refusal::NotNewer {
                         stored,
                         offered: proof.nonce,

@@ -96,15 +96,24 @@ impl Simulation {
         package
             .verify(m.address, chain_id, MAX_ITEMS)
             .expect("the node hands over packages the service accepts");
+        // A withdraw or a reopened channel starts a new epoch, whose nonces start again (the
+        // real service forgets the channel on the withdraw or settle).
         if let Some(old) = m.held.get(&channel) {
             assert!(
-                package.nonce() >= old.nonce(),
-                "{channel}: the node handed over nonce {} after {}",
+                (package.open_block_number, package.nonce())
+                    >= (old.open_block_number, old.nonce()),
+                "{channel}: the node handed over nonce {} of epoch {} after nonce {} of epoch {}",
                 package.nonce(),
-                old.nonce()
+                package.open_block_number,
+                old.nonce(),
+                old.open_block_number
             );
         }
-        assert_eq!(package.nonce(), print.nonce, "the print names the package");
+        assert_eq!(
+            (package.open_block_number, package.nonce()),
+            (print.open_block_number, print.nonce),
+            "the print names the package"
+        );
         m.accepted.push((now, channel, package.nonce()));
         m.held.insert(channel, *package);
         Some(Input::Monitor(MonitorReport::Holds { channel, print }))
@@ -147,7 +156,16 @@ impl Simulation {
             return;
         };
         let nonce = m.lock_nonces[&(channel, h)];
-        let held = m.held.get(&channel).map(|p| p.nonce());
+        let epoch = node
+            .core
+            .state
+            .channel(&channel)
+            .map(|c| c.open_block_number);
+        let held = m
+            .held
+            .get(&channel)
+            .filter(|p| Some(p.open_block_number) == epoch)
+            .map(|p| p.nonce());
         assert!(
             held >= Some(nonce),
             "node {i} forwarded {h:?} while its monitor held {held:?} of {channel}, the lock came with nonce {nonce}"
