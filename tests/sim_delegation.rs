@@ -295,3 +295,26 @@ fn after_a_withdraw_starts_a_new_epoch_a_lock_waits_for_the_new_epochs_proof() {
     assert!(succeeded(&sim, 0, id));
     assert_eq!(balances(&sim, token, 1, 2), (92, 8));
 }
+
+#[test]
+fn a_transfer_waiting_for_the_monitor_is_given_back_when_no_internet_mode_begins() {
+    let (mut sim, token, ch01) = line(19);
+    sim.set_monitor_up(1, false);
+    let id = sim.pay(token, 0, 2, 10, false).unwrap();
+    assert!(
+        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
+            == 1)
+    );
+    // The mediator's user switches no-internet mode on: it holds no lock, so it gives this one
+    // back at once instead of waiting for its expiry.
+    sim.act(1, Action::SetNoInternet(true)).unwrap();
+    assert_eq!(sim.core(1).forwards_waiting_for_monitor(&ch01), 0);
+    assert!(sim.state(1).mediators.is_empty());
+    assert!(sim.run_until(5_000, |s| ended(s, 0, id).is_some()));
+    assert!(matches!(
+        ended(&sim, 0, id),
+        Some(Notification::TransferFailed { .. })
+    ));
+    assert!(nothing_forwarded(&sim, token));
+    assert_eq!(balances(&sim, token, 0, 1), (100, 0));
+}

@@ -226,10 +226,15 @@ impl Core {
     }
 
     /// After each step: transfers that waited for a monitor that is no longer asked for go on,
-    /// and every channel whose package changed is handed to the shell (every channel on the
+    /// those that waited when no-internet mode began are given back, and every channel whose package changed is handed to the shell (every channel on the
     /// way into no-internet mode).
     pub(super) fn hand_over_delegations(&mut self) {
-        if !self.state.config.delegate_before_forwarding && !self.delegations.waiting.is_empty() {
+        // Forwarded without the monitor, or (in no-internet mode, which holds no lock) given
+        // back at once.
+        let offline = self.no_internet().is_some();
+        if (!self.state.config.delegate_before_forwarding || offline)
+            && !self.delegations.waiting.is_empty()
+        {
             for h in std::mem::take(&mut self.delegations.waiting).into_keys() {
                 self.forward_or_give_up(h);
             }
@@ -237,7 +242,6 @@ impl Core {
         let Some(monitor) = self.delegations.monitor else {
             return;
         };
-        let offline = self.no_internet().is_some();
         if offline && !self.delegations.was_offline {
             log::info!("entering no-internet mode: handing every channel to the monitor again");
             self.delegations.handed.clear();

@@ -136,7 +136,7 @@ pub async fn run(
                     warn!("{channel}: pushing the delegation failed: {e}");
                     push.record(channel, Err(e));
                     failed = true;
-                    // Unless a newer one arrived meanwhile, it is retried.
+                    // Retried, unless a newer package of the channel replaces it first.
                     due.entry(channel).or_insert((print, package));
                 }
             }
