@@ -5,8 +5,8 @@
 
 use crate::crypto::{PrivateKey, keccak256, recover_eip191};
 use crate::primitives::{
-    Address, BlockCount, BlockNumber, ChainId, ChannelId, H256, Locksroot, Nonce, SecretHash,
-    Signature, TokenAmount,
+    Address, BlockCount, BlockNumber, ChainId, ChannelId, H256, Locksroot, Nonce, Secret,
+    SecretHash, Signature, TokenAmount,
 };
 use crate::proofs::{
     BalanceProofData, ChannelBinding, DelegationData, DisposedLockData, Lock, SignedData,
@@ -30,6 +30,29 @@ mod text {
     {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional value as a string in JSON.
+mod text_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    pub fn serialize<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: FromStr, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T::Err: Display,
+    {
+        Option::<String>::deserialize(d)?
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -90,6 +113,10 @@ pub struct DelegatedUnlock {
     /// The node's signature over the unlock-delegation data naming the delegate.
     #[serde(with = "text")]
     pub signature: Signature,
+    /// The secret, so the delegate can register it on chain when nobody else does (an unlock
+    /// needs it registered by the lock's expiration). `sha256(secret)` must be `secrethash`.
+    #[serde(default, with = "text_opt", skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
 }
 
 impl DelegatedUnlock {
@@ -181,6 +208,9 @@ pub enum PackageError {
     /// An unlock's lock is not in the proof's lock tree.
     #[error("lock {0} is not under the balance proof's locksroot")]
     NotInLocksroot(SecretHash),
+    /// A secret given with an unlock does not hash to its lock's secrethash.
+    #[error("the secret given for lock {0} does not hash to it")]
+    WrongSecret(SecretHash),
     /// Unlocks without a proof to unlock against.
     #[error("unlock delegations need a balance proof")]
     UnlocksWithoutProof,
@@ -240,6 +270,13 @@ impl DelegationPackage {
                 d.extend_from_slice(&h.0);
             }
             d.extend_from_slice(&u.signature.0);
+            match &u.secret {
+                Some(s) => {
+                    d.push(1);
+                    d.extend_from_slice(&s.0.0);
+                }
+                None => d.push(0),
+            }
         }
         push_u64(&mut d, self.punishes.len() as u64);
         for p in &self.punishes {
@@ -341,6 +378,9 @@ impl DelegationPackage {
             }
             if !verify_merkle_proof(u.lock().lockhash(), &u.merkle_proof, p.locksroot) {
                 return Err(PackageError::NotInLocksroot(u.secrethash));
+            }
+            if u.secret.is_some_and(|s| s.hash() != u.secrethash) {
+                return Err(PackageError::WrongSecret(u.secrethash));
             }
         }
         for e in &self.punishes {

@@ -95,6 +95,7 @@ fn package(
                 binding,
             }
             .sign(&p.delegator),
+            secret: None,
         })
         .collect();
     let punishes = disposed
@@ -887,4 +888,103 @@ fn a_refresh_with_a_newly_known_secret_is_taken_after_a_partial_unlock_on_chain(
             .all(|c| !matches!(c, MonitorCall::Update { .. })),
         "the update stays done"
     );
+}
+
+/// The package with the secrets of `locks` given along (the node knows them).
+fn with_secrets(p: &Parties, mut pkg: DelegationPackage, secrets: &[u8]) -> DelegationPackage {
+    for (u, n) in pkg.unlocks.iter_mut().zip(secrets) {
+        u.secret = Some(Secret(H256([*n; 32])));
+    }
+    pkg.sign(&p.delegator);
+    pkg
+}
+
+#[test]
+fn a_secret_nobody_registered_is_registered_by_the_monitor_while_its_lock_can_count_it() {
+    let p = parties();
+    let (l1, l2) = (lock(1, 95), lock(2, 130));
+    let pkg = with_secrets(&p, package(&p, 5, 30, &[l1, l2], &[]), &[1, 2]);
+    // A secret that does not hash to its lock is refused with the package.
+    let bad = with_secrets(&p, package(&p, 5, 30, &[l1, l2], &[]), &[1, 7]);
+    assert_eq!(
+        bad.verify(p.monitor, CHAIN, 100),
+        Err(PackageError::WrongSecret(l2.secrethash))
+    );
+    pkg.verify(p.monitor, CHAIN, 100).unwrap();
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
+    assert!(
+        block(&mut s, 60).is_empty(),
+        "nothing while the channel is open"
+    );
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    // l1 expired before the close: registering it now would not count.
+    let calls = block(&mut s, 101);
+    assert_eq!(
+        calls,
+        vec![MonitorCall::RegisterSecret {
+            channel: pkg.channel_identifier,
+            secret: Secret(H256([2; 32])),
+        }]
+    );
+    assert!(block(&mut s, 102).is_empty(), "in flight");
+    // It failed: issued again at the next block.
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Register(l2.secrethash),
+        CallResult::Failed("underpriced".into()),
+    );
+    assert_eq!(block(&mut s, 103).len(), 1);
+    s.step(
+        MonitorInput::Chain(ChainEvent::SecretRegistered {
+            secrethash: l2.secrethash,
+            secret: Secret(H256([2; 32])),
+            block_number: BlockNumber(103),
+        }),
+        &limits(),
+    );
+    call_done(
+        &mut s,
+        &pkg,
+        DutyKind::Register(l2.secrethash),
+        CallResult::Mined(H256([5; 32])),
+    );
+    // Then the update in the second half, and the unlock of l2 (never of l1).
+    let mut unlocked = Vec::new();
+    for n in 104..140 {
+        for c in block(&mut s, n) {
+            match c {
+                MonitorCall::Update { proof, .. } => {
+                    s.step(
+                        MonitorInput::Chain(ChainEvent::BalanceProofUpdated {
+                            channel_identifier: pkg.channel_identifier,
+                            participant: p.partner.address(),
+                            transferred_amount: proof.transferred_amount,
+                            locksroot: proof.locksroot,
+                        }),
+                        &limits(),
+                    );
+                    call_done(
+                        &mut s,
+                        &pkg,
+                        DutyKind::Update,
+                        CallResult::Mined(H256([7; 32])),
+                    );
+                }
+                MonitorCall::Unlock { unlock, .. } => {
+                    unlocked.push(unlock.secrethash);
+                    call_done(
+                        &mut s,
+                        &pkg,
+                        DutyKind::Unlock(unlock.secrethash),
+                        CallResult::Mined(H256([6; 32])),
+                    );
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(unlocked, vec![l2.secrethash]);
 }

@@ -915,3 +915,80 @@ async fn a_mediator_run_with_a_monitor_forwards_a_lock_only_once_the_monitor_hol
         "{at_c}"
     );
 }
+
+/// A pays B 5 under a lock. B learns the secret, but A dies right after committing its
+/// off-chain unlock, before sending it (fault point `send-before:Secret`), and nobody registers
+/// the secret. B delegates (the secret given along) and goes offline; A comes back and closes.
+/// The monitor registers the secret itself while the lock can still count it, updates with A's
+/// proof holding the lock, unlocks it, and B is paid the 5 on settle.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_nobody_registered_is_registered_by_the_monitor_and_its_lock_unlocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+
+    net.kill_node(0).unwrap();
+    net.start_node_with(0, &[("SMARTRAIDEN_CRASH_AT", "send-before:Secret")])
+        .await
+        .unwrap();
+    let (status, body) = net
+        .api(0)
+        .transfer(net.token(), net.address(1), 5, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        net.wait_exit(0, WAIT).await.is_some(),
+        "A dies at the fault point"
+    );
+    let net_ref = &net;
+    let id_ref = &id;
+    let pkg = poll(
+        "B's package delegates the unlock with the secret",
+        || async move {
+            let p = package(net_ref, id_ref).await;
+            let ok = p["unlocks"]
+                .as_array()
+                .is_some_and(|u| u.len() == 1 && u[0]["secret"].is_string());
+            seen(ok, p)
+        },
+    )
+    .await;
+    let (status, body) = submit(&monitor.api, &pkg).await;
+    assert_eq!(status, 201, "{body}");
+    net.kill_node(1).unwrap();
+
+    // A is back; its unlock never reached B. It closes.
+    net.start_node(0).await.unwrap();
+    close(&net, 0, &id).await;
+    let st = wait_delegation(
+        &monitor.api,
+        &id,
+        "the monitor registers the secret",
+        |_, v| v["registrations"][0]["state"] == "done",
+    )
+    .await;
+    assert!(
+        st["registrations"][0]["tx"].is_string(),
+        "the monitor's own registration: {st}"
+    );
+    let scheduled = st["update_scheduled_block"].as_u64().unwrap();
+    net.chain.mine_to(scheduled - 1).await.unwrap();
+    let st = wait_delegation(&monitor.api, &id, "update, then unlock", |_, v| {
+        v["update"]["state"] == "done" && v["unlocks"][0]["state"] == "done"
+    })
+    .await;
+    assert!(st["unlocks"][0]["tx"].is_string(), "{st}");
+    assert_eq!(
+        monitor_transactions(&net).await,
+        3,
+        "one registration, one update, one unlock"
+    );
+
+    settled_and_forgotten(&net, &monitor.api, &id, b0).await;
+    assert_eq!(onchain(&net, 0).await, a0 + 100 - 15, "A paid 10 and the 5");
+    assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
+}

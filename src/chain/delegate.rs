@@ -8,7 +8,7 @@ use super::ChainError;
 use super::calls::{ChainExecutor, TxOutcome};
 use super::convert::{b256, eth_address, merkle_proof_bytes, signature_bytes};
 use crate::delegation::{DelegatedProof, DelegatedUnlock, PunishEvidence};
-use crate::primitives::{Address, H256, Nonce, TokenAmount};
+use crate::primitives::{Address, H256, Nonce, Secret, TokenAmount};
 
 impl ChainExecutor {
     /// `updateBalanceProofDelegate`: submits `partner`'s proof for `participant`.
@@ -59,6 +59,16 @@ impl ChainExecutor {
             ),
         )
         .await
+    }
+
+    /// `registerSecret` in the SecretRegistry (a delegated lock's secret nobody registered).
+    pub async fn register_secret(&self, secret: Secret) -> Result<TxOutcome, ChainError> {
+        let registry = super::bindings::SecretRegistry::new(
+            eth_address(self.contracts.secret_registry),
+            self.client.provider(),
+        );
+        self.send("registerSecret", registry.registerSecret(b256(secret.0)))
+            .await
     }
 
     /// `punishObsoleteUnlock` in favour of `beneficiary`.

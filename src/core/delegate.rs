@@ -317,6 +317,7 @@ impl Core {
                             binding,
                         }
                         .sign(&self.key),
+                        secret: ch.partner.secrets.get(&l.secrethash).copied(),
                     })
                 })
                 .collect(),

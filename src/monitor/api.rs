@@ -70,15 +70,18 @@ fn duty_json(d: &Duty) -> Value {
 /// A delegation's status.
 pub fn watch_json(w: &Watch) -> Value {
     let p = &w.package;
-    let unlocks: Vec<Value> = w
-        .unlocks
-        .iter()
-        .map(|(h, d)| {
-            let mut v = duty_json(d);
-            v["secrethash"] = json!(h.to_string());
-            v
-        })
-        .collect();
+    let per_lock = |duties: &std::collections::BTreeMap<_, Duty>| -> Vec<Value> {
+        duties
+            .iter()
+            .map(|(h, d): (&crate::primitives::SecretHash, &Duty)| {
+                let mut v = duty_json(d);
+                v["secrethash"] = json!(h.to_string());
+                v
+            })
+            .collect()
+    };
+    let unlocks = per_lock(&w.unlocks);
+    let registrations = per_lock(&w.registrations);
     json!({
         "channel_identifier": p.channel_identifier.to_string(),
         "token_network": p.token_network.to_checksum(),
@@ -92,6 +95,7 @@ pub fn watch_json(w: &Watch) -> Value {
         "settle_block": w.settle_block().map(|b| b.0),
         "update": duty_json(&w.update),
         "unlocks": unlocks,
+        "registrations": registrations,
         "punish": duty_json(&w.punish),
         "last_failure": w.last_failure,
     })

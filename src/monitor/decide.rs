@@ -7,7 +7,8 @@
 use crate::core::ChainEvent;
 use crate::delegation::{DelegatedProof, DelegatedUnlock, DelegationPackage, PunishEvidence};
 use crate::primitives::{
-    Address, BlockCount, BlockNumber, ChannelId, H256, Locksroot, Nonce, SecretHash, TokenAmount,
+    Address, BlockCount, BlockNumber, ChannelId, H256, Locksroot, Nonce, Secret, SecretHash,
+    TokenAmount,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,6 +64,9 @@ pub struct Watch {
     pub obsolete_unlocks: BTreeSet<H256>,
     /// `punishObsoleteUnlock`.
     pub punish: Duty,
+    /// `registerSecret`, per lock whose secret nobody registered.
+    #[serde(default)]
+    pub registrations: BTreeMap<SecretHash, Duty>,
     /// Failed attempts, last reason (for the status).
     pub last_failure: Option<String>,
 }
@@ -77,6 +81,7 @@ impl Watch {
             unlocks: BTreeMap::new(),
             obsolete_unlocks: BTreeSet::new(),
             punish: Duty::Idle,
+            registrations: BTreeMap::new(),
             last_failure: None,
         }
     }
@@ -198,6 +203,14 @@ pub enum MonitorCall {
         /// The lock, its Merkle proof and the delegation signature.
         unlock: DelegatedUnlock,
     },
+    /// `registerSecret(secret)` in the SecretRegistry: nobody registered a delegated lock's
+    /// secret, and the unlock needs it registered by the lock's expiration.
+    RegisterSecret {
+        /// The channel.
+        channel: ChannelId,
+        /// The secret.
+        secret: Secret,
+    },
     /// `punishObsoleteUnlock(delegator, partner, …)`.
     Punish {
         /// The channel.
@@ -219,6 +232,7 @@ impl MonitorCall {
         match self {
             MonitorCall::Update { channel, .. }
             | MonitorCall::Unlock { channel, .. }
+            | MonitorCall::RegisterSecret { channel, .. }
             | MonitorCall::Punish { channel, .. } => *channel,
         }
     }
@@ -228,6 +242,7 @@ impl MonitorCall {
         match self {
             MonitorCall::Update { .. } => DutyKind::Update,
             MonitorCall::Unlock { unlock, .. } => DutyKind::Unlock(unlock.secrethash),
+            MonitorCall::RegisterSecret { secret, .. } => DutyKind::Register(secret.hash()),
             MonitorCall::Punish { .. } => DutyKind::Punish,
         }
     }
@@ -240,6 +255,8 @@ pub enum DutyKind {
     Update,
     /// The unlock of one lock.
     Unlock(SecretHash),
+    /// The registration of one lock's secret.
+    Register(SecretHash),
     /// The punishment.
     Punish,
 }
@@ -354,6 +371,7 @@ impl MonitorState {
             for d in std::iter::once(&mut w.update)
                 .chain(std::iter::once(&mut w.punish))
                 .chain(w.unlocks.values_mut())
+                .chain(w.registrations.values_mut())
             {
                 if matches!(d, Duty::InFlight { .. }) {
                     *d = Duty::Idle;
@@ -673,6 +691,16 @@ impl MonitorState {
                     self.registered.insert(secrethash, block_number);
                     self.dirty_secrets.insert(secrethash);
                 }
+                let mut ours = Vec::new();
+                for (channel, w) in self.watches.iter_mut() {
+                    if let Some(d) = w.registrations.get_mut(&secrethash)
+                        && !matches!(d, Duty::InFlight { .. })
+                    {
+                        *d = Duty::Done { tx: None };
+                        ours.push(*channel);
+                    }
+                }
+                self.dirty.extend(ours);
             }
             ChainEvent::ChannelSettled { channel_identifier }
             | ChainEvent::ChannelCooperativeSettled { channel_identifier }
@@ -691,6 +719,10 @@ impl MonitorState {
             DutyKind::Update => &mut w.update,
             DutyKind::Punish => &mut w.punish,
             DutyKind::Unlock(h) => match w.unlocks.get_mut(&h) {
+                Some(d) => d,
+                None => return,
+            },
+            DutyKind::Register(h) => match w.registrations.get_mut(&h) {
                 Some(d) => d,
                 None => return,
             },
@@ -778,6 +810,24 @@ impl MonitorState {
                     };
                     let d = w.unlocks.get_mut(&u.secrethash).expect("checked above");
                     issue(d, call, &mut calls);
+                }
+            }
+            // A delegated lock's secret nobody registered: registered while the unlock can still
+            // count it (a registration after the lock's expiration does not).
+            if in_window {
+                for u in &p.unlocks {
+                    let Some(secret) = u.secret else { continue };
+                    if next > u.expiration || self.registered.contains_key(&u.secrethash) {
+                        continue;
+                    }
+                    let d = w.registrations.entry(u.secrethash).or_default();
+                    if stale(d) {
+                        let call = MonitorCall::RegisterSecret {
+                            channel: *channel,
+                            secret,
+                        };
+                        issue(d, call, &mut calls);
+                    }
                 }
             }
             if stale(&w.punish)

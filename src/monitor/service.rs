@@ -371,6 +371,12 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
                 )
                 .await?
         }
+        MonitorCall::RegisterSecret { secret, .. } => {
+            if executor.secret_reveal_block(secret.hash()).await?.is_some() {
+                return Ok(CallResult::NotNeeded);
+            }
+            executor.register_secret(*secret).await?
+        }
         MonitorCall::Punish {
             token_network,
             delegator,
