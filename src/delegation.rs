@@ -58,14 +58,18 @@ mod text_opt {
 
 /// A list of hex values in JSON.
 mod text_vec {
-    use crate::primitives::H256;
     use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
 
-    pub fn serialize<S: Serializer>(v: &[H256], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<T: Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(|h| h.to_string()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<H256>, D::Error> {
+    pub fn deserialize<'de, T: FromStr, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        T::Err: Display,
+    {
         Vec::<String>::deserialize(d)?
             .iter()
             .map(|s| s.parse().map_err(serde::de::Error::custom))
@@ -175,6 +179,11 @@ pub struct DelegationPackage {
     pub unlocks: Vec<DelegatedUnlock>,
     /// Evidence against obsolete unlocks by the partner.
     pub punishes: Vec<PunishEvidence>,
+    /// Locks of the partner's proof the delegator gave back (AnnounceDisposed), by secrethash:
+    /// never to be unlocked or registered for it (the partner holds its signed statement and
+    /// would punish the unlock). Once listed, a lock stays listed for the channel's epoch.
+    #[serde(default, with = "text_vec")]
+    pub given_back: Vec<SecretHash>,
     /// The delegator's signature over [`DelegationPackage::signed_bytes`].
     #[serde(with = "text")]
     pub signature: Signature,
@@ -208,6 +217,9 @@ pub enum PackageError {
     /// An unlock's lock is not in the proof's lock tree.
     #[error("lock {0} is not under the balance proof's locksroot")]
     NotInLocksroot(SecretHash),
+    /// An unlock delegation for a lock the same package says was given back.
+    #[error("lock {0} is both delegated for unlocking and given back")]
+    UnlockOfGivenBack(SecretHash),
     /// A secret given with an unlock does not hash to its lock's secrethash.
     #[error("the secret given for lock {0} does not hash to it")]
     WrongSecret(SecretHash),
@@ -278,6 +290,10 @@ impl DelegationPackage {
                 None => d.push(0),
             }
         }
+        push_u64(&mut d, self.given_back.len() as u64);
+        for h in &self.given_back {
+            d.extend_from_slice(h.as_bytes());
+        }
         push_u64(&mut d, self.punishes.len() as u64);
         for p in &self.punishes {
             d.extend_from_slice(&p.lockhash.0);
@@ -318,7 +334,7 @@ impl DelegationPackage {
                 ours: chain_id,
             });
         }
-        let items = self.unlocks.len() + self.punishes.len();
+        let items = self.unlocks.len() + self.punishes.len() + self.given_back.len();
         if items > max_items {
             return Err(PackageError::TooManyItems(items, max_items));
         }
@@ -381,6 +397,9 @@ impl DelegationPackage {
             }
             if u.secret.is_some_and(|s| s.hash() != u.secrethash) {
                 return Err(PackageError::WrongSecret(u.secrethash));
+            }
+            if self.given_back.contains(&u.secrethash) {
+                return Err(PackageError::UnlockOfGivenBack(u.secrethash));
             }
         }
         for e in &self.punishes {

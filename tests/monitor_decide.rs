@@ -132,6 +132,7 @@ fn package(
         }),
         unlocks,
         punishes,
+        given_back: Vec::new(),
         signature: Signature([0; 65]),
     };
     pkg.sign(&p.delegator);
@@ -952,9 +953,21 @@ fn a_secret_nobody_registered_is_registered_by_the_monitor_while_its_lock_can_co
         CallResult::Mined(H256([5; 32])),
     );
     // Then the update in the second half, and the unlock of l2 (never of l1).
+    let unlocked = run_updates_and_unlocks(&mut s, &p, &pkg, 104..140);
+    assert_eq!(unlocked, vec![l2.secrethash]);
+}
+
+/// Runs blocks `from..to`, carrying out every update and unlock at once (as mined, with its
+/// log); the secrethashes unlocked, in order. Any other call fails the test.
+fn run_updates_and_unlocks(
+    s: &mut MonitorState,
+    p: &Parties,
+    pkg: &DelegationPackage,
+    blocks: std::ops::Range<u64>,
+) -> Vec<SecretHash> {
     let mut unlocked = Vec::new();
-    for n in 104..140 {
-        for c in block(&mut s, n) {
+    for n in blocks {
+        for c in block(s, n) {
             match c {
                 MonitorCall::Update { proof, .. } => {
                     s.step(
@@ -966,18 +979,13 @@ fn a_secret_nobody_registered_is_registered_by_the_monitor_while_its_lock_can_co
                         }),
                         &limits(),
                     );
-                    call_done(
-                        &mut s,
-                        &pkg,
-                        DutyKind::Update,
-                        CallResult::Mined(H256([7; 32])),
-                    );
+                    call_done(s, pkg, DutyKind::Update, CallResult::Mined(H256([7; 32])));
                 }
                 MonitorCall::Unlock { unlock, .. } => {
                     unlocked.push(unlock.secrethash);
                     call_done(
-                        &mut s,
-                        &pkg,
+                        s,
+                        pkg,
                         DutyKind::Unlock(unlock.secrethash),
                         CallResult::Mined(H256([6; 32])),
                     );
@@ -986,5 +994,49 @@ fn a_secret_nobody_registered_is_registered_by_the_monitor_while_its_lock_can_co
             }
         }
     }
-    assert_eq!(unlocked, vec![l2.secrethash]);
+    unlocked
+}
+
+#[test]
+fn a_lock_the_delegator_gave_back_is_never_unlocked_and_an_older_package_cannot_bring_it_back() {
+    let p = parties();
+    let (l1, l2) = (lock(1, 120), lock(2, 125));
+    let first = with_secrets(&p, package(&p, 5, 30, &[l1, l2], &[]), &[1, 2]);
+    let mut s = MonitorState::default();
+    s.submit(first.clone(), open_facts(50), &[], &limits())
+        .unwrap();
+    // The node gave l2 back (it found no route onward): the same proof, l2's unlock replaced by
+    // the statement that it was given back.
+    let mut gave = first.clone();
+    gave.unlocks.retain(|u| u.secrethash == l1.secrethash);
+    gave.given_back = vec![l2.secrethash];
+    gave.sign(&p.delegator);
+    let mut both = first.clone();
+    both.given_back = vec![l2.secrethash];
+    both.sign(&p.delegator);
+    assert_eq!(
+        both.verify(p.monitor, CHAIN, 100),
+        Err(PackageError::UnlockOfGivenBack(l2.secrethash))
+    );
+    gave.verify(p.monitor, CHAIN, 100).unwrap();
+    s.submit(gave.clone(), open_facts(60), &[], &limits())
+        .unwrap();
+    // The older package, replayed, does not bring the unlock back.
+    assert!(matches!(
+        s.submit(first.clone(), open_facts(61), &[], &limits()),
+        Err(Refusal::NotNewer { .. })
+    ));
+    for (n, l) in [(1u8, l1), (2, l2)] {
+        s.step(
+            MonitorInput::Chain(ChainEvent::SecretRegistered {
+                secrethash: l.secrethash,
+                secret: Secret(H256([n; 32])),
+                block_number: BlockNumber(62),
+            }),
+            &limits(),
+        );
+    }
+    s.step(closed_by_partner(&gave, 100), &limits());
+    let unlocked = run_updates_and_unlocks(&mut s, &p, &gave, 101..140);
+    assert_eq!(unlocked, vec![l1.secrethash], "never the lock given back");
 }

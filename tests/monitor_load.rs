@@ -130,6 +130,7 @@ async fn a_monitor_accepts_thousands_of_delegations_and_reports_its_rate_and_mem
                 }),
                 unlocks: vec![],
                 punishes: vec![],
+                given_back: vec![],
                 signature: Signature([0; 65]),
             };
             p.sign(&delegator);

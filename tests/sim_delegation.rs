@@ -176,6 +176,32 @@ fn a_transfer_that_waits_too_long_for_the_monitor_is_given_back_and_routed_aroun
         1,
         "the initiator holds the mediator's signed give-back"
     );
+    // Back, the monitor gets the payer's proof without the lock.
+    sim.set_monitor_up(1, true);
+    let held = &sim.monitor(1).held[&ch01];
+    assert_eq!((held.nonce().0, held.unlocks.len()), (2, 0));
+}
+
+#[test]
+fn a_lock_given_back_to_a_payer_that_never_answers_is_listed_for_the_monitor() {
+    let (mut sim, token, ch01) = line(20);
+    // The payer never answers the give-back: its last proof still holds the lock.
+    sim.nodes[0].withholds.insert("AnnounceDisposedResponse");
+    sim.set_monitor_up(1, false);
+    sim.pay(token, 0, 2, 10, false).unwrap();
+    assert!(
+        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
+            == 1)
+    );
+    let lock = sim.state(1).channel(&ch01).unwrap().partner.locks[0];
+    assert!(sim.run_until(60_000, |s| s.state(1).mediators.is_empty()));
+    sim.set_monitor_up(1, true);
+    // The package for the proof holding the lock says it was given back: the monitor must
+    // never unlock it (the payer holds our signed statement and would punish the unlock).
+    let held = &sim.monitor(1).held[&ch01];
+    assert_eq!(held.nonce().0, 1);
+    assert_eq!(held.given_back, vec![lock.secrethash]);
+    assert!(held.unlocks.is_empty());
 }
 
 #[test]

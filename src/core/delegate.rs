@@ -2,7 +2,8 @@
 //! - the package a monitoring service needs to defend one of our channels
 //!   (`GET /api/1/thirdparty/{channel}/{delegate}`, and `Output::Delegate`);
 //! - when to hand a fresh package over: whenever what it would carry changes (a new balance
-//!   proof from the partner, a secret learned for one of its locks, a lock it gave back), and
+//!   proof from the partner, a secret learned for one of its locks, a lock the partner gave
+//!   back, a lock we gave back — which the monitor must then never unlock), and
 //!   every channel again on the way into no-internet mode;
 //! - with `NodeConfig::delegate_before_forwarding`, a mediated transfer is forwarded only once
 //!   the service holds the payer's proof that carries its lock: a mediator that then goes
@@ -32,6 +33,8 @@ pub struct DelegationPrint {
     pub unlocks: usize,
     /// Punish evidence (locks the partner gave back).
     pub punishes: usize,
+    /// Locks we gave back.
+    pub given_back: usize,
 }
 
 /// What the shell learned from the monitoring service (`Input::Monitor`).
@@ -114,6 +117,7 @@ fn print_of(ch: &ChannelState) -> Option<DelegationPrint> {
         nonce: proof.balance_proof.nonce,
         unlocks: delegated_locks(ch).count(),
         punishes: ch.disposed_to_us.len(),
+        given_back: ch.given_back.len(),
     })
 }
 
@@ -344,6 +348,7 @@ impl Core {
             balance_proof,
             unlocks,
             punishes,
+            given_back: ch.given_back.keys().copied().collect(),
             signature: Signature([0; 65]),
         };
         package.sign(&self.key);

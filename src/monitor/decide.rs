@@ -337,20 +337,27 @@ pub struct Changes {
     pub secrets: Vec<(SecretHash, Option<BlockNumber>)>,
 }
 
-/// Whether `package` carries the proof `w` holds with more items, and every item `w` has.
+/// Whether `package` carries the proof `w` holds with something more (an unlock, punish
+/// evidence, a lock the delegator gave back) and keeps everything `w` has, except unlocks of
+/// locks it now says were given back. An older package replayed never takes a given-back lock
+/// off the list.
 fn is_refresh(w: &Watch, package: &DelegationPackage) -> bool {
-    w.package.balance_proof.is_some()
-        && w.package.balance_proof == package.balance_proof
-        && w.package
+    let old = &w.package;
+    let kept = old.balance_proof.is_some()
+        && old.balance_proof == package.balance_proof
+        && old
             .unlocks
             .iter()
-            .all(|u| package.unlocks.contains(u))
-        && w.package
-            .punishes
+            .all(|u| package.unlocks.contains(u) || package.given_back.contains(&u.secrethash))
+        && old.punishes.iter().all(|p| package.punishes.contains(p))
+        && old
+            .given_back
             .iter()
-            .all(|p| package.punishes.contains(p))
-        && package.unlocks.len() + package.punishes.len()
-            > w.package.unlocks.len() + w.package.punishes.len()
+            .all(|h| package.given_back.contains(h));
+    let more = package.unlocks.iter().any(|u| !old.unlocks.contains(u))
+        || package.punishes.len() > old.punishes.len()
+        || package.given_back.len() > old.given_back.len();
+    kept && more
 }
 
 impl MonitorState {
@@ -479,7 +486,14 @@ impl MonitorState {
             if old.package.balance_proof == w.package.balance_proof {
                 w.update = old.update;
                 w.unlocks = old.unlocks;
+                w.registrations = old.registrations;
             }
+        }
+        // A lock the delegator gave back is never unlocked nor registered for it.
+        {
+            let given_back = &w.package.given_back;
+            w.unlocks.retain(|h, _| !given_back.contains(h));
+            w.registrations.retain(|h, _| !given_back.contains(h));
         }
         if w.closed.is_none() && chain.state == 2 {
             w.closed = Some(Closed {
