@@ -108,6 +108,10 @@ struct MonitorArgs {
     /// Delegations one delegator may hold.
     #[arg(long, default_value_t = 1_000)]
     max_per_delegator: usize,
+    /// Blocks after settling becomes allowed before the monitor settles a delegated channel
+    /// nobody settled (the participants go first).
+    #[arg(long, default_value_t = 20)]
+    settle_grace: u64,
 }
 
 #[derive(Subcommand)]
@@ -458,6 +462,7 @@ async fn run_monitor(args: MonitorArgs) -> Result<()> {
         confirmations: args.confirmations,
         limits: smartraiden::monitor::MonitorLimits {
             per_delegator: args.max_per_delegator,
+            settle_grace: smartraiden::primitives::BlockCount(args.settle_grace),
             ..Default::default()
         },
     };

@@ -147,6 +147,7 @@ fn open_facts(head: u64) -> OnChainFacts {
         partner_nonce: Nonce(0),
         partner_balance_hash: [0; 24],
         head: BlockNumber(head),
+        punish_window: BlockCount(5),
     }
 }
 
@@ -160,6 +161,7 @@ fn closed_facts(head: u64, nonce: u64, transferred: TokenAmount, root: Locksroot
         partner_nonce: Nonce(nonce),
         partner_balance_hash: stored_balance_hash(transferred, root),
         head: BlockNumber(head),
+        punish_window: BlockCount(5),
     }
 }
 
@@ -1039,4 +1041,69 @@ fn a_lock_the_delegator_gave_back_is_never_unlocked_and_an_older_package_cannot_
     s.step(closed_by_partner(&gave, 100), &limits());
     let unlocked = run_updates_and_unlocks(&mut s, &p, &gave, 101..140);
     assert_eq!(unlocked, vec![l1.secrethash], "never the lock given back");
+}
+
+#[test]
+fn a_channel_nobody_settles_is_settled_by_the_monitor_with_both_sides_as_the_chain_holds_them() {
+    let p = parties();
+    let l1 = lock(1, 130);
+    let pkg = with_secrets(&p, package(&p, 5, 30, &[l1], &[]), &[1]);
+    let mut s = MonitorState::default();
+    s.submit(
+        pkg.clone(),
+        open_facts(50),
+        &[(l1.secrethash, BlockNumber(60))],
+        &limits(),
+    )
+    .unwrap();
+    // The partner closes at 100 with the delegator's proof paying 12.
+    let theirs = Locksroot(H256([8; 32]));
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelClosed {
+            channel_identifier: pkg.channel_identifier,
+            closing_participant: pkg.partner,
+            transferred_amount: TokenAmount::from(12u64),
+            locksroot: theirs,
+            block_number: BlockNumber(100),
+        }),
+        &limits(),
+    );
+    // The update and the unlock (+5 on the partner's side).
+    let unlocked = run_updates_and_unlocks(&mut s, &p, &pkg, 101..140);
+    assert_eq!(unlocked, vec![l1.secrethash]);
+    let proof = pkg.balance_proof.unwrap();
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
+            channel_identifier: pkg.channel_identifier,
+            payer_participant: pkg.partner,
+            lockhash: l1.lockhash(),
+            transferred_amount: TokenAmount::from(35u64),
+        }),
+        &limits(),
+    );
+    // Settle window ends at 140, the punish window at 145; the participants get a grace.
+    let from = 140 + 5 + 1 + limits().settle_grace.0;
+    for n in 140..from - 1 {
+        assert!(block(&mut s, n).is_empty(), "block {n}: too early");
+    }
+    let calls = block(&mut s, from - 1);
+    assert_eq!(
+        calls,
+        vec![MonitorCall::Settle {
+            channel: pkg.channel_identifier,
+            token_network: pkg.token_network,
+            delegator: (pkg.delegator, TokenAmount::from(12u64), theirs),
+            partner: (pkg.partner, TokenAmount::from(35u64), proof.locksroot),
+        }]
+    );
+    assert!(block(&mut s, from).is_empty(), "in flight");
+    // Someone settled meanwhile: the sender finds it settled; the log makes the monitor forget.
+    call_done(&mut s, &pkg, DutyKind::Settle, CallResult::NotNeeded);
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelSettled {
+            channel_identifier: pkg.channel_identifier,
+        }),
+        &limits(),
+    );
+    assert!(s.watches.is_empty());
 }

@@ -992,3 +992,54 @@ async fn a_secret_nobody_registered_is_registered_by_the_monitor_and_its_lock_un
     assert_eq!(onchain(&net, 0).await, a0 + 100 - 15, "A paid 10 and the 5");
     assert_eq!(onchain(&net, 1).await, b0 + 50 + 15, "B got both");
 }
+
+/// B delegates and goes offline; A closes and goes away too, so nobody settles. The monitor
+/// updates with A's latest proof and, once settling is allowed and a grace has passed, settles
+/// the channel itself: both payouts match that proof to the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_both_participants_left_is_settled_by_the_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path()).await;
+    let monitor = start_monitor(&net, dir.path()).await;
+    let id = open(&net, 100, 50).await;
+    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
+    pay(&net, 0, 1, 10).await;
+    pay(&net, 0, 1, 7).await;
+    let (status, body) = submit(&monitor.api, &package(&net, &id).await).await;
+    assert_eq!(status, 201, "{body}");
+    net.kill_node(1).unwrap();
+    close(&net, 0, &id).await;
+    let st = wait_delegation(&monitor.api, &id, "the monitor sees the close", |_, v| {
+        v["closed_block"].is_u64()
+    })
+    .await;
+    net.kill_node(0).unwrap();
+    let scheduled = st["update_scheduled_block"].as_u64().unwrap();
+    net.chain.mine_to(scheduled - 1).await.unwrap();
+    wait_delegation(&monitor.api, &id, "updated", |_, v| {
+        v["update"]["state"] == "done"
+    })
+    .await;
+    // Settling is allowed after the punish window; the monitor leaves the participants a grace
+    // of 20 blocks first, and acts in the block before the first it may use.
+    let settle_from = st["settle_from_block"].as_u64().unwrap();
+    assert_eq!(
+        settle_from,
+        st["settle_block"].as_u64().unwrap() + PUNISH_BLOCKS + 1
+    );
+    net.chain.mine_to(settle_from + 20 - 2).await.unwrap();
+    let st = wait_delegation(&monitor.api, &id, "status", |s, _| s == 200).await;
+    assert_eq!(
+        st["settle"]["state"], "waiting",
+        "not before the grace: {st}"
+    );
+    net.chain.mine(1).await.unwrap();
+    wait_delegation(&monitor.api, &id, "settled and forgotten", |s, _| s == 404).await;
+    assert_eq!(
+        monitor_transactions(&net).await,
+        2,
+        "one update, one settle"
+    );
+    assert_eq!(onchain_via_chain(&net, 0).await, a0 + 100 - 17, "A paid 17");
+    assert_eq!(onchain_via_chain(&net, 1).await, b0 + 50 + 17, "B got 17");
+}

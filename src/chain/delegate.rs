@@ -61,6 +61,17 @@ impl ChainExecutor {
         .await
     }
 
+    /// A token network's `punish_block_number`: blocks after a settle window reserved for
+    /// punishment.
+    pub async fn punish_window(
+        &self,
+        token_network: Address,
+    ) -> Result<crate::primitives::BlockCount, ChainError> {
+        Ok(crate::primitives::BlockCount(
+            self.tn(token_network).punish_block_number().call().await?,
+        ))
+    }
+
     /// `registerSecret` in the SecretRegistry (a delegated lock's secret nobody registered).
     pub async fn register_secret(&self, secret: Secret) -> Result<TxOutcome, ChainError> {
         let registry = super::bindings::SecretRegistry::new(

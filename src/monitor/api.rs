@@ -97,6 +97,8 @@ pub fn watch_json(w: &Watch) -> Value {
         "unlocks": unlocks,
         "registrations": registrations,
         "punish": duty_json(&w.punish),
+        "settle_from_block": w.settle_from().map(|b| b.0),
+        "settle": duty_json(&w.settle),
         "last_failure": w.last_failure,
     })
 }

@@ -67,6 +67,16 @@ pub struct Watch {
     /// `registerSecret`, per lock whose secret nobody registered.
     #[serde(default)]
     pub registrations: BTreeMap<SecretHash, Duty>,
+    /// The delegator's `(transferred_amount, locksroot)` as the chain holds it after the close,
+    /// once known from the logs (settling needs both sides).
+    #[serde(default)]
+    pub delegator_onchain: Option<(TokenAmount, Locksroot)>,
+    /// The token network's punish window (see [`OnChainFacts::punish_window`]).
+    #[serde(default)]
+    pub punish_window: BlockCount,
+    /// `settleChannel`, once settling is allowed and nobody settled.
+    #[serde(default)]
+    pub settle: Duty,
     /// Failed attempts, last reason (for the status).
     pub last_failure: Option<String>,
 }
@@ -82,6 +92,9 @@ impl Watch {
             obsolete_unlocks: BTreeSet::new(),
             punish: Duty::Idle,
             registrations: BTreeMap::new(),
+            delegator_onchain: None,
+            punish_window: BlockCount(0),
+            settle: Duty::Idle,
             last_failure: None,
         }
     }
@@ -91,6 +104,13 @@ impl Watch {
     pub fn settle_block(&self) -> Option<BlockNumber> {
         self.closed
             .map(|c| c.block.plus(self.package.settle_timeout))
+    }
+
+    /// First block `settleChannel` may be mined in: after the settle window and the punish
+    /// window.
+    pub fn settle_from(&self) -> Option<BlockNumber> {
+        self.settle_block()
+            .map(|s| BlockNumber(s.0 + self.punish_window.0 + 1))
     }
 
     /// First block `updateBalanceProofDelegate` may be mined in: the second half of the
@@ -117,6 +137,9 @@ pub struct OnChainFacts {
     pub partner_balance_hash: [u8; 24],
     /// The confirmed head.
     pub head: BlockNumber,
+    /// The token network's `punish_block_number`: settling is allowed only this many blocks
+    /// after the settle window.
+    pub punish_window: BlockCount,
 }
 
 /// The balance hash the contract stores for a proof: the first 24 bytes of
@@ -211,6 +234,18 @@ pub enum MonitorCall {
         /// The secret.
         secret: Secret,
     },
+    /// `settleChannel` with both sides as the chain holds them: nobody settled once it was
+    /// allowed (the delegator is away, the partner has nothing to gain).
+    Settle {
+        /// The channel.
+        channel: ChannelId,
+        /// The token network.
+        token_network: Address,
+        /// Who delegated, and its `(transferred_amount, locksroot)` on chain.
+        delegator: (Address, TokenAmount, Locksroot),
+        /// Its partner, likewise.
+        partner: (Address, TokenAmount, Locksroot),
+    },
     /// `punishObsoleteUnlock(delegator, partner, …)`.
     Punish {
         /// The channel.
@@ -233,6 +268,7 @@ impl MonitorCall {
             MonitorCall::Update { channel, .. }
             | MonitorCall::Unlock { channel, .. }
             | MonitorCall::RegisterSecret { channel, .. }
+            | MonitorCall::Settle { channel, .. }
             | MonitorCall::Punish { channel, .. } => *channel,
         }
     }
@@ -243,6 +279,7 @@ impl MonitorCall {
             MonitorCall::Update { .. } => DutyKind::Update,
             MonitorCall::Unlock { unlock, .. } => DutyKind::Unlock(unlock.secrethash),
             MonitorCall::RegisterSecret { secret, .. } => DutyKind::Register(secret.hash()),
+            MonitorCall::Settle { .. } => DutyKind::Settle,
             MonitorCall::Punish { .. } => DutyKind::Punish,
         }
     }
@@ -257,6 +294,8 @@ pub enum DutyKind {
     Unlock(SecretHash),
     /// The registration of one lock's secret.
     Register(SecretHash),
+    /// The settlement.
+    Settle,
     /// The punishment.
     Punish,
 }
@@ -299,6 +338,9 @@ pub struct MonitorLimits {
     pub items_per_package: usize,
     /// Blocks after which an issued call without a result is issued again.
     pub resend_after: BlockCount,
+    /// Blocks the participants have to settle a channel themselves before the service does
+    /// (a node settles at the first allowed block; 20 blocks are minutes on a public chain).
+    pub settle_grace: BlockCount,
 }
 
 impl Default for MonitorLimits {
@@ -307,6 +349,7 @@ impl Default for MonitorLimits {
             per_delegator: 1_000,
             items_per_package: 64,
             resend_after: BlockCount(20),
+            settle_grace: BlockCount(20),
         }
     }
 }
@@ -377,6 +420,7 @@ impl MonitorState {
         for mut w in watches {
             for d in std::iter::once(&mut w.update)
                 .chain(std::iter::once(&mut w.punish))
+                .chain(std::iter::once(&mut w.settle))
                 .chain(w.unlocks.values_mut())
                 .chain(w.registrations.values_mut())
             {
@@ -481,6 +525,8 @@ impl MonitorState {
             // proof is redone for the newer one.
             w.closed = old.closed;
             w.partner_onchain = old.partner_onchain;
+            w.delegator_onchain = old.delegator_onchain;
+            w.settle = old.settle;
             w.obsolete_unlocks = old.obsolete_unlocks;
             w.punish = old.punish;
             if old.package.balance_proof == w.package.balance_proof {
@@ -489,6 +535,7 @@ impl MonitorState {
                 w.registrations = old.registrations;
             }
         }
+        w.punish_window = chain.punish_window;
         // A lock the delegator gave back is never unlocked nor registered for it.
         {
             let given_back = &w.package.given_back;
@@ -614,11 +661,13 @@ impl MonitorState {
                 });
                 // The closer submits its partner's proof: the delegator's close carries the
                 // partner's; the partner's close leaves the partner's side empty.
-                w.partner_onchain = Some(if closing_participant == w.package.delegator {
-                    (transferred_amount, locksroot)
+                let submitted = Some((transferred_amount, locksroot));
+                let empty = Some((TokenAmount::ZERO, Locksroot::default()));
+                if closing_participant == w.package.delegator {
+                    (w.partner_onchain, w.delegator_onchain) = (submitted, empty);
                 } else {
-                    (TokenAmount::ZERO, Locksroot::default())
-                });
+                    (w.partner_onchain, w.delegator_onchain) = (empty, submitted);
+                }
             }
             ChainEvent::BalanceProofUpdated {
                 channel_identifier,
@@ -629,6 +678,10 @@ impl MonitorState {
                 let Some(w) = self.watch_mut(&channel_identifier) else {
                     return;
                 };
+                if participant == w.package.delegator {
+                    w.delegator_onchain = Some((transferred_amount, locksroot));
+                    return;
+                }
                 if participant != w.package.partner {
                     return;
                 }
@@ -674,10 +727,13 @@ impl MonitorState {
                     {
                         *d = Duty::Done { tx: None };
                     }
-                } else if payer_participant == w.package.delegator
-                    && w.package.punishes.iter().any(|p| p.lockhash == lockhash)
-                {
-                    w.obsolete_unlocks.insert(lockhash);
+                } else if payer_participant == w.package.delegator {
+                    if let Some((t, _)) = &mut w.delegator_onchain {
+                        *t = transferred_amount;
+                    }
+                    if w.package.punishes.iter().any(|p| p.lockhash == lockhash) {
+                        w.obsolete_unlocks.insert(lockhash);
+                    }
                 }
             }
             ChainEvent::ObsoleteUnlockPunished {
@@ -732,6 +788,7 @@ impl MonitorState {
         let d = match duty {
             DutyKind::Update => &mut w.update,
             DutyKind::Punish => &mut w.punish,
+            DutyKind::Settle => &mut w.settle,
             DutyKind::Unlock(h) => match w.unlocks.get_mut(&h) {
                 Some(d) => d,
                 None => return,
@@ -843,6 +900,21 @@ impl MonitorState {
                         issue(d, call, &mut calls);
                     }
                 }
+            }
+            // Nobody settled once it was allowed: settle, after a grace for the participants.
+            if let (Some(from), Some(ours), Some(theirs)) =
+                (w.settle_from(), w.delegator_onchain, w.partner_onchain)
+                && next.0 >= from.0 + limits.settle_grace.0
+                && stale(&w.settle)
+                && !unlocking
+            {
+                let call = MonitorCall::Settle {
+                    channel: *channel,
+                    token_network: p.token_network,
+                    delegator: (p.delegator, ours.0, ours.1),
+                    partner: (p.partner, theirs.0, theirs.1),
+                };
+                issue(&mut w.settle, call, &mut calls);
             }
             if stale(&w.punish)
                 && let Some(e) = p

@@ -371,6 +371,30 @@ async fn send_call(executor: &ChainExecutor, call: &MonitorCall) -> Result<CallR
                 )
                 .await?
         }
+        MonitorCall::Settle {
+            token_network,
+            delegator,
+            partner,
+            ..
+        } => {
+            let ch = executor
+                .channel(*token_network, delegator.0, partner.0)
+                .await?;
+            if ch.state != 2 {
+                return Ok(CallResult::NotNeeded);
+            }
+            executor
+                .execute(&crate::core::ContractCall::Settle {
+                    token_network: *token_network,
+                    participant1: delegator.0,
+                    participant1_transferred_amount: delegator.1,
+                    participant1_locksroot: delegator.2,
+                    participant2: partner.0,
+                    participant2_transferred_amount: partner.1,
+                    participant2_locksroot: partner.2,
+                })
+                .await?
+        }
         MonitorCall::RegisterSecret { secret, .. } => {
             if executor.secret_reveal_block(secret.hash()).await?.is_some() {
                 return Ok(CallResult::NotNeeded);
@@ -414,7 +438,9 @@ pub(super) async fn chain_facts(
         .participant_balance(package.token_network, package.partner, package.delegator)
         .await?;
     let head = e.client().block_number().await?;
+    let punish_window = e.punish_window(package.token_network).await?;
     Ok(OnChainFacts {
+        punish_window,
         state: ch.state,
         open_block_number: ch.open_block_number,
         settle_block_number: ch.settle_block_number,
