@@ -194,6 +194,10 @@ enum TestnetCommand {
         /// 127.0.0.3) with A, C on one and B, D on the other, so every hop crosses servers.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         servers: u8,
+        /// The mediators B and C run with a monitor (`smartraiden monitor` on this testnet):
+        /// each forwards a mediated transfer only once the monitor holds the payer's proof.
+        #[arg(long)]
+        monitor: bool,
     },
     /// The docker-compose testnet's one-shot setup (docker-compose.yml): deploy the contracts
     /// on the compose chain, make and fund one account per node in <nodes-dir>/<i>, write
@@ -631,6 +635,7 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             only,
             keep_dir,
             servers,
+            monitor,
         } => {
             let mut bench = if quick {
                 testnet::bench::BenchOptions::quick()
@@ -662,6 +667,11 @@ async fn run_testnet(cmd: TestnetCommand) -> Result<()> {
             options.servers = usize::from(servers);
             options.alternate_servers = true;
             let mut net = Testnet::start(options).await?;
+            // Kept alive (and killed on drop) for the whole run.
+            let _monitor = match monitor {
+                true => Some(testnet::bench::with_monitor(&mut net, &dir).await?),
+                false => None,
+            };
             let report = testnet::bench::run(&mut net, &bench).await?;
             print!("{}", report.table());
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")

@@ -6,41 +6,24 @@ use std::time::{Duration, Instant};
 use alloy::providers::Provider;
 use alloy::sol_types::SolEvent;
 use serde_json::{Value, json};
-use smartraiden::chain::DevChain;
 use smartraiden::chain::bindings::TokenNetwork;
-use smartraiden::testnet::monitor::MonitorProcess;
+use smartraiden::testnet::monitor::{MonitorProcess, monitor_key};
 use smartraiden::testnet::{ApiClient, Testnet, TestnetOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SETTLE_TIMEOUT: u64 = 40;
 const PUNISH_BLOCKS: u64 = 5;
-/// The monitor's account: a dev-chain key the testnet does not use, given ether here.
-const MONITOR_KEY_INDEX: u32 = 9;
 
 async fn testnet(dir: &std::path::Path) -> Testnet {
     let options = TestnetOptions::new(2, dir, env!("CARGO_BIN_EXE_smartraiden"));
     Testnet::start(options).await.expect("the testnet starts")
 }
 
-fn monitor_key() -> (String, alloy::primitives::Address) {
-    let signer = DevChain::key(MONITOR_KEY_INDEX);
-    (hex::encode(signer.to_bytes()), signer.address())
-}
-
 async fn start_monitor(net: &Testnet, dir: &std::path::Path) -> MonitorProcess {
-    net.chain
-        .set_balance(
-            monitor_key().1,
-            alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21u64)),
-        )
-        .await
-        .unwrap();
-    MonitorProcess::start(
+    MonitorProcess::start_for(
+        net,
         env!("CARGO_BIN_EXE_smartraiden").as_ref(),
         &dir.join("monitor"),
-        net.chain.url(),
-        &net.info().deployment,
-        &monitor_key().0,
         &[],
     )
     .await

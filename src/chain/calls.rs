@@ -71,6 +71,8 @@ pub struct ChainExecutor {
     pub(super) contracts: ChainContracts,
     // token network → its token; immutable on chain, so cached forever.
     pub(super) tokens: Mutex<HashMap<Address, Address>>,
+    // token network → its punish window; immutable too.
+    pub(super) punish_windows: Mutex<HashMap<Address, crate::primitives::BlockCount>>,
     // Held across allowance check, approve and deposit so that two concurrent deposits cannot
     // both see the same allowance and the second fail in transferFrom.
     deposit_lock: Mutex<()>,
@@ -83,6 +85,7 @@ impl ChainExecutor {
             client,
             contracts,
             tokens: Mutex::new(HashMap::new()),
+            punish_windows: Mutex::new(HashMap::new()),
             deposit_lock: Mutex::new(()),
         }
     }

@@ -62,14 +62,19 @@ impl ChainExecutor {
     }
 
     /// A token network's `punish_block_number`: blocks after a settle window reserved for
-    /// punishment.
+    /// punishment (immutable: read once per network).
     pub async fn punish_window(
         &self,
         token_network: Address,
     ) -> Result<crate::primitives::BlockCount, ChainError> {
-        Ok(crate::primitives::BlockCount(
+        if let Some(w) = self.punish_windows.lock().await.get(&token_network) {
+            return Ok(*w);
+        }
+        let w = crate::primitives::BlockCount(
             self.tn(token_network).punish_block_number().call().await?,
-        ))
+        );
+        self.punish_windows.lock().await.insert(token_network, w);
+        Ok(w)
     }
 
     /// `registerSecret` in the SecretRegistry (a delegated lock's secret nobody registered).

@@ -139,15 +139,12 @@ async fn submit(
     package
         .verify(ctx.address, ctx.chain_id, ctx.limits.items_per_package)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let facts = super::service::chain_facts(&ctx, &package)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading the chain: {e}")))?;
-    let registered = super::service::registered_secrets(&ctx, &package)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading the chain: {e}")))?;
-    let obsolete = super::service::obsolete_unlocks(&ctx, &package)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading the chain: {e}")))?;
+    let (facts, registered, obsolete) = tokio::try_join!(
+        super::service::chain_facts(&ctx, &package),
+        super::service::registered_secrets(&ctx, &package),
+        super::service::obsolete_unlocks(&ctx, &package),
+    )
+    .map_err(|e| ApiError::Internal(format!("reading the chain: {e}")))?;
     let (reply, rx) = oneshot::channel();
     ctx.commands
         .send(Command::Submit {

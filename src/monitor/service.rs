@@ -431,14 +431,13 @@ pub(super) async fn chain_facts(
     package: &DelegationPackage,
 ) -> Result<OnChainFacts, ChainError> {
     let e = &ctx.executor;
-    let ch = e
-        .channel(package.token_network, package.delegator, package.partner)
-        .await?;
-    let (partner_nonce, partner_balance_hash) = e
-        .participant_balance(package.token_network, package.partner, package.delegator)
-        .await?;
-    let head = e.client().block_number().await?;
-    let punish_window = e.punish_window(package.token_network).await?;
+    // Independent reads, in parallel.
+    let (ch, (partner_nonce, partner_balance_hash), head, punish_window) = tokio::try_join!(
+        e.channel(package.token_network, package.delegator, package.partner),
+        e.participant_balance(package.token_network, package.partner, package.delegator),
+        e.client().block_number(),
+        e.punish_window(package.token_network),
+    )?;
     Ok(OnChainFacts {
         punish_window,
         state: ch.state,

@@ -127,6 +127,25 @@ impl BenchReport {
     }
 }
 
+/// Starts a monitor for `net` (in `dir`) and restarts the mediators B and C pushing their
+/// delegations to it, so that each forwards a mediated transfer only once the monitor holds the
+/// payer's proof.
+pub async fn with_monitor(
+    net: &mut Testnet,
+    dir: &std::path::Path,
+) -> Result<super::monitor::MonitorProcess, TestnetError> {
+    let binary = std::env::current_exe()
+        .map_err(|e| TestnetError::Setup(format!("this program's path: {e}")))?;
+    let monitor =
+        super::monitor::MonitorProcess::start_for(net, &binary, &dir.join("monitor"), &[]).await?;
+    for i in [1, 2] {
+        net.kill_node(i)?;
+        net.start_node_with(i, &[("SMARTRAIDEN_MONITOR", monitor.api.base())])
+            .await?;
+    }
+    Ok(monitor)
+}
+
 /// Runs every measurement on `net` (four nodes: A, B, C, D).
 pub async fn run(net: &mut Testnet, options: &BenchOptions) -> Result<BenchReport, TestnetError> {
     if net.len() < 4 {

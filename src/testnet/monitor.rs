@@ -5,9 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::TestnetError;
 use super::client::ApiClient;
 use super::network::free_port;
+use super::{Testnet, TestnetError};
+
+/// The dev-chain key index of the testnet's monitor account (the nodes use others).
+pub const MONITOR_KEY_INDEX: u32 = 9;
+
+/// The monitor account's private key (hex) and address.
+pub fn monitor_key() -> (String, alloy::primitives::Address) {
+    let signer = crate::chain::DevChain::key(MONITOR_KEY_INDEX);
+    (hex::encode(signer.to_bytes()), signer.address())
+}
 
 /// A running monitoring service.
 pub struct MonitorProcess {
@@ -122,6 +131,31 @@ impl MonitorProcess {
         self.kill();
         self.spawn(key)?;
         self.wait_ready().await
+    }
+
+    /// The monitor of testnet `net` in `dir`: the dev chain's account
+    /// [`MONITOR_KEY_INDEX`] (no node uses it), given 1,000 ether first.
+    pub async fn start_for(
+        net: &Testnet,
+        binary: &Path,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Result<MonitorProcess, TestnetError> {
+        let (key, address) = monitor_key();
+        let ether = alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21u64));
+        net.chain
+            .set_balance(address, ether)
+            .await
+            .map_err(|e| TestnetError::Setup(format!("funding the monitor: {e}")))?;
+        MonitorProcess::start(
+            binary,
+            dir,
+            net.chain.url(),
+            &net.info().deployment,
+            &key,
+            extra,
+        )
+        .await
     }
 
     /// The process id, while running.
