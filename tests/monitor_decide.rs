@@ -203,6 +203,33 @@ fn call_done(s: &mut MonitorState, pkg: &DelegationPackage, duty: DutyKind, resu
     );
 }
 
+/// The sender's unlock of `l` was mined: its log (the partner's transferred amount now
+/// `transferred`) and its result (transaction `[tx; 32]`).
+fn unlocked_on_chain(
+    s: &mut MonitorState,
+    p: &Parties,
+    pkg: &DelegationPackage,
+    l: Lock,
+    transferred: u64,
+    tx: u8,
+) {
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
+            channel_identifier: pkg.channel_identifier,
+            payer_participant: p.partner.address(),
+            lockhash: l.lockhash(),
+            transferred_amount: TokenAmount::from(transferred),
+        }),
+        &limits(),
+    );
+    call_done(
+        s,
+        pkg,
+        DutyKind::Unlock(l.secrethash),
+        CallResult::Mined(H256([tx; 32])),
+    );
+}
+
 /// The one call in `calls`, which must be an unlock: the unlock, the transferred amount, the
 /// nonce and the locksroot it goes with.
 #[track_caller]
@@ -593,21 +620,7 @@ fn registered_locks_are_unlocked_one_at_a_time_once_the_chain_holds_their_proof(
     assert_eq!(unlock.secrethash, l1.secrethash);
     assert_eq!(*transferred_amount, TokenAmount::from(30u64));
     assert!(block(&mut s, 103).is_empty(), "one at a time");
-    s.step(
-        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
-            channel_identifier: pkg.channel_identifier,
-            payer_participant: p.partner.address(),
-            lockhash: l1.lockhash(),
-            transferred_amount: TokenAmount::from(35u64),
-        }),
-        &limits(),
-    );
-    call_done(
-        &mut s,
-        &pkg,
-        DutyKind::Unlock(l1.secrethash),
-        CallResult::Mined(H256([2; 32])),
-    );
+    unlocked_on_chain(&mut s, &p, &pkg, l1, 35, 2);
     let calls = block(&mut s, 104);
     let (unlock, transferred_amount, ..) = sole_unlock(&calls, "one unlock");
     assert_eq!(unlock.secrethash, l2.secrethash);
@@ -843,21 +856,7 @@ fn a_refresh_with_a_newly_known_secret_is_taken_after_a_partial_unlock_on_chain(
     let calls = block(&mut s, 102);
     let (unlock, ..) = sole_unlock(&calls, "l1 unlocked");
     assert_eq!(unlock.secrethash, l1.secrethash);
-    s.step(
-        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
-            channel_identifier: first.channel_identifier,
-            payer_participant: p.partner.address(),
-            lockhash: l1.lockhash(),
-            transferred_amount: TokenAmount::from(35u64),
-        }),
-        &limits(),
-    );
-    call_done(
-        &mut s,
-        &first,
-        DutyKind::Unlock(l1.secrethash),
-        CallResult::Mined(H256([2; 32])),
-    );
+    unlocked_on_chain(&mut s, &p, &first, l1, 35, 2);
     // The node learns l2's secret: same proof, one more unlock. The chain's balance hash moved
     // with l1's unlock (transferred 35), yet the refresh is taken.
     let moved = closed_facts(103, 5, TokenAmount::from(35u64), proof.locksroot);

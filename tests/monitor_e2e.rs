@@ -66,6 +66,24 @@ async fn pay(net: &Testnet, from: usize, to: usize, amount: u64) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Opens A–B (A 100, B 50), notes both on-chain balances, and A pays B `amounts` directly, one
+/// after the other: the channel id and the balances before.
+async fn open_and_pay(net: &Testnet, amounts: &[u64]) -> (String, u128, u128) {
+    let id = open(net, 100, 50).await;
+    let (a0, b0) = (onchain(net, 0).await, onchain(net, 1).await);
+    for a in amounts {
+        pay(net, 0, 1, *a).await;
+    }
+    (id, a0, b0)
+}
+
+/// B hands its package of channel `id` to the monitor (accepted) and is stopped.
+async fn delegate_and_stop_b(net: &mut Testnet, monitor: &ApiClient, id: &str) {
+    let (status, body) = submit(monitor, &package(net, id).await).await;
+    assert_eq!(status, 201, "{body}");
+    net.kill_node(1).unwrap();
+}
+
 async fn onchain(net: &Testnet, i: usize) -> u128 {
     net.api(0)
         .onchain_balance(net.token(), net.address(i))
@@ -185,10 +203,7 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     let mut monitor = start_monitor(&net, dir.path()).await;
     let (monitor_hex, monitor_address) = monitor_key();
 
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
-    pay(&net, 0, 1, 7).await;
+    let (id, a0, b0) = open_and_pay(&net, &[10, 7]).await;
     let older = package(&net, &id).await;
     pay(&net, 0, 1, 5).await;
     let latest = package(&net, &id).await;
@@ -347,14 +362,8 @@ async fn a_payee_back_in_time_updates_itself_and_the_monitor_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut net = testnet(dir.path()).await;
     let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
-    pay(&net, 0, 1, 3).await;
-    let (status, body) = submit(&monitor.api, &package(&net, &id).await).await;
-    assert_eq!(status, 201, "{body}");
-
-    net.kill_node(1).unwrap();
+    let (id, a0, b0) = open_and_pay(&net, &[10, 3]).await;
+    delegate_and_stop_b(&mut net, &monitor.api, &id).await;
     close(&net, 0, &id).await;
     net.start_node(1).await.unwrap();
     // B answers the close with A's latest proof on its own, in the first half.
@@ -510,9 +519,7 @@ async fn a_lock_whose_secret_was_registered_is_unlocked_for_the_offline_payee() 
     let dir = tempfile::tempdir().unwrap();
     let mut net = testnet(dir.path()).await;
     let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
+    let (id, a0, b0) = open_and_pay(&net, &[10]).await;
 
     // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
     // registers the secret on chain: its package now delegates the unlock of that lock.
@@ -718,9 +725,7 @@ async fn a_payee_that_closed_with_the_latest_proof_and_delegated_afterwards_gets
     let dir = tempfile::tempdir().unwrap();
     let mut net = testnet(dir.path()).await;
     let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
+    let (id, a0, b0) = open_and_pay(&net, &[10]).await;
 
     // A locks 5 for B; with the XMPP server down A's off-chain unlock cannot reach B, and B
     // registers the secret on chain: its package now delegates the unlock of that lock.
@@ -909,9 +914,7 @@ async fn a_secret_nobody_registered_is_registered_by_the_monitor_and_its_lock_un
     let dir = tempfile::tempdir().unwrap();
     let mut net = testnet(dir.path()).await;
     let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
+    let (id, a0, b0) = open_and_pay(&net, &[10]).await;
 
     net.kill_node(0).unwrap();
     net.start_node_with(0, &[("SMARTRAIDEN_CRASH_AT", "send-before:Secret")])
@@ -984,13 +987,8 @@ async fn a_channel_both_participants_left_is_settled_by_the_monitor() {
     let dir = tempfile::tempdir().unwrap();
     let mut net = testnet(dir.path()).await;
     let monitor = start_monitor(&net, dir.path()).await;
-    let id = open(&net, 100, 50).await;
-    let (a0, b0) = (onchain(&net, 0).await, onchain(&net, 1).await);
-    pay(&net, 0, 1, 10).await;
-    pay(&net, 0, 1, 7).await;
-    let (status, body) = submit(&monitor.api, &package(&net, &id).await).await;
-    assert_eq!(status, 201, "{body}");
-    net.kill_node(1).unwrap();
+    let (id, a0, b0) = open_and_pay(&net, &[10, 7]).await;
+    delegate_and_stop_b(&mut net, &monitor.api, &id).await;
     close(&net, 0, &id).await;
     let st = wait_delegation(&monitor.api, &id, "the monitor sees the close", |_, v| {
         v["closed_block"].is_u64()

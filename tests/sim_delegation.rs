@@ -19,30 +19,9 @@ fn t(v: u64) -> TokenAmount {
     TokenAmount::from(v)
 }
 
-/// (our balance, partner balance) of `a`'s channel with `b`.
-fn balances(sim: &Simulation, token: Address, a: usize, b: usize) -> (u64, u64) {
-    let c = sim
-        .state(a)
-        .channel_with(&token, &sim.address(b))
-        .expect("channel");
-    (
-        c.our_balance().to_u128().unwrap() as u64,
-        c.partner_balance().to_u128().unwrap() as u64,
-    )
-}
-
-fn ended(sim: &Simulation, node: usize, id: H256) -> Option<&Notification> {
-    sim.nodes[node].notifications.iter().find(|n| match n {
-        Notification::TransferSucceeded { id: i, .. }
-        | Notification::TransferFailed { id: i, .. }
-        | Notification::TransferCanceled { id: i } => *i == id,
-        _ => false,
-    })
-}
-
 fn succeeded(sim: &Simulation, node: usize, id: H256) -> bool {
     matches!(
-        ended(sim, node, id),
+        sim.outcome(node, id),
         Some(Notification::TransferSucceeded { .. })
     )
 }
@@ -57,6 +36,25 @@ fn line(seed: u64) -> (Simulation, Address, ChannelId) {
     (sim, token, ch01)
 }
 
+/// How many mediated transfers node 1 holds back for its monitor on `channel`.
+fn waiting(sim: &Simulation, channel: ChannelId) -> usize {
+    sim.core(1).forwards_waiting_for_monitor(&channel)
+}
+
+/// With node 1's monitor down, node 0 pays node 2 `amount` through node 1, whose lock then
+/// waits for the monitor; the transfer's id.
+fn pay_while_the_monitor_is_down(
+    sim: &mut Simulation,
+    token: Address,
+    ch01: ChannelId,
+    amount: u64,
+) -> H256 {
+    sim.set_monitor_up(1, false);
+    let id = sim.pay(token, 0, 2, amount, false).unwrap();
+    assert!(sim.run_until(5_000, |s| waiting(s, ch01) == 1));
+    id
+}
+
 /// Node 2 holds no lock from node 1 (nothing was forwarded).
 fn nothing_forwarded(sim: &Simulation, token: Address) -> bool {
     sim.state(2)
@@ -67,34 +65,29 @@ fn nothing_forwarded(sim: &Simulation, token: Address) -> bool {
 #[test]
 fn a_mediator_forwards_only_once_its_monitor_holds_the_payers_proof_with_the_lock() {
     let (mut sim, token, ch01) = line(11);
-    sim.set_monitor_up(1, false);
-    let id = sim.pay(token, 0, 2, 10, false).unwrap();
     // The lock reached the mediator and waits there while the monitor is down.
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    let id = pay_while_the_monitor_is_down(&mut sim, token, ch01, 10);
     sim.run_for(3_000);
-    assert_eq!(sim.core(1).forwards_waiting_for_monitor(&ch01), 1);
+    assert_eq!(waiting(&sim, ch01), 1);
     assert!(
         nothing_forwarded(&sim, token),
         "forwarded before delegating"
     );
-    assert!(ended(&sim, 0, id).is_none());
+    assert!(sim.outcome(0, id).is_none());
     assert!(sim.monitor(1).accepted.is_empty());
 
     // The monitor is back: it takes the package with the lock, then the lock goes on.
     sim.set_monitor_up(1, true);
     assert!(sim.run_until_quiet(60_000));
     assert!(succeeded(&sim, 0, id), "{:?}", sim.nodes[0].notifications);
-    assert_eq!(balances(&sim, token, 0, 1), (90, 10));
-    assert_eq!(balances(&sim, token, 1, 2), (90, 10));
+    assert_eq!(sim.balances(token, 0, 1), (90, 10));
+    assert_eq!(sim.balances(token, 1, 2), (90, 10));
     let first = sim.monitor(1).accepted[0];
     assert_eq!((first.1, first.2.0), (ch01, 1), "the proof with the lock");
     // In the end it holds the payer's latest proof (the unlock).
     let latest = sim.state(1).channel(&ch01).unwrap().partner.nonce;
     assert_eq!(sim.monitor(1).held[&ch01].nonce(), latest);
-    assert_eq!(sim.core(1).forwards_waiting_for_monitor(&ch01), 0);
+    assert_eq!(waiting(&sim, ch01), 0);
 }
 
 #[test]
@@ -115,7 +108,7 @@ fn a_node_without_a_monitor_forwards_at_once_and_one_with_it_waits_for_every_new
         .collect();
     assert!(sim.run_until_quiet(60_000));
     assert!(ids.iter().all(|id| succeeded(&sim, 0, *id)));
-    assert_eq!(balances(&sim, token, 1, 2), (90, 10));
+    assert_eq!(sim.balances(token, 1, 2), (90, 10));
     let nonces: Vec<u64> = sim
         .monitor(1)
         .accepted
@@ -144,33 +137,26 @@ fn a_transfer_that_waits_too_long_for_the_monitor_is_given_back_and_routed_aroun
     let two = sim.address(2);
     sim.nodes[0].core.state.config.fees.known.insert(two, t(1));
     let id = sim.pay(token, 0, 3, 30, false).unwrap();
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    assert!(sim.run_until(5_000, |s| waiting(s, ch01) == 1));
     let lock = sim.state(1).channel(&ch01).unwrap().partner.locks[0];
     // Given back once too little time is left to forward: before the lock expires.
-    assert!(sim.run_until(120_000, |s| ended(s, 0, id).is_some()));
+    assert!(sim.run_until(120_000, |s| s.outcome(0, id).is_some()));
     assert!(
         sim.chain.block < lock.expiration,
         "given back before expiry"
     );
     assert!(succeeded(&sim, 0, id), "{:?}", sim.nodes[0].notifications);
     assert!(sim.run_until_quiet(60_000));
+    assert_eq!(sim.balances(token, 0, 1), (100, 0), "nothing moved on 0–1");
     assert_eq!(
-        balances(&sim, token, 0, 1),
-        (100, 0),
-        "nothing moved on 0–1"
-    );
-    assert_eq!(
-        balances(&sim, token, 1, 3),
+        sim.balances(token, 1, 3),
         (100, 0),
         "nothing forwarded by 1"
     );
-    assert_eq!(balances(&sim, token, 0, 2), (69, 31));
-    assert_eq!(balances(&sim, token, 3, 2), (30, 70));
+    assert_eq!(sim.balances(token, 0, 2), (69, 31));
+    assert_eq!(sim.balances(token, 3, 2), (30, 70));
     assert!(sim.state(1).mediators.is_empty());
-    assert_eq!(sim.core(1).forwards_waiting_for_monitor(&ch01), 0);
+    assert_eq!(waiting(&sim, ch01), 0);
     assert_eq!(
         sim.state(0).channel(&ch01).unwrap().disposed_to_us.len(),
         1,
@@ -187,12 +173,7 @@ fn a_lock_given_back_to_a_payer_that_never_answers_is_listed_for_the_monitor() {
     let (mut sim, token, ch01) = line(20);
     // The payer never answers the give-back: its last proof still holds the lock.
     sim.nodes[0].withholds.insert("AnnounceDisposedResponse");
-    sim.set_monitor_up(1, false);
-    sim.pay(token, 0, 2, 10, false).unwrap();
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    pay_while_the_monitor_is_down(&mut sim, token, ch01, 10);
     let lock = sim.state(1).channel(&ch01).unwrap().partner.locks[0];
     assert!(sim.run_until(60_000, |s| s.state(1).mediators.is_empty()));
     sim.set_monitor_up(1, true);
@@ -207,34 +188,24 @@ fn a_lock_given_back_to_a_payer_that_never_answers_is_listed_for_the_monitor() {
 #[test]
 fn a_mediator_restarted_while_waiting_forwards_once_its_monitor_holds_the_proof() {
     let (mut sim, token, ch01) = line(15);
-    sim.set_monitor_up(1, false);
-    let id = sim.pay(token, 0, 2, 10, false).unwrap();
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    let id = pay_while_the_monitor_is_down(&mut sim, token, ch01, 10);
     sim.crash(1);
     sim.run_for(1_000);
     sim.restart(1);
     // Restored from its persisted state, it still waits (the lock leaves it a few blocks).
-    assert_eq!(sim.core(1).forwards_waiting_for_monitor(&ch01), 1);
+    assert_eq!(waiting(&sim, ch01), 1);
     sim.run_for(1_000);
     assert!(nothing_forwarded(&sim, token));
     sim.set_monitor_up(1, true);
     assert!(sim.run_until_quiet(60_000));
     assert!(succeeded(&sim, 0, id));
-    assert_eq!(balances(&sim, token, 1, 2), (90, 10));
+    assert_eq!(sim.balances(token, 1, 2), (90, 10));
 }
 
 #[test]
 fn dropping_the_monitor_on_restart_forwards_what_waited() {
     let (mut sim, token, ch01) = line(16);
-    sim.set_monitor_up(1, false);
-    let id = sim.pay(token, 0, 2, 10, false).unwrap();
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    let id = pay_while_the_monitor_is_down(&mut sim, token, ch01, 10);
     // Restarted without `--monitor`: the waiting transfer goes on at the next step.
     sim.crash(1);
     sim.nodes[1].monitor = None;
@@ -242,7 +213,7 @@ fn dropping_the_monitor_on_restart_forwards_what_waited() {
     sim.nodes[1].core.state.config.delegate_before_forwarding = false;
     assert!(sim.run_until_quiet(60_000));
     assert!(succeeded(&sim, 0, id));
-    assert_eq!(balances(&sim, token, 1, 2), (90, 10));
+    assert_eq!(sim.balances(token, 1, 2), (90, 10));
 }
 
 #[test]
@@ -304,43 +275,33 @@ fn after_a_withdraw_starts_a_new_epoch_a_lock_waits_for_the_new_epochs_proof() {
             .channel(&ch01)
             .is_some_and(|c| c.open_block_number > old_epoch)
     }));
-    sim.set_monitor_up(1, false);
-    let id = sim.pay(token, 0, 2, 5, false).unwrap();
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    let id = pay_while_the_monitor_is_down(&mut sim, token, ch01, 5);
     assert_eq!(sim.state(1).channel(&ch01).unwrap().partner.nonce.0, 1);
     sim.run_for(2_000);
     assert!(
-        ended(&sim, 0, id).is_none(),
+        sim.outcome(0, id).is_none(),
         "the old epoch's nonce 4 must not let nonce 1 through"
     );
     sim.set_monitor_up(1, true);
     assert!(sim.run_until_quiet(60_000));
     assert!(succeeded(&sim, 0, id));
-    assert_eq!(balances(&sim, token, 1, 2), (92, 8));
+    assert_eq!(sim.balances(token, 1, 2), (92, 8));
 }
 
 #[test]
 fn a_transfer_waiting_for_the_monitor_is_given_back_when_no_internet_mode_begins() {
     let (mut sim, token, ch01) = line(19);
-    sim.set_monitor_up(1, false);
-    let id = sim.pay(token, 0, 2, 10, false).unwrap();
-    assert!(
-        sim.run_until(5_000, |s| s.core(1).forwards_waiting_for_monitor(&ch01)
-            == 1)
-    );
+    let id = pay_while_the_monitor_is_down(&mut sim, token, ch01, 10);
     // The mediator's user switches no-internet mode on: it holds no lock, so it gives this one
     // back at once instead of waiting for its expiry.
     sim.act(1, Action::SetNoInternet(true)).unwrap();
-    assert_eq!(sim.core(1).forwards_waiting_for_monitor(&ch01), 0);
+    assert_eq!(waiting(&sim, ch01), 0);
     assert!(sim.state(1).mediators.is_empty());
-    assert!(sim.run_until(5_000, |s| ended(s, 0, id).is_some()));
+    assert!(sim.run_until(5_000, |s| s.outcome(0, id).is_some()));
     assert!(matches!(
-        ended(&sim, 0, id),
+        sim.outcome(0, id),
         Some(Notification::TransferFailed { .. })
     ));
     assert!(nothing_forwarded(&sim, token));
-    assert_eq!(balances(&sim, token, 0, 1), (100, 0));
+    assert_eq!(sim.balances(token, 0, 1), (100, 0));
 }

@@ -25,18 +25,6 @@ fn t(v: u64) -> TokenAmount {
     TokenAmount::from(v)
 }
 
-/// (our balance, partner balance) of `a`'s channel with `b`.
-fn balances(sim: &Simulation, token: Address, a: usize, b: usize) -> (u64, u64) {
-    let c = sim
-        .state(a)
-        .channel_with(&token, &sim.address(b))
-        .expect("channel");
-    (
-        c.our_balance().to_u128().unwrap() as u64,
-        c.partner_balance().to_u128().unwrap() as u64,
-    )
-}
-
 /// Node 0 pays `target` with a secret the user holds (it waits for `AllowRevealSecret`).
 fn pay_with_user_secret(
     sim: &mut Simulation,
@@ -57,15 +45,6 @@ fn pay_with_user_secret(
     };
     sim.act(0, Action::Transfer(req)).unwrap();
     secret
-}
-
-fn ended_with(sim: &Simulation, node: usize, id: H256) -> Option<&Notification> {
-    sim.nodes[node].notifications.iter().find(|n| match n {
-        Notification::TransferSucceeded { id: i, .. }
-        | Notification::TransferFailed { id: i, .. }
-        | Notification::TransferCanceled { id: i } => *i == id,
-        _ => false,
-    })
 }
 
 fn payout(sim: &Simulation, i: usize) -> u64 {
@@ -91,17 +70,17 @@ fn a_disposed_lock_falls_back_to_the_next_route() {
     let id = sim.pay(token, 0, 3, 30, false).unwrap();
     assert!(sim.run_until_quiet(60_000));
     assert!(matches!(
-        ended_with(&sim, 0, id),
+        sim.outcome(0, id),
         Some(Notification::TransferSucceeded { .. })
     ));
     assert_eq!(
-        balances(&sim, token, 0, 1),
+        sim.balances(token, 0, 1),
         (100, 0),
         "the disposed lock was removed"
     );
     // Paid through 2, which keeps the 1 the initiator offered for it as the last mediator.
-    assert_eq!(balances(&sim, token, 0, 2), (69, 31));
-    assert_eq!(balances(&sim, token, 3, 2), (30, 70));
+    assert_eq!(sim.balances(token, 0, 2), (69, 31));
+    assert_eq!(sim.balances(token, 3, 2), (30, 70));
     let ch01 = sim.state(0).channel_with(&token, &sim.address(1)).unwrap();
     assert_eq!(
         ch01.disposed_to_us.len(),
@@ -123,11 +102,11 @@ fn a_mediator_refuses_a_fee_below_its_charge() {
     let id = sim.pay(token, 0, 2, 10, false).unwrap(); // 0 expects free mediation
     assert!(sim.run_until_quiet(60_000));
     assert!(matches!(
-        ended_with(&sim, 0, id),
+        sim.outcome(0, id),
         Some(Notification::TransferFailed { .. })
     ));
-    assert_eq!(balances(&sim, token, 0, 1), (100, 0));
-    assert_eq!(balances(&sim, token, 1, 2), (100, 0));
+    assert_eq!(sim.balances(token, 0, 1), (100, 0));
+    assert_eq!(sim.balances(token, 1, 2), (100, 0));
 }
 
 #[test]
@@ -143,16 +122,16 @@ fn a_user_secret_holds_the_transfer_until_allow_reveal_secret() {
             == &Notification::TransferAwaitingSecretRelease { id: h.0 }),
         1
     );
-    assert!(ended_with(&sim, 0, h.0).is_none(), "held: not finished");
-    assert_eq!(balances(&sim, token, 1, 2), (100, 0));
+    assert!(sim.outcome(0, h.0).is_none(), "held: not finished");
+    assert_eq!(sim.balances(token, 1, 2), (100, 0));
     sim.act(0, Action::AllowRevealSecret { secrethash: h })
         .unwrap();
     assert!(sim.run_until_quiet(60_000));
     assert!(matches!(
-        ended_with(&sim, 0, h.0),
+        sim.outcome(0, h.0),
         Some(Notification::TransferSucceeded { .. })
     ));
-    assert_eq!(balances(&sim, token, 1, 2), (90, 10));
+    assert_eq!(sim.balances(token, 1, 2), (90, 10));
 }
 
 #[test]
@@ -182,13 +161,13 @@ fn a_transfer_canceled_before_the_reveal_expires_and_moves_nothing() {
     );
     assert!(sim.run_until_quiet(120_000));
     assert_eq!(
-        ended_with(&sim, 0, secret.hash().0),
+        sim.outcome(0, secret.hash().0),
         Some(&Notification::TransferCanceled {
             id: secret.hash().0
         })
     );
-    assert_eq!(balances(&sim, token, 0, 1), (100, 0));
-    assert_eq!(balances(&sim, token, 1, 2), (100, 0));
+    assert_eq!(sim.balances(token, 0, 1), (100, 0));
+    assert_eq!(sim.balances(token, 1, 2), (100, 0));
 }
 
 #[test]
@@ -202,11 +181,11 @@ fn a_lock_toward_an_offline_target_expires_and_is_removed_on_every_hop() {
     sim.restart(2);
     assert!(sim.run_until_quiet(120_000));
     assert!(matches!(
-        ended_with(&sim, 0, id),
+        sim.outcome(0, id),
         Some(Notification::TransferFailed { .. })
     ));
     for (a, b) in [(0, 1), (1, 2)] {
-        assert_eq!(balances(&sim, token, a, b), (100, 0));
+        assert_eq!(sim.balances(token, a, b), (100, 0));
         let c = sim.state(a).channel_with(&token, &sim.address(b)).unwrap();
         assert!(c.our.locks.is_empty() && c.partner.locks.is_empty());
     }
@@ -220,7 +199,7 @@ fn a_mediator_whose_payer_goes_silent_after_the_reveal_registers_the_secret_clos
     sim.open_channel(token, 1, 2, 100, 0, 100);
     let id = sim.pay(token, 0, 2, 10, false).unwrap();
     // Run until the mediator has paid the target, then silence the initiator for good.
-    while balances(&sim, token, 1, 2) != (90, 10) {
+    while sim.balances(token, 1, 2) != (90, 10) {
         sim.run_for(1);
     }
     sim.crash(0);
@@ -238,7 +217,7 @@ fn a_mediator_whose_payer_goes_silent_after_the_reveal_registers_the_secret_clos
     sim.restart(0);
     assert!(sim.run_until_quiet(60_000));
     assert!(matches!(
-        ended_with(&sim, 0, id),
+        sim.outcome(0, id),
         Some(Notification::TransferSucceeded { .. })
     ));
     assert!(sim.chain.failed.is_empty(), "{:?}", sim.chain.failed);
@@ -262,10 +241,10 @@ fn routing_avoids_a_mediator_known_offline() {
     let id = sim.pay(token, 0, 3, 5, false).unwrap();
     assert!(sim.run_until_quiet(60_000));
     assert!(matches!(
-        ended_with(&sim, 0, id),
+        sim.outcome(0, id),
         Some(Notification::TransferSucceeded { .. })
     ));
-    assert_eq!(balances(&sim, token, 0, 2), (95, 5));
+    assert_eq!(sim.balances(token, 0, 2), (95, 5));
     sim.input(
         0,
         smartraiden::core::Input::PeerReachability {
@@ -289,7 +268,7 @@ fn a_direct_transfer_goes_through_while_a_lock_is_pending_on_the_same_channel() 
     let direct = sim.pay(token, 0, 1, 20, true).unwrap();
     sim.run_for(2_000);
     assert!(matches!(
-        ended_with(&sim, 0, direct),
+        sim.outcome(0, direct),
         Some(Notification::TransferSucceeded { .. })
     ));
     let c = sim.state(1).channel_with(&token, &sim.address(0)).unwrap();
@@ -305,7 +284,7 @@ fn a_direct_transfer_goes_through_while_a_lock_is_pending_on_the_same_channel() 
     )
     .unwrap();
     assert!(sim.run_until_quiet(60_000));
-    assert_eq!(balances(&sim, token, 0, 1), (70, 30));
+    assert_eq!(sim.balances(token, 0, 1), (70, 30));
 }
 
 fn channel(sim: &Simulation, token: Address, a: usize, b: usize) -> ChannelId {
@@ -342,8 +321,8 @@ fn withdraw_keeps_the_channel_open_voids_old_proofs_and_transfers_continue() {
     assert!(c.can_transfer());
     sim.pay(token, 1, 0, 10, true).unwrap();
     assert!(sim.run_until_quiet(10_000));
-    assert_eq!(balances(&sim, token, 0, 1), (45, 65));
-    assert_eq!(balances(&sim, token, 1, 0), (65, 45));
+    assert_eq!(sim.balances(token, 0, 1), (45, 65));
+    assert_eq!(sim.balances(token, 1, 0), (65, 45));
 }
 
 #[test]
@@ -376,7 +355,7 @@ fn a_withdraw_the_partner_cannot_cosign_is_refused_and_the_channel_stays_usable(
     sim.restart(1);
     sim.pay(token, 0, 1, 1, true).unwrap();
     assert!(sim.run_until_quiet(60_000));
-    assert_eq!(balances(&sim, token, 0, 1), (99, 51));
+    assert_eq!(sim.balances(token, 0, 1), (99, 51));
     assert_eq!(payout(&sim, 0), 0);
 }
 
@@ -397,7 +376,7 @@ fn cooperative_settle_pays_both_sides_their_balances_at_once() {
     sim.open_channel(token, 1, 0, 10, 0, 100);
     sim.pay(token, 1, 0, 4, true).unwrap();
     assert!(sim.run_until_quiet(10_000));
-    assert_eq!(balances(&sim, token, 1, 0), (6, 4));
+    assert_eq!(sim.balances(token, 1, 0), (6, 4));
 }
 
 #[test]

@@ -662,6 +662,30 @@ impl Simulation {
         self.commit(i, resend);
     }
 
+    /// (our balance, partner balance) of node `a`'s channel with node `b` in `token`, as `a`
+    /// sees it.
+    pub fn balances(&self, token: Address, a: usize, b: usize) -> (u64, u64) {
+        let c = self
+            .state(a)
+            .channel_with(&token, &self.address(b))
+            .expect("channel");
+        let small = |v: TokenAmount| v.to_u128().and_then(|v| u64::try_from(v).ok());
+        (
+            small(c.our_balance()).expect("a small balance"),
+            small(c.partner_balance()).expect("a small balance"),
+        )
+    }
+
+    /// How node `node`'s transfer `id` ended (success, failure or cancel), if it did.
+    pub fn outcome(&self, node: usize, id: H256) -> Option<&Notification> {
+        self.nodes[node].notifications.iter().find(|n| match n {
+            Notification::TransferSucceeded { id: i, .. }
+            | Notification::TransferFailed { id: i, .. }
+            | Notification::TransferCanceled { id: i } => *i == id,
+            _ => false,
+        })
+    }
+
     /// Notifications of node `i` matching `f`.
     pub fn count_notifications(&self, i: usize, f: impl Fn(&Notification) -> bool) -> usize {
         self.nodes[i].notifications.iter().filter(|n| f(n)).count()
