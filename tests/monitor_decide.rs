@@ -1106,3 +1106,45 @@ fn a_channel_nobody_settles_is_settled_by_the_monitor_with_both_sides_as_the_cha
     );
     assert!(s.watches.is_empty());
 }
+
+#[test]
+fn the_monitor_does_not_settle_before_a_due_punishment_went_through() {
+    let p = parties();
+    let l = lock(3, 90);
+    let pkg = package(&p, 5, 30, &[], &[l]);
+    let mut s = MonitorState::default();
+    s.submit(pkg.clone(), open_facts(50), &[], &limits())
+        .unwrap();
+    s.step(closed_by_partner(&pkg, 100), &limits());
+    // The partner unlocks on chain the lock it had given back: punish, and keep failing.
+    s.step(
+        MonitorInput::Chain(ChainEvent::ChannelUnlocked {
+            channel_identifier: pkg.channel_identifier,
+            payer_participant: pkg.delegator,
+            lockhash: l.lockhash(),
+            transferred_amount: TokenAmount::from(5u64),
+        }),
+        &limits(),
+    );
+    let mut punishes = 0;
+    for n in 101..200 {
+        for c in block(&mut s, n) {
+            match c {
+                MonitorCall::Update { .. } => {
+                    call_done(&mut s, &pkg, DutyKind::Update, CallResult::NotNeeded)
+                }
+                MonitorCall::Punish { .. } => {
+                    punishes += 1;
+                    call_done(
+                        &mut s,
+                        &pkg,
+                        DutyKind::Punish,
+                        CallResult::Failed("endpoint down".into()),
+                    );
+                }
+                other => panic!("block {n}: {other:?} while the punishment is due"),
+            }
+        }
+    }
+    assert!(punishes > 1, "the punishment is retried");
+}

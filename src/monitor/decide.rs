@@ -901,12 +901,15 @@ impl MonitorState {
                     }
                 }
             }
-            // Nobody settled once it was allowed: settle, after a grace for the participants.
+            // Nobody settled once it was allowed: settle, after a grace for the participants,
+            // and never before a due punishment went through (a settle would void it).
+            let punish_due = !w.obsolete_unlocks.is_empty() && !w.punish.is_done();
             if let (Some(from), Some(ours), Some(theirs)) =
                 (w.settle_from(), w.delegator_onchain, w.partner_onchain)
                 && next.0 >= from.0 + limits.settle_grace.0
                 && stale(&w.settle)
                 && !unlocking
+                && !punish_due
             {
                 let call = MonitorCall::Settle {
                     channel: *channel,
