@@ -47,19 +47,19 @@ async fn lan_net(discovery: Vec<Discovery>, dir: &std::path::Path) -> LanNet {
 
 /// Opens a channel from node `x` to node `y` with deposits `dx` and `dy`; its identifier.
 async fn open(net: &LanNet, x: usize, y: usize, dx: u64, dy: u64) -> String {
-    let ch = net
+    let id = net
         .api(x)
-        .open_channel(net.token(), net.address(y), dx, SETTLE_TIMEOUT)
+        .open_funded(
+            net.api(y),
+            net.token(),
+            net.address(y),
+            dx,
+            dy,
+            SETTLE_TIMEOUT,
+            WAIT,
+        )
         .await
         .expect("open");
-    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
-    net.api(y)
-        .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
-        .await
-        .unwrap();
-    if dy > 0 {
-        net.api(y).deposit(&id, dy).await.expect("deposit");
-    }
     converged(net, x, y, &id, (u128::from(dx), u128::from(dy))).await;
     id
 }

@@ -36,20 +36,9 @@ async fn open(net: &Testnet, dx: u64, dy: u64) -> String {
 
 /// Opens a channel from node `x` to node `y` with deposits `dx` and `dy`; its id.
 async fn open_between(net: &Testnet, x: usize, y: usize, dx: u64, dy: u64) -> String {
-    let ch = net
-        .api(x)
-        .open_channel(net.token(), net.address(y), dx, SETTLE_TIMEOUT)
+    net.open_between(x, y, dx, dy, SETTLE_TIMEOUT)
         .await
-        .expect("open");
-    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
-    net.api(y)
-        .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
-        .await
-        .unwrap();
-    if dy > 0 {
-        net.api(y).deposit(&id, dy).await.expect("deposit");
-    }
-    id
+        .expect("open")
 }
 
 async fn pay(net: &Testnet, from: usize, to: usize, amount: u64) {
@@ -243,6 +232,7 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     assert_eq!(body["nonce"], json!(3));
     let (status, body) = submit(&monitor.api, &older).await;
     assert_eq!(status, 409, "{body}");
+    assert_eq!(body["already_held"], json!(true), "{body}");
     assert!(
         body["error_message"]
             .as_str()
@@ -343,6 +333,7 @@ async fn a_monitor_defends_an_offline_payee_with_its_latest_proof_and_refuses_ba
     // A delegation for the settled channel is refused.
     let (status, body) = submit(&monitor.api, &latest).await;
     assert_eq!(status, 409, "{body}");
+    assert_eq!(body["already_held"], json!(false), "{body}");
     assert!(
         body["error_message"].as_str().unwrap().contains("settled"),
         "{body}"

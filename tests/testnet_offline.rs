@@ -23,20 +23,9 @@ async fn testnet(nodes: usize, dir: &std::path::Path, rpc_gate: bool) -> Testnet
 
 /// Opens a channel from node `x` to node `y` with deposits `dx` and `dy`; its identifier.
 async fn open(net: &Testnet, x: usize, y: usize, dx: u64, dy: u64) -> String {
-    let ch = net
-        .api(x)
-        .open_channel(net.token(), net.address(y), dx, SETTLE_TIMEOUT)
+    net.open_between(x, y, dx, dy, SETTLE_TIMEOUT)
         .await
-        .expect("open");
-    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
-    net.api(y)
-        .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
-        .await
-        .unwrap();
-    if dy > 0 {
-        net.api(y).deposit(&id, dy).await.expect("deposit");
-    }
-    id
+        .expect("open")
 }
 
 async fn transfer(net: &Testnet, from: usize, to: usize, value: u64, direct: bool) -> (u16, Value) {

@@ -293,18 +293,9 @@ async fn direct_transfers_survive_an_xmpp_server_crash_and_a_node_restart() {
 
 /// Opens a channel from `x` to `y` (address `y_addr`) with deposits `dx` and `dy`.
 async fn open(x: &ApiClient, y: &ApiClient, token: &str, y_addr: &str, dx: u64, dy: u64) -> String {
-    let ch = x.open_channel(token, y_addr, dx, 100).await.expect("open");
-    let id = ch["channel_identifier"].as_str().unwrap().to_owned();
-    let seen = y
-        .wait_channel(&id, WAIT, |c| c["channel_identifier"].is_string())
+    x.open_funded(y, token, y_addr, dx, dy, 100, WAIT)
         .await
-        .unwrap();
-    assert!(
-        seen["channel_identifier"].is_string(),
-        "partner never saw {id}: {seen}"
-    );
-    y.deposit(&id, dy).await.expect("deposit");
-    id
+        .expect("open")
 }
 
 /// Waits until `x` shows `split` and `y` the mirror of it on channel `id`, and checks it.

@@ -233,6 +233,10 @@ impl Core {
     /// those that waited when no-internet mode began are given back, and every channel whose package changed is handed to the shell (every channel on the
     /// way into no-internet mode).
     pub(super) fn hand_over_delegations(&mut self) {
+        // Nothing to do on a node without a monitor and with nothing waiting (the usual step).
+        if self.delegations.monitor.is_none() && self.delegations.waiting.is_empty() {
+            return;
+        }
         // Forwarded without the monitor, or (in no-internet mode, which holds no lock) given
         // back at once.
         let offline = self.no_internet().is_some();

@@ -135,6 +135,8 @@ async fn submit(
     State(ctx): State<MonitorContext>,
     body: Result<Json<DelegationPackage>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // 409 with the SPEC §6 error body, plus `"already_held"`: whether the service or the chain
+    // holds this proof or a newer one (nothing more for the delegator to hand over).
     let Json(package) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     package
         .verify(ctx.address, ctx.chain_id, ctx.limits.items_per_package)
@@ -157,7 +159,14 @@ async fn submit(
         .map_err(|_| stopped())?;
     match rx.await.map_err(|_| stopped())? {
         Ok(w) => Ok((StatusCode::CREATED, Json(watch_json(&w)))),
-        Err(refusal) => Err(ApiError::Conflict(refusal.to_string())),
+        Err(refusal) => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error_code": 409,
+                "error_message": refusal.to_string(),
+                "already_held": refusal.already_held(),
+            })),
+        )),
     }
 }
 

@@ -150,6 +150,17 @@ pub fn stored_balance_hash(transferred_amount: TokenAmount, locksroot: Locksroot
     prefix
 }
 
+impl Refusal {
+    /// Whether the service (or the chain) already holds this proof or a newer one: for the
+    /// delegator, nothing more to hand over.
+    pub fn already_held(&self) -> bool {
+        matches!(
+            self,
+            Refusal::NotNewer { .. } | Refusal::ChainHoldsNewer { .. }
+        )
+    }
+}
+
 /// Why a delegation is refused (nothing changes).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

@@ -38,8 +38,9 @@ pub fn domain_of(who: &Address, endpoint: &str) -> Option<String> {
     plausible.then(|| domain.to_ascii_lowercase())
 }
 
-/// Publishes our endpoint if needed, then follows the contract's events for ever, telling the
-/// transport each peer's domain.
+/// Follows the contract's events for ever, telling the transport each peer's domain, and
+/// publishes our endpoint if needed (retried every [`RETRY`] until it is stored; a failing
+/// publication does not hold up learning the peers').
 pub async fn run(
     executor: Arc<ChainExecutor>,
     transport: Arc<XmppTransport>,
@@ -47,23 +48,16 @@ pub async fn run(
     domain: String,
 ) {
     let ours = endpoint_for(&us, &domain);
-    loop {
-        match executor.discovery_endpoint(us).await {
-            Ok(Some(stored)) if stored == ours => break,
-            Ok(_) => match executor.discovery_register(&ours).await {
-                Ok(_) => {
-                    log::info!("discovery: published {ours}");
-                    break;
-                }
-                Err(e) => log::warn!("discovery: publishing {ours} failed: {e}"),
-            },
-            Err(e) => log::debug!("discovery: chain not reachable yet: {e}"),
-        }
-        tokio::time::sleep(RETRY).await;
-    }
+    let mut publish_at = Some(tokio::time::Instant::now());
     let mut known: HashMap<Address, String> = HashMap::new();
     let mut next_block = 0u64;
     loop {
+        if publish_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            publish_at = match publish(&executor, us, &ours).await {
+                true => None,
+                false => Some(tokio::time::Instant::now() + RETRY),
+            };
+        }
         let head = match executor.client().block_number().await {
             Ok(h) => h,
             Err(e) => {
@@ -88,6 +82,27 @@ pub async fn run(
             }
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Publishes `ours` unless the contract holds it already; true once it does.
+async fn publish(executor: &ChainExecutor, us: Address, ours: &str) -> bool {
+    match executor.discovery_endpoint(us).await {
+        Ok(Some(stored)) if stored == ours => true,
+        Ok(_) => match executor.discovery_register(ours).await {
+            Ok(_) => {
+                log::info!("discovery: published {ours}");
+                true
+            }
+            Err(e) => {
+                log::warn!("discovery: publishing {ours} failed: {e}");
+                false
+            }
+        },
+        Err(e) => {
+            log::debug!("discovery: chain not reachable yet: {e}");
+            false
+        }
     }
 }
 

@@ -194,7 +194,7 @@ async fn monitor_address(http: &reqwest::Client, url: &str) -> Result<Address, S
         .ok_or_else(|| format!("no address in its info: {info}"))
 }
 
-/// Hands one package to the service: `Ok` once it holds it (or, answering "not newer", a
+/// Hands one package to the service: `Ok` once it holds it (or, answering 409 with `"already_held": true`, a
 /// package at least as new, or the chain holds a newer proof).
 async fn deliver(
     http: &reqwest::Client,
@@ -213,9 +213,9 @@ async fn deliver(
     }
     let body: Value = r.json().await.unwrap_or_default();
     let message = body["error_message"].as_str().unwrap_or_default();
-    // Already held: nothing more to push. Any other conflict (quota, window over) is a
-    // failure to show.
-    if status == reqwest::StatusCode::CONFLICT && message.contains("not newer") {
+    // Already held (the service or the chain holds it or newer): nothing more to push. Any
+    // other conflict (quota, window over) is a failure to show.
+    if status == reqwest::StatusCode::CONFLICT && body["already_held"] == Value::Bool(true) {
         debug!(
             "{}: monitor holds it already: {message}",
             package.channel_identifier

@@ -131,6 +131,39 @@ impl ApiClient {
         .await
     }
 
+    /// Opens a channel with `partner` (whose API is `partner_api`) depositing `ours`, waits up
+    /// to `wait` until the partner sees it, and has the partner deposit `theirs` (if any); the
+    /// channel id. An error if the partner never sees the channel.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_funded(
+        &self,
+        partner_api: &ApiClient,
+        token: &str,
+        partner: &str,
+        ours: u64,
+        theirs: u64,
+        settle_timeout: u64,
+        wait: Duration,
+    ) -> Result<String, TestnetError> {
+        let ch = self
+            .open_channel(token, partner, ours, settle_timeout)
+            .await?;
+        let id = ch["channel_identifier"]
+            .as_str()
+            .ok_or_else(|| TestnetError::Api(format!("no channel id in {ch}")))?
+            .to_owned();
+        let seen = partner_api
+            .wait_channel(&id, wait, |c| c["channel_identifier"].is_string())
+            .await?;
+        if !seen["channel_identifier"].is_string() {
+            return Err(TestnetError::Api(format!("partner never saw {id}: {seen}")));
+        }
+        if theirs > 0 {
+            partner_api.deposit(&id, theirs).await?;
+        }
+        Ok(id)
+    }
+
     /// Deposits `amount` more into channel `id`.
     pub async fn deposit(&self, id: &str, amount: u64) -> Result<Value, TestnetError> {
         self.expect(

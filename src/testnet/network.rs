@@ -353,6 +353,30 @@ impl Testnet {
         &self.info.token
     }
 
+    /// Opens a channel from node `x` to node `y` with deposits `dx` and `dy` (see
+    /// [`ApiClient::open_funded`], waiting up to a minute for `y` to see it); its id.
+    pub async fn open_between(
+        &self,
+        x: usize,
+        y: usize,
+        dx: u64,
+        dy: u64,
+        settle_timeout: u64,
+    ) -> Result<String, TestnetError> {
+        let wait = Duration::from_secs(60);
+        self.api(x)
+            .open_funded(
+                self.api(y),
+                self.token(),
+                self.address(y),
+                dx,
+                dy,
+                settle_timeout,
+                wait,
+            )
+            .await
+    }
+
     /// The end of node `i`'s log.
     pub fn log_tail(&self, i: usize, bytes: usize) -> String {
         log_tail(&self.nodes[i].log, bytes)

@@ -110,23 +110,19 @@ pub async fn open_seed_channels(
     for (a, b, da, db) in SEED_CHANNELS {
         let (na, nb) = (&nodes[a - 1], &nodes[b - 1]);
         log::info!("opening channel {a}–{b} with deposits {da} / {db}");
-        let ch = na
-            .open_channel(token, &addresses[b - 1], da, SETTLE_TIMEOUT)
-            .await?;
-        let id = ch["channel_identifier"]
-            .as_str()
-            .ok_or_else(|| TestnetError::Api(format!("no channel_identifier in {ch}")))?
-            .to_owned();
         // The partner learns of the channel from the chain; then it deposits its share.
-        let seen = nb
-            .wait_channel(&id, SETTLE_WAIT, |c| c["channel_identifier"].is_string())
-            .await?;
-        if !seen["channel_identifier"].is_string() {
-            return Err(TestnetError::Api(format!(
-                "node {b} did not see channel {id} within {SETTLE_WAIT:?}: {seen}"
-            )));
-        }
-        nb.deposit(&id, db).await?;
+        let id = na
+            .open_funded(
+                nb,
+                token,
+                &addresses[b - 1],
+                da,
+                db,
+                SETTLE_TIMEOUT,
+                SETTLE_WAIT,
+            )
+            .await
+            .map_err(|e| TestnetError::Api(format!("channel {a}–{b}: {e}")))?;
         ids.push(id);
     }
     Ok(ids)
