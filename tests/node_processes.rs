@@ -27,11 +27,7 @@ impl Drop for NodeProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    smartraiden::transport::ports::free_loopback_port().unwrap()
 }
 
 async fn start_node(

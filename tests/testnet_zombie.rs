@@ -40,11 +40,7 @@ fn smartraiden(args: &[&str], dir: &Path) -> std::process::Output {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    smartraiden::transport::ports::free_loopback_port().unwrap()
 }
 
 /// Reaps every child that has exited, waiting up to `timeout` for the rest; how many remain.

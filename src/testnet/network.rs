@@ -781,10 +781,9 @@ fn absolute(path: &Path) -> Result<PathBuf, TestnetError> {
     std::path::absolute(path).map_err(io("resolving", path))
 }
 
+/// A loopback port free now (see [`crate::transport::ports::free_loopback_port`]).
 pub(super) fn free_port() -> Result<u16, TestnetError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+    crate::transport::ports::free_loopback_port()
         .map_err(|e| TestnetError::Setup(format!("no free loopback port: {e}")))
 }
 

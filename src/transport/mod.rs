@@ -9,6 +9,7 @@
 //! taken from the transport's notion of who sent it.
 
 pub mod lan;
+pub mod ports;
 pub mod xmpp;
 
 use crate::primitives::Address;

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -620,14 +620,9 @@ fn on_path(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A loopback port that was free a moment ago (the OS picks it).
+/// A loopback port free now (see [`crate::transport::ports::free_loopback_port`]).
 fn free_port() -> Result<u16, ServerError> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("finding a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io_err("finding a free port"))?
-        .port())
+    crate::transport::ports::free_loopback_port().map_err(io_err("finding a free port"))
 }
 
 /// The last [`LOG_TAIL_BYTES`] of a file.
